@@ -1,0 +1,44 @@
+# volt_assets: the README's commands. Each creates .venv and installs what it needs first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.volt/dagster_home
+
+.PHONY: install test demo dev stack-up stack-down bench screenshots clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make test: the whole suite on real PostgreSQL and S3 endpoints it starts itself
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## make demo: stack up, seed, the whole pipeline over the demo window, a summary; no process left
+demo: $(STAMP)
+	$(BIN)/volt-assets demo
+
+## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon
+dev: $(STAMP)
+	$(BIN)/volt-assets stack up
+	$(BIN)/python -m volt_assets.instance_config "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+stack-up: $(STAMP)
+	$(BIN)/volt-assets stack up
+
+stack-down: $(STAMP)
+	$(BIN)/volt-assets stack down
+
+## make bench: extraction against the peers and the limits (bench/RESULTS.md)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	-$(BIN)/volt-assets stack down
+	rm -rf $(VENV) .volt

@@ -1,0 +1,1 @@
+"""Dagster assets, built from the table configuration (one factory per layer)."""

@@ -1,0 +1,280 @@
+"""`raw/{table}`: each day's changed rows captured exactly, never lost.
+
+Partition D reads the rows with cursor in [D, D+1) UTC (or a snapshot for full-sync tables)
+and adds the versions not yet captured to `raw/{table}/dt=D/` (one line per primary key and
+cursor value; earlier captures stay). Before extracting, the source's columns are compared
+with the declared ones (schema-drift check). Each run also re-reads the day before its first
+day (late commits, see README) and notices hard deletes for its last day.
+"""
+
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from volt_assets.assets.common import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
+from volt_assets.io_managers import FolderWrite, LakeOutput
+from volt_assets.lake import extract as ex
+from volt_assets.lake.layout import RAW_DELETES, RAW_VERSIONS, layer_prefix, partition_prefix
+from volt_assets.lake.raw_files import read_versions
+from volt_assets.lake.staging import parquet_bytes
+from volt_assets.lake.store import LakeStore
+from volt_assets.partitions import context_days, day_window
+from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
+from volt_assets.table_config import TableConfig
+
+VERSIONS_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string()), ("file", pa.string())])
+DELETES_SCHEMA = pa.schema([("pk", pa.string()), ("noticed_at", pa.timestamp("us", tz="UTC"))])
+
+
+def _version_ids(versions: pa.Table) -> pa.Array:
+    return pc.binary_join_element_wise(versions["pk"], versions["cursor"], "\x1f")
+
+
+def _filter_lines(paths: list[Path], config: TableConfig, keep: set[tuple[str, str]], out: Path) -> tuple[list[Path], int]:
+    """Rewrite parts keeping only lines whose (pk, cursor) is in `keep` (re-captures only)."""
+    import gzip
+
+    kept_paths, rows = [], 0
+    for path in paths:
+        target = out / path.name
+        n = 0
+        with gzip.open(path, "rb") as src, gzip.GzipFile(target, "wb", compresslevel=1, mtime=0) as dst:
+            for line in src:
+                record = json.loads(line)
+                pk, cursor = record.get(config.primary_key), record.get(config.cursor)
+                if (None if pk is None else str(pk), cursor) in keep:
+                    dst.write(line)
+                    n += 1
+        if n:
+            kept_paths.append(target)
+            rows += n
+    return kept_paths, rows
+
+
+class RawCapture:
+    """Captures days of one table into the lake (the work behind the raw asset)."""
+
+    def __init__(self, config: TableConfig, source: PostgresResource, store: LakeStore, log):
+        self.config, self.source, self.store, self.log = config, source, store, log
+
+    def capture(self, day: dt.date, workdir: Path) -> FolderWrite | None:
+        """Extract day D and add its new versions to raw D; None when nothing is new."""
+        config = self.config
+        prefix = partition_prefix("raw", config.name, day)
+        window = day_window(day) if config.incremental else None
+        extracted_at = ex.utc_now()
+        stem = f"part-{extracted_at:%Y%m%dT%H%M%S%fZ}"
+        attempt = 0
+
+        def run(conn):
+            nonlocal attempt
+            attempt += 1
+            target = workdir / f"{day.isoformat()}-{attempt}"
+            target.mkdir()
+            return ex.extract(conn, config, window, target, stem)
+
+        extract = ex.with_reconnect(self.source, run, log=self.log)
+        manifest = self.store.read_manifest(prefix)
+        new_versions = read_versions(config, extract.paths)
+        paths, rows = extract.paths, extract.rows
+        if manifest is not None:
+            old = self._versions(prefix)
+            is_new = pc.invert(pc.is_in(_version_ids(new_versions), value_set=_version_ids(old)))
+            fresh = new_versions.filter(is_new)
+            if fresh.num_rows == 0:
+                paths, rows = [], 0
+            elif fresh.num_rows < new_versions.num_rows:
+                keep = set(zip(fresh["pk"].to_pylist(), fresh["cursor"].to_pylist()))
+                filtered = workdir / f"{day.isoformat()}-filtered"
+                filtered.mkdir(exist_ok=True)
+                paths, rows = _filter_lines(extract.paths, config, keep, filtered)
+            new_versions = fresh
+        else:
+            old = VERSIONS_SCHEMA.empty_table()
+        if manifest is not None and not paths:
+            return None  # nothing new since the last capture: raw D stays as it is
+        files_of = {p.name: p for p in paths}
+        tagged = pa.table(
+            {
+                "pk": new_versions["pk"],
+                "cursor": new_versions["cursor"],
+                "file": pa.array([stem] * new_versions.num_rows, pa.string()),  # the capture it came in
+            },
+            schema=VERSIONS_SCHEMA,
+        )
+        versions = pa.concat_tables([old, tagged]) if paths else old
+        cursors = versions["cursor"]
+        lo = pc.min(cursors).as_py() if versions.num_rows else None
+        hi = pc.max(cursors).as_py() if versions.num_rows else None
+        previous = manifest or {}
+        extractions = previous.get("extractions", []) + [
+            {
+                "extracted_at": extracted_at.isoformat(),
+                "rows_added": rows,
+                "rows_read": extract.rows,
+                "files": sorted(files_of),
+                "seconds": round(extract.seconds, 3),
+            }
+        ]
+        new_manifest = {
+            "table": config.name,
+            "dt": day.isoformat(),
+            "sync": config.sync,
+            "window": [day_window(day)[0].isoformat(), day_window(day)[1].isoformat()] if window else None,
+            "row_count": versions.num_rows,
+            "cursor_column": config.cursor,
+            "cursor_min": lo,
+            "cursor_max": hi,
+            "extracted_at": extracted_at.isoformat(),
+            "columns": extract.columns,
+            "extractions": extractions,
+            "files": previous.get("files", {}),
+            "deletes": previous.get("deletes"),
+        }
+        files: dict[str, bytes | Path] = dict(files_of)
+        files[RAW_VERSIONS] = parquet_bytes(versions)
+        return FolderWrite(
+            day=day, prefix=prefix, files=files, manifest=new_manifest, replace=False, rows=rows, cursor_range=(lo, hi)
+        )
+
+    def _versions(self, prefix: str) -> pa.Table:
+        if not self.store.exists(prefix + RAW_VERSIONS):
+            return VERSIONS_SCHEMA.empty_table()
+        return pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + RAW_VERSIONS))).cast(VERSIONS_SCHEMA)
+
+    def notice_deletes(self, day: dt.date) -> FolderWrite | None:
+        """Compare the source's live keys with the keys the lake knows up to D; tombstone the
+        missing ones in D. Refuses (dg.Failure) to delete more than `max_delete_share`."""
+        config = self.config
+        known: set[str] = set()
+        deleted_before: set[str] = set()
+        for d in self.store.list_days(layer_prefix("raw", config.name)):
+            if d > day:
+                break
+            prefix = partition_prefix("raw", config.name, d)
+            known.update(self._versions(prefix)["pk"].to_pylist())
+            if d < day and self.store.exists(prefix + RAW_DELETES):
+                gone = pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + RAW_DELETES)))
+                deleted_before.update(gone["pk"].to_pylist())
+        known -= deleted_before
+        live = ex.with_reconnect(self.source, lambda conn: ex.live_keys(conn, config), log=self.log)
+        live_text = set(pc.cast(live, pa.string()).to_pylist())
+        missing = sorted(known - live_text)
+        share = len(missing) / len(known) if known else 0.0
+        if missing and share > config.max_delete_share:
+            raise dg.Failure(
+                description=(
+                    f"refusing to tombstone {len(missing)} of {len(known)} known {config.name} keys "
+                    f"({share:.1%} > max_delete_share {config.max_delete_share:.0%}): the source looks "
+                    "broken or truncated. If the deletes are real, raise max_delete_share in tables.yaml."
+                ),
+                allow_retries=False,
+            )
+        prefix = partition_prefix("raw", config.name, day)
+        manifest = self.store.read_manifest(prefix)
+        if manifest is None:
+            return None
+        noticed = ex.utc_now()
+        deletes = pa.table({"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA)
+        manifest["deletes"] = {"file": RAW_DELETES, "count": len(missing), "noticed_at": noticed.isoformat(),
+                               "known_keys": len(known), "live_keys": len(live_text)}
+        return FolderWrite(day=day, prefix=prefix, files={RAW_DELETES: parquet_bytes(deletes)},
+                           manifest=manifest, replace=False, rows=0, primary=False)
+
+
+def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
+    drift_check = dg.AssetCheckSpec(
+        "schema_drift",
+        asset=dg.AssetKey(["raw", config.name]),
+        description="The source table has exactly the declared columns and types (tables.yaml).",
+    )
+
+    @dg.asset(
+        key=["raw", config.name],
+        partitions_def=partitions(),
+        backfill_policy=SINGLE_RUN,
+        retry_policy=NETWORK_RETRY,
+        io_manager_key=LAKE_IO_MANAGER,
+        group_name="raw",
+        kinds={"postgres", "s3"},
+        check_specs=[drift_check],
+        metadata={"partition_expr": config.cursor, "primary_key": config.primary_key, "sync": config.sync},
+        description=(
+            f"Exact capture of `{config.name}`: rows whose `{config.cursor}` lies in the day "
+            "[D, D+1) UTC, as JSON Lines; every captured version is kept."
+        ),
+    )
+    def raw_asset(context: dg.AssetExecutionContext, source: PostgresResource, lake: LakeResource):
+        days = context_days(context)
+        store = lake.store()
+        try:
+            with source.connect() as conn:
+                actual = ex.source_columns(conn, config.name)
+        except SourceUnavailable as exc:
+            raise dg.Failure(description=str(exc), allow_retries=True) from None
+        if not actual:
+            raise dg.Failure(
+                description=f"source table {config.name!r} does not exist in {source.where}: "
+                "create the Volt schema (`volt-assets seed` does) or check POSTGRES_DB",
+                allow_retries=False,
+            )
+        drift = ex.detect_drift(config, actual)
+        if drift.any:
+            context.log.warning(f"schema drift in {config.name}: {drift.describe()}")
+        capture = RawCapture(config, source, store, context.log)
+        stats: dict = {"late_rows": 0}
+
+        def writes():
+            with tempfile.TemporaryDirectory(prefix=f"volt-raw-{config.name}-") as tmp:
+                workdir = Path(tmp)
+                if config.incremental:
+                    # Late commits: re-read the days before the run's first day that raw already
+                    # has, and add what committed after they were captured.
+                    for back in range(config.lookback_days, 0, -1):
+                        previous = days[0] - dt.timedelta(days=back)
+                        if store.read_manifest(partition_prefix("raw", config.name, previous)) is None:
+                            continue
+                        late = capture.capture(previous, workdir)
+                        if late is not None:
+                            late.primary = False
+                            stats["late_rows"] += late.rows
+                            context.log.warning(f"{late.rows} late rows of {previous} added to its raw partition")
+                            yield late
+                for day in days:
+                    write = capture.capture(day, workdir)
+                    if write is not None:
+                        yield write
+                    for p in workdir.glob(f"{day.isoformat()}-*/*"):
+                        p.unlink()  # keep the disk bounded too
+                tombstones = capture.notice_deletes(days[-1])
+                if tombstones is not None:
+                    stats["deletes"] = tombstones.manifest["deletes"]["count"]
+                    yield tombstones
+            stats["metadata"] = {
+                "late_rows_merged": dg.MetadataValue.int(stats["late_rows"]),
+                "hard_deletes_noticed": dg.MetadataValue.int(stats.get("deletes", 0)),
+                "schema_drift": dg.MetadataValue.text(drift.describe()),
+            }
+
+        output = LakeOutput(writes=writes(), stats=stats)
+        yield dg.Output(output)
+        yield dg.AssetCheckResult(
+            check_name="schema_drift",
+            passed=not drift.any,
+            severity=dg.AssetCheckSeverity.WARN if not (drift.dropped or drift.retyped) else dg.AssetCheckSeverity.ERROR,
+            description=drift.describe(),
+            metadata={
+                "added": dg.MetadataValue.json(drift.added),
+                "dropped": dg.MetadataValue.json(drift.dropped),
+                "retyped": dg.MetadataValue.json({c: list(v) for c, v in drift.retyped.items()}),
+            },
+        )
+
+    return raw_asset

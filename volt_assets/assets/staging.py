@@ -1,0 +1,113 @@
+"""`staging/{table}`: the raw day typed, cleaned and deduplicated; refused rows to quarantine.
+
+One declared Arrow schema per table (tables.yaml), zstd Parquet, one row per primary key
+(its latest valid version), soft deletes and noticed hard deletes flagged `_deleted`.
+Refused rows go to `quarantine/{table}/dt=D/` with every reason. The quality gate, a
+blocking check, fails when more than the configured share of a day is refused, so such a
+day never reaches the marts.
+"""
+
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from volt_assets.assets.common import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
+from volt_assets.io_managers import FolderWrite, LakeOutput, LakePartitions
+from volt_assets.lake.layout import RAW_DELETES, partition_prefix
+from volt_assets.lake.raw_files import read_text_batches
+from volt_assets.lake.staging import StagingBuilder, StagingDay, parquet_bytes
+from volt_assets.partitions import context_days
+from volt_assets.table_config import TableConfig
+from volt_assets.quality.gate import gate_check_spec, gate_result
+
+PART = "part-00000.parquet"
+
+
+def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path) -> StagingDay:
+    """Read raw D (the files its manifest lists) and build staging + quarantine for D."""
+    manifest = raw.manifest(day)
+    if manifest is None:
+        raise dg.Failure(
+            description=f"raw/{config.name} has no complete partition {day} (no _manifest.json): "
+            f"materialise raw/{config.name} for {day} first",
+            allow_retries=False,
+        )
+    parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
+    extracted_at = {}
+    for extraction in manifest.get("extractions", []):
+        when = dt.datetime.fromisoformat(extraction["extracted_at"])
+        for name in extraction.get("files", []):
+            extracted_at[f"{day.isoformat()}-{name}"] = when
+    paths = raw.download(day, parts, workdir)
+    builder = StagingBuilder(config, extracted_at)
+    for batch in read_text_batches(config, paths):
+        builder.add(batch)
+    deletes = None
+    if (manifest.get("deletes") or {}).get("file") == RAW_DELETES:
+        body = raw.store.get_bytes(raw.prefix(day) + RAW_DELETES)
+        deletes = pq.read_table(pa.BufferReader(body))
+    for path in paths:
+        path.unlink()
+    return builder.finish(deletes)
+
+
+def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["staging", config.name])
+
+    @dg.asset(
+        key=key,
+        ins={"raw": dg.AssetIn(key=dg.AssetKey(["raw", config.name]))},
+        partitions_def=partitions(),
+        backfill_policy=SINGLE_RUN,
+        retry_policy=NETWORK_RETRY,
+        io_manager_key=LAKE_IO_MANAGER,
+        group_name="staging",
+        kinds={"s3", "parquet"},
+        check_specs=[gate_check_spec(config, key)],
+        metadata={"partition_expr": config.cursor, "primary_key": config.primary_key},
+        description=(
+            f"`{config.name}` typed and cleaned: one row per `{config.primary_key}` (latest valid version "
+            "of the day), `_deleted` for soft and hard deletes; refused rows in quarantine/."
+        ),
+    )
+    def staging_asset(context: dg.AssetExecutionContext, raw: LakePartitions):
+        days = context_days(context)
+        per_day: dict[str, dict] = {}
+
+        def writes():
+            with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
+                for day in days:
+                    built = build_day(config, raw, day, Path(tmp))
+                    per_day[day.isoformat()] = built.counts
+                    manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
+                                "raw_extracted_at": (raw.manifest(day) or {}).get("extracted_at")}
+                    yield FolderWrite(
+                        day=day,
+                        prefix=partition_prefix("staging", config.name, day),
+                        files={PART: parquet_bytes(built.staging)},
+                        manifest={**manifest, "layer": "staging"},
+                        rows=built.staging.num_rows,
+                    )
+                    q_files = {PART: parquet_bytes(built.quarantine)} if built.quarantine.num_rows else {}
+                    yield FolderWrite(
+                        day=day,
+                        prefix=partition_prefix("quarantine", config.name, day),
+                        files=q_files,
+                        manifest={**manifest, "layer": "quarantine"},
+                        rows=built.quarantine.num_rows,
+                        primary=False,
+                    )
+            totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
+            stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
+            stats["metadata"]["counts_per_day"] = dg.MetadataValue.json(per_day)
+
+        stats: dict = {}
+        yield dg.Output(LakeOutput(writes=writes(), stats=stats))
+        yield gate_result(config, per_day)
+
+    return staging_asset

@@ -1,0 +1,50 @@
+"""`volt-assets`: the commands that are not Dagster's own.
+
+Each subcommand lives in its own module, which exposes `configure_parser(parser)` and
+`run(args) -> int`; this file only wires them together and imports them lazily so
+`volt-assets stack status` does not pay for importing Dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "stack": ("volt_assets.stack", "start, stop or inspect the embedded PostgreSQL + S3 stack"),
+    "seed": ("volt_assets.seed", "generate the Volt demo shop into the source database"),
+    "demo": ("volt_assets.demo", "stack up, seed, run the whole pipeline over the demo window, summary"),
+    "presign": ("volt_assets.images.presign", "print a presigned URL of a component's picture"),
+    "serve": ("volt_assets.images.service", "serve presigned picture URLs over HTTP for the Volt API"),
+    "bucket": ("volt_assets.bucket", "apply the lake bucket's policies (lifecycle, versioning, encryption)"),
+}
+
+
+def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = load(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # a command whose module is not part of this build
+            raise
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure_parser(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from volt_assets.settings import apply_environment
+
+    apply_environment()
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""IO managers: the lake on S3 (one `dt=` folder per day, ranges included).
+
+Lake assets return a `LakeOutput`: folder writes produced lazily, one day at a time, so a
+365-day single-run backfill streams through in bounded memory. The IO manager performs each
+write in the order that keeps a partition whole for readers (`LakeStore.write_folder`) and
+records rows, bytes, the S3 URI, the cursor range, duration and rows/s as output metadata.
+Downstream assets receive a `LakePartitions` reader over the days they depend on.
+"""
+
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from volt_assets.lake.layout import layer_prefix, partition_prefix
+from volt_assets.lake.store import LakeStore
+from volt_assets.partitions import UTC, days_between
+from volt_assets.resources import LakeResource
+
+
+@dataclass
+class FolderWrite:
+    """One partition folder to write: files (bytes or a local file) and its manifest."""
+
+    day: dt.date
+    prefix: str
+    files: dict[str, bytes | Path]
+    manifest: dict
+    replace: bool = True
+    rows: int = 0  # rows this write adds to the asset's output (0 for side folders)
+    primary: bool = True  # the asset's own folder (False: quarantine, a late-row merge, ...)
+    cursor_range: tuple[str | None, str | None] = (None, None)
+
+
+@dataclass
+class LakeOutput:
+    """What a lake asset returns. `stats` is filled while the writes happen, for the checks."""
+
+    writes: Iterable[FolderWrite]
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class LakePartitions:
+    """Read access to one asset's day folders (what a downstream asset receives)."""
+
+    store: LakeStore
+    layer: str
+    name: str
+    days: list[dt.date]
+
+    def prefix(self, day: dt.date) -> str:
+        return partition_prefix(self.layer, self.name, day)
+
+    def manifest(self, day: dt.date) -> dict | None:
+        return self.store.read_manifest(self.prefix(day))
+
+    def download(self, day: dt.date, names: Iterable[str], directory: Path) -> list[Path]:
+        paths = []
+        for name in names:
+            target = directory / f"{day.isoformat()}-{name}"
+            paths.append(self.store.download(self.prefix(day) + name, target))
+        return paths
+
+    def read_parquet(self, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
+        """The day's Parquet files as one table (None when the day was never written)."""
+        manifest = self.manifest(day)
+        if manifest is None:
+            return None
+        tables = []
+        for name in sorted(manifest.get("files", {})):
+            if name.endswith(".parquet"):
+                body = self.store.get_bytes(self.prefix(day) + name)
+                tables.append(pq.read_table(pa.BufferReader(body), columns=columns))
+        return pa.concat_tables(tables) if tables else None
+
+
+def asset_layer_and_name(asset_key: dg.AssetKey) -> tuple[str, str]:
+    layer, *rest = asset_key.path
+    return layer, "/".join(rest)
+
+
+class S3LakeIOManager(dg.ConfigurableIOManager):
+    """Writes `LakeOutput`s to the lake bucket and hands downstream a `LakePartitions`."""
+
+    lake: dg.ResourceDependency[LakeResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: LakeOutput) -> None:
+        if obj is None:
+            return
+        store = self.lake.store()
+        layer, name = asset_layer_and_name(context.asset_key)
+        started = time.perf_counter()
+        rows = written = 0
+        days: dict[str, dict] = {}
+        cursor_min = cursor_max = None
+        for write in obj.writes:
+            size = store.write_folder(write.prefix, write.files, write.manifest, replace=write.replace)
+            written += size
+            entry = days.setdefault(write.day.isoformat(), {"rows": 0, "bytes": 0})
+            entry["bytes"] += size
+            if write.primary:
+                rows += write.rows
+                entry["rows"] += write.rows
+            lo, hi = write.cursor_range
+            if lo is not None:
+                cursor_min = lo if cursor_min is None else min(cursor_min, lo)
+            if hi is not None:
+                cursor_max = hi if cursor_max is None else max(cursor_max, hi)
+            context.log.info(f"wrote {store.uri(write.prefix)}: {write.rows} rows, {size} bytes")
+        seconds = time.perf_counter() - started
+        metadata = {
+            "rows": dg.MetadataValue.int(rows),
+            "bytes": dg.MetadataValue.int(written),
+            "s3_uri": dg.MetadataValue.path(store.uri(layer_prefix(layer, name))),
+            "partitions_written": dg.MetadataValue.int(len(days)),
+            "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "rows_per_second": dg.MetadataValue.float(round(rows / seconds, 1) if seconds > 0 else 0.0),
+            "cursor_min": dg.MetadataValue.text(cursor_min or ""),
+            "cursor_max": dg.MetadataValue.text(cursor_max or ""),
+            "per_day": dg.MetadataValue.json(days),
+        }
+        metadata.update({k: v for k, v in obj.stats.get("metadata", {}).items()})
+        context.add_output_metadata(metadata)
+        obj.stats["per_day"] = days
+
+    def load_input(self, context: dg.InputContext) -> LakePartitions:
+        layer, name = asset_layer_and_name(context.asset_key)
+        if context.has_asset_partitions:
+            window = context.asset_partitions_time_window
+            days = days_between(window.start.astimezone(UTC), window.end.astimezone(UTC))
+        else:
+            days = []
+        return LakePartitions(self.lake.store(), layer, name, days)

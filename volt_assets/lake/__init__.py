@@ -1,0 +1,1 @@
+"""The lake: layout, storage, extraction from PostgreSQL, and the raw -> staging transform."""

@@ -1,0 +1,227 @@
+"""Change-data extraction from PostgreSQL: a day's rows as exact JSON Lines, streamed.
+
+PostgreSQL writes the lines itself (`row_to_json`) and `COPY ... TO STDOUT` streams them to
+gzip part files on local disk, so memory stays bounded whatever the day's size; parts roll
+over at a byte limit. Timestamps are rendered as ISO-8601 UTC with microseconds, numerics
+keep every digit, jsonb stays JSON, and columns the source added since the table was
+configured are kept (schema drift is reported, not dropped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg2 import sql
+
+from volt_assets.table_config import TableConfig, arrow_type, postgres_type_family
+
+PART_BYTES = 256 * 1024 * 1024  # uncompressed bytes per raw part file
+ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+# CSV with a quote and delimiter byte that JSON text never holds (row_to_json escapes
+# control characters), so COPY passes each JSON line through untouched.
+COPY_OPTIONS = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+
+
+@dataclass
+class Drift:
+    """How the source table differs from its declared columns."""
+
+    added: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    retyped: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (declared, actual)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.dropped or self.retyped)
+
+    def describe(self) -> str:
+        parts = [f"column added: {c} ({t})" for c, t in self.added.items()]
+        parts += [f"column dropped: {c}" for c in self.dropped]
+        parts += [f"column retyped: {c} declared {d}, source has {a}" for c, (d, a) in self.retyped.items()]
+        return "; ".join(parts) or "no drift"
+
+
+def source_columns(conn, table: str) -> dict[str, str]:
+    """Column -> information_schema data_type of a source table (empty if it is missing)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+        return dict(cur.fetchall())
+
+
+def detect_drift(config: TableConfig, actual: dict[str, str]) -> Drift:
+    drift = Drift()
+    for column, declared in config.columns.items():
+        if column not in actual:
+            drift.dropped.append(column)
+        elif actual[column] != postgres_type_family(declared):
+            drift.retyped[column] = (declared, actual[column])
+    drift.added = {c: t for c, t in actual.items() if c not in config.columns}
+    return drift
+
+
+class MissingSourceTable(RuntimeError):
+    pass
+
+
+def _select_list(config: TableConfig, actual: dict[str, str]) -> sql.Composed:
+    """Declared columns first (timestamps rendered exactly), then columns the source added."""
+    items = []
+    for column in list(config.columns) + [c for c in actual if c not in config.columns]:
+        if column not in actual:
+            continue  # dropped at the source: nothing to read, drift says so
+        ident = sql.Identifier(column)
+        if actual[column] == "timestamp with time zone":
+            items.append(
+                sql.SQL("to_char({c} AT TIME ZONE 'UTC', {fmt}) AS {c}").format(c=ident, fmt=sql.Literal(ISO_UTC))
+            )
+        else:
+            items.append(ident)
+    return sql.SQL(", ").join(items)
+
+
+def extract_query(config: TableConfig, actual: dict[str, str], window) -> sql.Composed:
+    where = sql.SQL("")
+    if window is not None:
+        where = sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
+            c=sql.Identifier(config.cursor), s=sql.Literal(window[0]), e=sql.Literal(window[1])
+        )
+    inner = sql.SQL("SELECT {cols} FROM {t}{where} ORDER BY {c}, {pk}").format(
+        cols=_select_list(config, actual),
+        t=sql.Identifier(config.name),
+        where=where,
+        c=sql.Identifier(config.cursor),
+        pk=sql.Identifier(config.primary_key),
+    )
+    return sql.SQL("COPY (SELECT row_to_json(t) FROM ({inner}) t) TO STDOUT WITH " + COPY_OPTIONS).format(
+        inner=inner
+    )
+
+
+class PartWriter:
+    """A file-like sink for COPY: gzip parts that roll over at a byte limit, on line ends."""
+
+    def __init__(self, directory: Path, stem: str, part_bytes: int = PART_BYTES):
+        self.directory, self.stem, self.part_bytes = directory, stem, part_bytes
+        self.paths: list[Path] = []
+        self.rows = 0
+        self.bytes = 0
+        self._current = None
+        self._current_bytes = 0
+        self._pending = b""
+
+    def _open(self) -> None:
+        path = self.directory / f"{self.stem}-{len(self.paths):05d}.jsonl.gz"
+        self.paths.append(path)
+        # level 1: raw is written once and read once; speed matters more than a few bytes
+        self._current = gzip.GzipFile(path, "wb", compresslevel=1, mtime=0)
+        self._current_bytes = 0
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.rows += data.count(b"\n")
+        self.bytes += len(data)
+        if self._current is None:
+            self._open()
+        if self._current_bytes + len(data) > self.part_bytes and self._current_bytes > 0:
+            cut = data.rfind(b"\n") + 1  # finish the current line in this part
+            if cut:
+                self._current.write(data[:cut])
+                self._current.close()
+                self._open()
+                data = data[cut:]
+        self._current.write(data)
+        self._current_bytes += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+
+@dataclass
+class Extract:
+    paths: list[Path]
+    rows: int
+    bytes: int
+    seconds: float
+    columns: list[str]
+
+
+def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int = PART_BYTES) -> Extract:
+    """Stream the rows of `window` (None: the whole table) into gzip JSON Lines parts."""
+    actual = source_columns(conn, config.name)
+    if not actual:
+        raise MissingSourceTable(
+            f"source table {config.name!r} does not exist in the configured database: "
+            "create the Volt schema (volt-assets seed does) or check POSTGRES_DB"
+        )
+    started = time.perf_counter()
+    writer = PartWriter(directory, stem, part_bytes)
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL TIME ZONE 'UTC'")
+        cur.copy_expert(extract_query(config, actual, window), writer, size=1 << 20)
+    writer.close()
+    conn.rollback()  # end the read-only transaction
+    columns = [c for c in list(config.columns) + list(actual) if c in actual]
+    return Extract(writer.paths, writer.rows, writer.bytes, time.perf_counter() - started, list(dict.fromkeys(columns)))
+
+
+def live_keys(conn, config: TableConfig) -> pa.Array:
+    """Every primary key now in the source (an index-only scan; one column, streamed)."""
+    buffer = io.BytesIO()
+    with conn.cursor() as cur:
+        cur.copy_expert(
+            sql.SQL("COPY (SELECT {pk} FROM {t}) TO STDOUT").format(
+                pk=sql.Identifier(config.primary_key), t=sql.Identifier(config.name)
+            ),
+            buffer,
+        )
+    conn.rollback()
+    buffer.seek(0)
+    pk_type = arrow_type(config.columns[config.primary_key])
+    if not buffer.getbuffer().nbytes:
+        return pa.array([], pk_type)
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=["pk"]),
+        convert_options=pacsv.ConvertOptions(column_types={"pk": pk_type}),
+    )
+    return table["pk"].combine_chunks()
+
+
+TRANSIENT_PG_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def with_reconnect(database, action, attempts: int = 3, log=None):
+    """Run `action(conn)` on a fresh connection, reconnecting after a dropped connection.
+
+    Each attempt starts over (the caller's action must be restartable: extraction writes to
+    fresh part files), so a drop mid-stream never leaves a partial extract behind.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with database.connect() as conn:
+                return action(conn)
+        except TRANSIENT_PG_ERRORS as exc:
+            if attempt == attempts:
+                raise
+            if log:
+                log.warning(f"PostgreSQL connection lost ({type(exc).__name__}); retrying {attempt}/{attempts - 1}")
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

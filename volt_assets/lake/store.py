@@ -1,0 +1,167 @@
+"""The lake bucket as folders of files with a manifest: paginated listings, uploads, and the
+write order that keeps a partition whole for readers.
+
+A partition folder is complete when its `_manifest.json` lists its files. Writers put the
+files first, then the manifest, then remove files the manifest no longer lists, so a reader
+that follows the manifest never sees a mix of old and new. File names are deterministic
+(`part-00000.parquet`), so a re-run overwrites objects in place and a plain `*.parquet`
+glob sees at most one version of each part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from volt_assets.lake.layout import MANIFEST, day_of_prefix, s3_uri
+
+# Errors no retry can fix: say what to fix and stop.
+FATAL_CODES = {
+    "NoSuchBucket": "the bucket {bucket!r} does not exist at the configured endpoint: create it "
+    "(`volt-assets stack up` does for the embedded stack) or set S3_BUCKET_NAME",
+    "InvalidAccessKeyId": "S3 does not know the access key in AWS_ACCESS_KEY_ID: check the credentials",
+    "SignatureDoesNotMatch": "S3 refused the signature: AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID",
+    "AccessDenied": "S3 denied access to bucket {bucket!r}: the credentials lack the pipeline's IAM "
+    "policy (infrastructure/iam-policy-pipeline.json)",
+    "InvalidBucketName": "S3_BUCKET_NAME {bucket!r} is not a valid bucket name",
+}
+
+
+class LakeError(RuntimeError):
+    """A lake operation failed for a reason a person must fix (no secrets in the text)."""
+
+
+def explain(exc: ClientError, bucket: str) -> LakeError | None:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in FATAL_CODES:
+        return LakeError(FATAL_CODES[code].format(bucket=bucket) + f" (S3 error {code})")
+    return None
+
+
+@dataclass
+class LakeStore:
+    client: Any
+    bucket: str
+
+    def _call(self, method: str, **kwargs):
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            raise (explain(exc, self.bucket) or exc) from None
+
+    # --- reading -------------------------------------------------------------------------
+    def list_objects(self, prefix: str) -> list[dict]:
+        """Every object under a prefix (paginated: S3 answers 1,000 keys a page)."""
+        out: list[dict] = []
+        token = None
+        while True:
+            kwargs = {"Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("list_objects_v2", **kwargs)
+            out.extend(page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return out
+            token = page["NextContinuationToken"]
+
+    def list_days(self, prefix: str) -> list[dt.date]:
+        """The `dt=` folders directly under a layer prefix, oldest first."""
+        days: list[dt.date] = []
+        token = None
+        while True:
+            kwargs = {"Prefix": prefix, "Delimiter": "/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("list_objects_v2", **kwargs)
+            days.extend(d for p in page.get("CommonPrefixes", []) if (d := day_of_prefix(p["Prefix"])))
+            if not page.get("IsTruncated"):
+                return sorted(days)
+            token = page["NextContinuationToken"]
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._call("get_object", Key=key)["Body"].read()
+
+    def download(self, key: str, path: Path) -> Path:
+        try:
+            self.client.download_file(self.bucket, key, str(path))
+        except ClientError as exc:
+            raise (explain(exc, self.bucket) or exc) from None
+        return path
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise (explain(exc, self.bucket) or exc) from None
+
+    def read_manifest(self, prefix: str) -> dict | None:
+        """The manifest of a partition folder, or None when the folder was never completed."""
+        try:
+            return json.loads(self.get_bytes(prefix + MANIFEST))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def uri(self, key: str) -> str:
+        return s3_uri(self.bucket, key)
+
+    # --- writing -------------------------------------------------------------------------
+    def put(self, key: str, body: bytes | Path, content_type: str = "application/octet-stream") -> int:
+        """Upload bytes or a local file (multipart for big files); returns the size."""
+        try:
+            if isinstance(body, Path):
+                self.client.upload_file(str(body), self.bucket, key, ExtraArgs={"ContentType": content_type})
+                return body.stat().st_size
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+            return len(body)
+        except ClientError as exc:
+            raise (explain(exc, self.bucket) or exc) from None
+
+    def write_folder(
+        self, prefix: str, files: dict[str, bytes | Path], manifest: dict, replace: bool = True
+    ) -> int:
+        """Write a partition folder: files, then the manifest, then (replace) remove the rest.
+
+        With `replace=False` the files already in the folder stay (raw only grows) and the
+        manifest passed in must list them as well. Returns the bytes uploaded.
+        """
+        written = 0
+        listed = dict(manifest.get("files", {}))
+        for name, body in files.items():
+            size = self.put(prefix + name, body, content_type_of(name))
+            written += size
+            listed[name] = {"bytes": size}
+        manifest = {**manifest, "files": dict(sorted(listed.items()))}
+        body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+        written += self.put(prefix + MANIFEST, body, "application/json")
+        if replace:
+            keep = {prefix + MANIFEST} | {prefix + n for n in listed}
+            stale = [o["Key"] for o in self.list_objects(prefix) if o["Key"] not in keep]
+            self.delete(stale)
+        return written
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
+            chunk = keys[start : start + 1000]
+            self._call("delete_objects", Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+
+
+def content_type_of(name: str) -> str:
+    if name.endswith(".parquet"):
+        return "application/vnd.apache.parquet"
+    if name.endswith(".json"):
+        return "application/json"
+    if name.endswith(".jsonl.gz"):
+        return "application/gzip"
+    if name.endswith(".jsonl"):
+        return "application/x-ndjson"
+    return "application/octet-stream"

@@ -1,0 +1,1 @@
+"""Quality gates: asset checks built from the table configuration."""

@@ -1,0 +1,106 @@
+"""Dagster resources: the Volt source database and the lake bucket, configured from the
+environment with `EnvVar` (see `build_resources`)."""
+
+
+import os
+import time
+from contextlib import contextmanager
+
+import dagster as dg
+import psycopg2
+from dagster_aws.s3 import S3Resource
+
+from volt_assets.lake.store import LakeStore
+
+
+class SourceUnavailable(RuntimeError):
+    """PostgreSQL could not be reached or refused us: the message says where, never the password."""
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """A PostgreSQL database (the Volt source, or the marts). The password stays in config."""
+
+    host: str
+    port: int = 5432
+    dbname: str
+    user: str
+    password: str = ""
+    connect_attempts: int = 3
+
+    @property
+    def where(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def _connect_once(self):
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password,
+            connect_timeout=10,
+            application_name="volt_assets",
+            keepalives=1,
+            keepalives_idle=30,
+        )
+
+    def new_connection(self):
+        """Connect, retrying transient failures; bad credentials or a missing database fail at once."""
+        for attempt in range(1, self.connect_attempts + 1):
+            try:
+                return self._connect_once()
+            except psycopg2.OperationalError as exc:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                permanent = any(
+                    s in first_line for s in ("password authentication", "does not exist", "no pg_hba.conf")
+                )
+                if permanent or attempt == self.connect_attempts:
+                    raise SourceUnavailable(f"cannot connect to {self.where}: {first_line}") from None
+                time.sleep(0.5 * 2**attempt)
+
+    @contextmanager
+    def connect(self):
+        conn = self.new_connection()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake bucket on any S3-compatible endpoint (AWS_ENDPOINT_URL; unset means AWS)."""
+
+    s3: dg.ResourceDependency[S3Resource]
+    bucket: str
+
+    def store(self) -> LakeStore:
+        return LakeStore(self.s3.get_client(), self.bucket)
+
+
+def _env_or_none(name: str):
+    """EnvVar for a set variable, None for an unset optional one (EnvVar would fail to load)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def s3_resource() -> S3Resource:
+    return S3Resource(
+        endpoint_url=_env_or_none("AWS_ENDPOINT_URL"),
+        region_name=_env_or_none("AWS_DEFAULT_REGION"),
+        aws_access_key_id=_env_or_none("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_env_or_none("AWS_SECRET_ACCESS_KEY"),
+        max_attempts=int(os.environ.get("VOLT_S3_MAX_ATTEMPTS", "8")),
+    )
+
+
+def source_database() -> PostgresResource:
+    return PostgresResource(
+        host=dg.EnvVar("POSTGRES_HOST"),
+        port=dg.EnvVar.int("POSTGRES_PORT"),
+        dbname=dg.EnvVar("POSTGRES_DB"),
+        user=dg.EnvVar("POSTGRES_USER"),
+        password=_env_or_none("POSTGRES_PASSWORD") or "",
+    )
+
+
+def lake_resource(s3: S3Resource) -> LakeResource:
+    return LakeResource(s3=s3, bucket=dg.EnvVar("S3_BUCKET_NAME"))

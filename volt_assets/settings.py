@@ -1,0 +1,119 @@
+"""Where configuration comes from: the environment, then `.env`, then the embedded stack.
+
+Precedence, highest first:
+1. variables already in the process environment;
+2. a `.env` file in the working directory (never committed);
+3. `.volt/stack.env`, written by `volt-assets stack up`, used only for a group of settings
+   (PostgreSQL, or S3) of which nothing was configured above, so a user who points
+   POSTGRES_HOST at a real server never gets the embedded password mixed in.
+
+`apply_environment()` runs once when the package is imported, so `dagster ... -m volt_assets`,
+the `volt-assets` command and the tests all see the same settings. Dagster resources then
+read them with `EnvVar`, never as literals.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Settings that belong together: a group is taken from stack.env only when none of it is set.
+POSTGRES_VARS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
+S3_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+STACK_GROUPS = (POSTGRES_VARS, S3_VARS)
+# Settings of their own: each is taken from stack.env when unset.
+STACK_SINGLES = ("S3_BUCKET_NAME", "VOLT_IMAGES_DIR", "VOLT_PARTITIONS_START")
+
+DEFAULTS = {
+    "S3_BUCKET_NAME": "volt-data-lake",
+    "AWS_DEFAULT_REGION": "eu-central-1",
+    "AWS_RETRY_MODE": "standard",  # botocore's retries with backoff for 500/503/SlowDown
+}
+# A local PostgreSQL when neither the environment nor the stack names one.
+POSTGRES_DEFAULTS = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5432", "POSTGRES_DB": "volt", "POSTGRES_USER": "postgres"}
+# Used only when nothing else names a first partition (no env, no seeded stack).
+FALLBACK_PARTITIONS_START = "2025-01-01"
+
+
+def project_root() -> Path:
+    """The checkout the package lives in (editable install), else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def state_dir() -> Path:
+    """Where the embedded stack keeps its data: VOLT_STATE_DIR or `<project>/.volt`."""
+    configured = os.environ.get("VOLT_STATE_DIR")
+    return Path(configured).resolve() if configured else project_root() / ".volt"
+
+
+def stack_env_path() -> Path:
+    return state_dir() / "stack.env"
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments skipped; optional quotes removed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write KEY=VALUE lines readable by `parse_env_file`, by make and by a shell."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"{k}={v}\n" for k, v in values.items())
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def update_stack_env(**values: str) -> None:
+    """Merge values into `.volt/stack.env` (e.g. the seed records VOLT_PARTITIONS_START)."""
+    path = stack_env_path()
+    current = parse_env_file(path)
+    current.update(values)
+    write_env_file(path, current)
+
+
+def apply_environment(environ: dict[str, str] | None = None) -> None:
+    """Fill the process environment from `.env`, the stack and defaults (see module doc)."""
+    env = os.environ if environ is None else environ
+    for key, value in parse_env_file(Path.cwd() / ".env").items():
+        env.setdefault(key, value)
+    if env.get("VOLT_USE_STACK", "1") != "0":
+        stack = parse_env_file(stack_env_path())
+        for group in STACK_GROUPS:
+            if not any(env.get(k) for k in group):
+                for k in group:
+                    if k in stack:
+                        env[k] = stack[k]
+        for k in STACK_SINGLES:
+            if not env.get(k) and k in stack:
+                env[k] = stack[k]
+    if not any(env.get(k) for k in POSTGRES_VARS):
+        env.update(POSTGRES_DEFAULTS)
+    for key, value in DEFAULTS.items():
+        if not env.get(key):
+            env[key] = value
+    if not env.get("VOLT_PARTITIONS_START"):
+        env["VOLT_PARTITIONS_START"] = FALLBACK_PARTITIONS_START
+
+
+def mask_dsn(text: str) -> str:
+    """Hide the password of a DSN or URL (`postgresql://u:secret@h/db` -> `u:***@h`)."""
+    import re
+
+    text = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)

@@ -1,9 +1,15 @@
 """The code location: every asset, check, job, schedule, sensor and resource of volt_assets.
 
-Small per-domain builders are merged here; resources read the environment through EnvVar.
+The lake (raw, staging) is built here; each other domain lives in a package with a `defs.py`
+exposing `definitions(shared) -> dg.Definitions`, merged below. Shared resources (source
+database, S3, lake, lake IO manager) are made once here and passed to the domains, which add
+only resources of their own. Resources read the environment through EnvVar.
 """
 
 from __future__ import annotations
+
+import importlib
+import importlib.util
 
 import dagster as dg
 
@@ -13,18 +19,30 @@ from volt_assets.io_managers import S3LakeIOManager
 from volt_assets.resources import lake_resource, s3_resource, source_database
 from volt_assets.table_config import load_tables
 
+DOMAINS = (
+    "volt_assets.marts.defs",
+    "volt_assets.images.defs",
+    "volt_assets.quality.defs",
+    "volt_assets.operations.defs",
+)
 
-def build_definitions() -> dg.Definitions:
-    tables = load_tables()
-    lake_assets = [build_raw_asset(t) for t in tables.values()] + [build_staging_asset(t) for t in tables.values()]
+
+def shared_resources() -> dict:
     s3 = s3_resource()
     lake = lake_resource(s3)
-    return dg.Definitions(
-        assets=lake_assets,
-        resources={
-            "source": source_database(),
-            "s3": s3,
-            "lake": lake,
-            "lake_io_manager": S3LakeIOManager(lake=lake),
-        },
-    )
+    return {"source": source_database(), "s3": s3, "lake": lake, "lake_io_manager": S3LakeIOManager(lake=lake)}
+
+
+def lake_definitions(shared: dict) -> dg.Definitions:
+    tables = load_tables().values()
+    assets = [build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables]
+    return dg.Definitions(assets=assets, resources=shared)
+
+
+def build_definitions() -> dg.Definitions:
+    shared = shared_resources()
+    parts = [lake_definitions(shared)]
+    for name in DOMAINS:
+        if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
+            parts.append(importlib.import_module(name).definitions(shared))
+    return dg.Definitions.merge(*parts)

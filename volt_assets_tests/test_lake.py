@@ -1,0 +1,207 @@
+"""The lake end to end (issue 3): raw capture, staging, quarantine, on real PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pytest
+
+from volt_assets_tests.pipeline import component, create_source_schema, insert, materialize, read_parquet, ts
+
+RAW = "raw/electrical_components"
+STAGING = "staging/electrical_components"
+BOTH = [RAW, STAGING]
+
+
+def raw_lines(volt_env, table: str, day: str) -> list[dict]:
+    prefix = f"raw/{table}/dt={day}/"
+    lines = []
+    for key in volt_env.list_keys(prefix):
+        if key.endswith(".jsonl.gz"):
+            lines += [json.loads(line) for line in gzip.decompress(volt_env.read_object(key)).splitlines()]
+    return lines
+
+
+def staging_rows(volt_env, table: str, day: str) -> list[dict]:
+    return read_parquet(volt_env, f"staging/{table}/dt={day}/part-00000.parquet").to_pylist()
+
+
+def quarantine_rows(volt_env, table: str, day: str) -> list[dict]:
+    key = f"quarantine/{table}/dt={day}/part-00000.parquet"
+    return read_parquet(volt_env, key).to_pylist() if key in volt_env.list_keys(key) else []
+
+
+@pytest.fixture
+def shop(volt_env):
+    """Three days of components, mostly clean: 40 a day plus a few dirty ones on day 2."""
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    rows = []
+    for day in (1, 2, 3):
+        for i in range(40):
+            rows.append(component(day * 1000 + i, f"2026-01-0{day} {10 + i % 12:02d}:{i:02d}:00"))
+    rows += [
+        component(1, "2026-01-02 00:00:00"),  # first instant of day 2
+        component(2, "2026-01-02 23:59:59.999999", name="  Robert');  DROP TABLE users;--  "),  # last instant
+        component(3, "2026-01-02 12:00", name="🔌 Wtyczka\u200f  ", category="  Circuit-Breakers ",
+                  currency="eur", specs=json.dumps({"poles": 3, "nested": {"a": [1, 2, {"b": None}]}})),
+        component(4, "2026-01-02 12:00", price="-1.00"),  # refused: price
+        component(5, "2026-01-03 00:00:00"),  # first instant of day 3, not day 2
+    ]
+    insert(conn, "electrical_components", rows)
+    conn.close()
+    return volt_env
+
+
+def test_raw_counts_boundaries_cleaning_and_accounting(shop):
+    result = materialize(BOTH, "2026-01-02")
+    assert result.success
+
+    lines = raw_lines(shop, "electrical_components", "2026-01-02")
+    ids = sorted(line["id"] for line in lines)
+    assert ids == sorted([2000 + i for i in range(40)] + [1, 2, 3, 4])  # exact; id 5 is day 3
+    by_id = {line["id"]: line for line in lines}
+    assert by_id[1]["updated_at"] == "2026-01-02T00:00:00.000000Z"
+    assert by_id[2]["updated_at"] == "2026-01-02T23:59:59.999999Z"
+    assert by_id[4]["price"] == -1.00 and isinstance(by_id[3]["specs"], dict)  # numbers and jsonb stay JSON
+    manifest = json.loads(shop.read_object(f"{RAW}/dt=2026-01-02/_manifest.json"))
+    assert manifest["row_count"] == 44
+    assert manifest["cursor_min"] == "2026-01-02T00:00:00.000000Z"
+    assert manifest["cursor_max"] == "2026-01-02T23:59:59.999999Z"
+    assert "extracted_at" in manifest and "price" in manifest["columns"]
+
+    staged = {r["id"]: r for r in staging_rows(shop, "electrical_components", "2026-01-02")}
+    refused = quarantine_rows(shop, "electrical_components", "2026-01-02")
+    assert sorted(staged) == sorted(set(ids) - {4})
+    assert [r["id"] for r in refused] == ["4"] and refused[0]["_reasons"] == ["price: not positive: '-1.00'"]
+    assert len(staged) + len(refused) == len(lines)  # every raw row in exactly one place
+    assert staged[2]["name"] == "Robert'); DROP TABLE users;--"  # kept exactly, trimmed
+    assert staged[3]["name"] == "🔌 Wtyczka\u200f"  # emoji and RTL mark kept; whitespace trimmed
+    assert staged[3]["category"] == "circuit-breakers" and staged[3]["currency"] == "EUR"
+    assert json.loads(staged[3]["specs"]) == {"poles": 3, "nested": {"a": [1, 2, {"b": None}]}}
+    assert str(staged[1]["price"]) == "10.00" and staged[1]["_deleted"] is False
+
+
+def test_empty_day_gives_an_empty_partition(shop):
+    conn = shop.connect()
+    insert(conn, "electrical_components", [component(9, "2026-01-05 08:00")])
+    assert materialize(BOTH, "2026-01-04").success
+    assert staging_rows(shop, "electrical_components", "2026-01-04") == []
+    manifest = json.loads(shop.read_object(f"{RAW}/dt=2026-01-04/_manifest.json"))
+    assert manifest["row_count"] == 0
+
+
+def test_rerun_is_identical_and_raw_keeps_history(shop):
+    assert materialize(BOTH, "2026-01-01").success
+    before = shop.read_object(f"{STAGING}/dt=2026-01-01/part-00000.parquet")
+    assert materialize(BOTH, "2026-01-01").success
+    assert shop.read_object(f"{STAGING}/dt=2026-01-01/part-00000.parquet") == before  # same bytes
+    assert len(raw_lines(shop, "electrical_components", "2026-01-01")) == 40  # no duplicates
+
+    # The source moves on: a row of day 1 is updated in place on day 1 (a later instant).
+    conn = shop.connect()
+    with conn.cursor() as cur:
+        cur.execute("UPDATE electrical_components SET price = 12.34, updated_at = %s WHERE id = 1000",
+                    (ts("2026-01-01 23:00"),))
+        cur.execute("UPDATE electrical_components SET name = 'Moved', updated_at = %s WHERE id = 1001",
+                    (ts("2026-01-05 09:00"),))
+    conn.commit()
+    assert materialize(BOTH, "2026-01-01").success
+    lines = raw_lines(shop, "electrical_components", "2026-01-01")
+    versions_1000 = sorted(line["updated_at"] for line in lines if line["id"] == 1000)
+    assert len(versions_1000) == 2  # the old version is kept, the new one added
+    assert any(line["id"] == 1001 for line in lines)  # moved out of day 1 at the source, kept in raw
+    staged = {r["id"]: r for r in staging_rows(shop, "electrical_components", "2026-01-01")}
+    assert str(staged[1000]["price"]) == "12.34"  # latest version wins in staging
+    assert len(staged) == 40
+
+
+def test_partition_range_is_one_run_with_a_folder_per_day(shop):
+    result = materialize(BOTH, ("2026-01-01", "2026-01-03"))
+    assert result.success
+    # one run (this one) materialised the three partitions of each asset
+    materialised = {(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()}
+    assert {p for k, p in materialised if k == STAGING} == {"2026-01-01", "2026-01-02", "2026-01-03"}
+    for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
+        assert f"{STAGING}/dt={day}/part-00000.parquet" in shop.list_keys(f"{STAGING}/dt={day}/")
+    assert len(staging_rows(shop, "electrical_components", "2026-01-03")) == 41  # 40 + id 5
+
+    # DuckDB reads the layer whole with hive partitioning (through pyarrow's S3 filesystem,
+    # as DuckDB's httpfs extension cannot be downloaded here).
+    s3 = pafs.S3FileSystem(
+        endpoint_override=shop.env["AWS_ENDPOINT_URL"], access_key="testing", secret_key="testing",
+        region="eu-central-1", scheme="http",
+    )
+    dataset = ds.dataset(f"{shop.bucket}/{STAGING}", filesystem=s3, format="parquet", partitioning="hive",
+                         exclude_invalid_files=True)
+    lake = dataset  # noqa: F841  (DuckDB finds it by name)
+    counts = duckdb.sql("SELECT dt, count(*) AS n FROM lake GROUP BY dt ORDER BY dt").fetchall()
+    assert [(str(d), n) for d, n in counts] == [("2026-01-01", 40), ("2026-01-02", 43), ("2026-01-03", 41)]
+
+
+def test_hard_deletes_become_tombstones_and_a_mass_delete_is_refused(shop):
+    assert materialize(BOTH, ("2026-01-01", "2026-01-02")).success
+    conn = shop.connect()
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM electrical_components WHERE id IN (1000, 1001)")
+    conn.commit()
+    assert materialize(BOTH, "2026-01-03").success
+    rows = {r["id"]: r for r in staging_rows(shop, "electrical_components", "2026-01-03")}
+    assert rows[1000]["_deleted"] is True and rows[1000]["name"] is None
+    assert rows[1001]["_deleted"] is True
+    assert sum(r["_deleted"] for r in rows.values()) == 2
+
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM electrical_components WHERE id < 2020")  # a broken source
+    conn.commit()
+    result = materialize(BOTH, "2026-01-03", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "refusing to tombstone" in str(failure.event_specific_data.error.message)
+    conn.close()
+
+
+def test_late_commit_is_merged_into_the_previous_day(shop):
+    assert materialize(BOTH, "2026-01-01").success
+    # A transaction that began on day 1 commits after day 1 was captured.
+    conn = shop.connect()
+    insert(conn, "electrical_components", [component(77, "2026-01-01 23:59:30")])
+    assert materialize(BOTH, "2026-01-02").success
+    ids = [line["id"] for line in raw_lines(shop, "electrical_components", "2026-01-01")]
+    assert ids.count(77) == 1
+    assert materialize([STAGING], "2026-01-01").success
+    assert 77 in {r["id"] for r in staging_rows(shop, "electrical_components", "2026-01-01")}
+
+
+def test_dagster_cli_materialises_like_a_user(shop, tmp_path):
+    conn = shop.connect()
+    insert(conn, "users", [
+        {"id": 1, "email": "  Ala@Example.COM ", "full_name": "Ala", "country": "pl",
+         "created_at": ts("2026-01-02 01:00"), "updated_at": ts("2026-01-02 01:00")},
+        {"id": 2, "email": "not-an-email", "full_name": "Bob", "country": "de",
+         "created_at": ts("2026-01-02 02:00"), "updated_at": ts("2026-01-02 02:00")},
+    ])
+    env = {**os.environ, **shop.env}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    done = subprocess.run(
+        [dagster, "asset", "materialize", "-m", "volt_assets", "--select", "raw/users,staging/users",
+         "--partition-range", "2026-01-01...2026-01-02"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    # one row of two refused: the gate ERRORs (50 % > 5 %), so the run fails, files are written
+    assert done.returncode != 0
+    assert "quarantine_share" in done.stdout + done.stderr
+    staged = staging_rows(shop, "users", "2026-01-02")
+    assert [(r["id"], r["email"]) for r in staged] == [(1, "ala@example.com")]
+    assert quarantine_rows(shop, "users", "2026-01-02")[0]["_reasons"] == [
+        "email: not a valid email address: 'not-an-email'"
+    ]
+    assert staging_rows(shop, "users", "2026-01-01") == []

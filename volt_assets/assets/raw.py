@@ -63,6 +63,7 @@ class RawCapture:
 
     def __init__(self, config: TableConfig, source: PostgresResource, store: LakeStore, log):
         self.config, self.source, self.store, self.log = config, source, store, log
+        self.rows_added = 0  # versions this run captured that raw did not have yet
 
     def capture(self, day: dt.date, workdir: Path) -> FolderWrite | None:
         """Extract day D and add its new versions to raw D; None when nothing is new."""
@@ -140,8 +141,10 @@ class RawCapture:
         }
         files: dict[str, bytes | Path] = dict(files_of)
         files[RAW_VERSIONS] = parquet_bytes(versions)
+        self.rows_added += rows
         return FolderWrite(
-            day=day, prefix=prefix, files=files, manifest=new_manifest, replace=False, rows=rows, cursor_range=(lo, hi)
+            day=day, prefix=prefix, files=files, manifest=new_manifest, replace=False,
+            rows=versions.num_rows, cursor_range=(lo, hi),
         )
 
     def _versions(self, prefix: str) -> pa.Table:
@@ -241,11 +244,14 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                         previous = days[0] - dt.timedelta(days=back)
                         if store.read_manifest(partition_prefix("raw", config.name, previous)) is None:
                             continue
+                        added_before = capture.rows_added
                         late = capture.capture(previous, workdir)
                         if late is not None:
                             late.primary = False
-                            stats["late_rows"] += late.rows
-                            context.log.warning(f"{late.rows} late rows of {previous} added to its raw partition")
+                            stats["late_rows"] += capture.rows_added - added_before
+                            context.log.warning(
+                                f"{capture.rows_added - added_before} late rows of {previous} added to its raw partition"
+                            )
                             yield late
                 for day in days:
                     write = capture.capture(day, workdir)
@@ -258,6 +264,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                     stats["deletes"] = tombstones.manifest["deletes"]["count"]
                     yield tombstones
             stats["metadata"] = {
+                "rows_added": dg.MetadataValue.int(capture.rows_added - stats["late_rows"]),
                 "late_rows_merged": dg.MetadataValue.int(stats["late_rows"]),
                 "hard_deletes_noticed": dg.MetadataValue.int(stats.get("deletes", 0)),
                 "schema_drift": dg.MetadataValue.text(drift.describe()),

@@ -1,0 +1,1 @@
+"""Operations: the daily job and schedule, and the bucket-policy job."""

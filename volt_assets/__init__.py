@@ -1,20 +1,19 @@
 """volt_assets: Volt's data platform, a Dagster code location.
 
-`dagster ... -m volt_assets` loads `defs`. Configuration is applied from the environment,
-`.env` and the embedded stack before anything else reads it (see settings.py).
+`dagster ... -m volt_assets` loads `defs`, built lazily (`@dg.definitions`) so that importing the
+package (the `volt-assets` command, the tests) does not build every asset. Configuration is
+applied from the environment, `.env` and the embedded stack before anything reads it.
 """
-
-import warnings
 
 import dagster as dg
 
 from volt_assets.settings import apply_environment
 
 apply_environment()
-# Single-run backfill policies are marked beta; the project relies on them on purpose.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from volt_assets.definitions import build_definitions  # noqa: E402
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    from volt_assets.definitions import build_definitions
+
+    return build_definitions()

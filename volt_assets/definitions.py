@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 
 import dagster as dg
 
@@ -18,6 +19,10 @@ from volt_assets.assets.staging import build_staging_asset
 from volt_assets.io_managers import S3LakeIOManager
 from volt_assets.resources import lake_resource, s3_resource, source_database
 from volt_assets.table_config import load_tables
+
+# Single-run backfill policies are marked beta; the project relies on them on purpose.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 DOMAINS = (
     "volt_assets.marts.defs",

@@ -1,0 +1,772 @@
+"""The embedded local stack: PostgreSQL 16 and an S3 endpoint, both from PyPI, on 127.0.0.1.
+
+`volt-assets stack up|down|status` manages two detached processes that outlive the command:
+
+- PostgreSQL from the `pgserver` wheel (its bundled `initdb`/`pg_ctl`), listening on
+  127.0.0.1 with scram-sha-256 password auth, plus a trusted Unix socket used only to
+  (re)set the superuser password. PostgreSQL refuses to run as root, so when we are root it
+  runs as the `pgserver` OS user, as pgserver itself does.
+- S3 from `moto[server]`. moto keeps objects in memory, so `down` snapshots every bucket to
+  disk before stopping it and `up` restores the snapshot.
+
+Layout of the state folder (`settings.state_dir()`, `.volt/` by default):
+
+    pg/data/          PGDATA              pg/postgres.log   server log
+    s3.log            moto server log     s3-snapshot/      one folder per bucket
+    stack.json        pids and ports      stack.env         settings for everything else
+    images/           default VOLT_IMAGES_DIR
+
+The functions `start_postgres`, `stop_postgres`, `ensure_database`, `start_s3`, `stop_s3`,
+`s3_client`, `ensure_bucket` and `free_port` are reused by the test fixtures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+
+from volt_assets import settings
+
+HOST = "127.0.0.1"
+PG_SUPERUSER = "postgres"
+PG_DATABASE = "volt"
+PG_OS_USER = "pgserver"  # the OS user pgserver creates to run PostgreSQL when we are root
+S3_REGION = "eu-central-1"
+S3_DUMMY_KEY = "testing"  # moto accepts any credentials; these are the conventional dummies
+DEFAULT_TIMEOUT = 60.0
+EXIT_NOT_RUNNING = 3
+# Object headers kept by the S3 snapshot, besides the user metadata.
+SNAPSHOT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+
+
+class StackError(RuntimeError):
+    """A service could not be started or stopped; the message says where to look."""
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port(exclude: tuple[int, ...] = ()) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+        if port not in exclude:
+            return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL and werkzeug do: connections of a just-stopped server in TIME_WAIT
+        # must not make its port look taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _cmdline(pid: int | None) -> list[str] | None:
+    """The command line of a live process, None when gone (a zombie counts as gone)."""
+    if not pid:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; returns once the process is gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if _cmdline(pid) is None:
+                return
+            time.sleep(0.05)
+    raise StackError(f"process {pid} did not stop")
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    if not path.is_file():
+        return ""
+    tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return "\n".join("    " + line for line in tail)
+
+
+def _failure(what: str, log: Path) -> StackError:
+    tail = _log_tail(log)
+    return StackError(f"{what}; see {log}" + (f"\n  last lines:\n{tail}" if tail else ""))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class PgHandle:
+    """A running embedded PostgreSQL: TCP on host:port with password auth."""
+
+    pg_dir: Path
+    port: int
+    pid: int
+    password: str = field(repr=False)
+    host: str = HOST
+    user: str = PG_SUPERUSER
+
+    @property
+    def data_dir(self) -> Path:
+        return self.pg_dir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.pg_dir / "postgres.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        from psycopg2.extensions import make_dsn
+
+        return make_dsn(host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname)
+
+    def connect(self, dbname: str = "postgres", **kwargs: Any):
+        import psycopg2
+
+        return psycopg2.connect(self.dsn(dbname), **kwargs)
+
+
+def _pg_bin(tool: str) -> Path:
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("the pgserver package is not installed (pip install pgserver)")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / tool
+
+
+def _pgserver_utils():
+    # Importing pgserver warns on stderr when XDG_RUNTIME_DIR is unset (it is, under sudo
+    # and in containers); we do not use that runtime folder, only these helpers.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver import utils
+    return utils
+
+
+def _pg_owner() -> tuple[int, int] | None:
+    """(uid, gid) PostgreSQL must run as: `pgserver` when we are root, else None (ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    entry = _pgserver_utils().ensure_user_exists(PG_OS_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _grant_owner_access(pg_dir: Path, owner: tuple[int, int]) -> None:
+    """Let the `pgserver` user reach pg_dir and run the bundled binaries, as pgserver does."""
+    utils = _pgserver_utils()
+    read, execute = 0o044, 0o011  # for group and others
+    bin_dir = _pg_bin("pg_ctl").parent
+    utils.ensure_prefix_permissions(pg_dir)
+    utils.ensure_prefix_permissions(bin_dir)
+    utils.ensure_folder_permissions(bin_dir, read | execute)
+    utils.ensure_folder_permissions(bin_dir.parent / "lib", read)
+    os.chown(pg_dir, *owner)
+
+
+def _socket_dir(pg_dir: Path, owner: tuple[int, int] | None) -> Path:
+    """pg_dir itself, unless its path is too long for a Unix socket name (~104 bytes)."""
+    if len(str(pg_dir / ".s.PGSQL.65535.lock")) <= 100:
+        return pg_dir
+    digest = hashlib.sha256(str(pg_dir).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"volt-pg-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if owner:
+        os.chown(short, *owner)
+    return short
+
+
+def _run_pg_tool(tool: str, args: list[str], pg_dir: Path, owner: tuple[int, int] | None, timeout: float) -> str:
+    """Run a bundled PostgreSQL program as the data directory's owner; its output on failure."""
+    as_owner = {} if owner is None else {"user": owner[0], "group": owner[1], "extra_groups": []}
+    # A user's PGDATA/PGPORT/... must not steer the embedded server.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    # Output through a file, not a pipe: the postmaster started by pg_ctl could hold a pipe open.
+    with tempfile.TemporaryFile("w+") as out:
+        try:
+            proc = subprocess.run(
+                [str(_pg_bin(tool)), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=pg_dir,
+                env=env,
+                text=True,
+                timeout=timeout,
+                start_new_session=True,
+                **as_owner,
+            )
+        except subprocess.TimeoutExpired:
+            return f"{tool} timed out after {timeout:.0f}s"
+        out.seek(0)
+        return "" if proc.returncode == 0 else out.read().strip() or f"{tool} exited with {proc.returncode}"
+
+
+def _postmaster(pg_dir: Path) -> tuple[int, int] | None:
+    """(pid, port) of the PostgreSQL running on pg_dir/data, checked against the process table."""
+    pid_file = pg_dir / "data" / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    cmd = _cmdline(pid)
+    if not cmd or str(pg_dir / "data") not in cmd:
+        return None  # a stale pid file, or the pid now belongs to something else
+    return pid, port
+
+
+HBA_CONF = """\
+# Written by volt_assets.stack on every start.
+# TCP needs the password; the Unix socket (a folder only the server's user and root can
+# enter) is trusted so a lost password can be reset.
+local   all   all                  trust
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
+
+
+def _write_private(path: Path, text: str, owner: tuple[int, int] | None) -> None:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    if owner:
+        os.chown(path, *owner)
+
+
+def start_postgres(
+    data_dir: Path, port: int | None = None, password: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> PgHandle:
+    """Start PostgreSQL on 127.0.0.1:`port` (a free one when None) with its files in `data_dir`.
+
+    `data_dir` holds PGDATA (`data/`, created by initdb the first time), the log and the
+    socket. The superuser `postgres` gets `password` (a random one when None). The server is
+    detached: it keeps running after this process exits, until `stop_postgres(data_dir)`.
+    """
+    pg_dir = Path(data_dir).resolve()
+    if _postmaster(pg_dir):
+        raise StackError(f"PostgreSQL is already running on {pg_dir}")
+    owner = _pg_owner()
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    pg_dir.chmod(0o700)
+    if owner:
+        _grant_owner_access(pg_dir, owner)
+    data = pg_dir / "data"
+    log = pg_dir / "postgres.log"
+    log.touch()
+    if owner:
+        os.chown(log, *owner)
+
+    if not (data / "PG_VERSION").exists():
+        shutil.rmtree(data, ignore_errors=True)  # a half-done initdb
+        error = _run_pg_tool(
+            "initdb",
+            ["-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"],
+            pg_dir, owner, timeout,
+        )
+        if error:
+            raise StackError(f"initdb failed in {data}:\n{error}")
+    _write_private(data / "pg_hba.conf", HBA_CONF, owner)
+
+    port = port or free_port()
+    sock_dir = _socket_dir(pg_dir, owner)
+    server_options = f"-h {HOST} -p {port} -k {shlex.quote(str(sock_dir))}"
+    error = _run_pg_tool(
+        "pg_ctl",
+        ["-D", str(data), "-l", str(log), "-w", "-t", str(int(timeout)), "-o", server_options, "start"],
+        pg_dir, owner, timeout + 5,
+    )
+    running = _postmaster(pg_dir)
+    if error or not running:
+        stop_postgres(pg_dir)
+        raise _failure(f"PostgreSQL did not start on {HOST}:{port} ({error or 'no postmaster'})", log)
+    try:
+        return _attach_postgres(pg_dir, running, password, timeout)
+    except BaseException:
+        stop_postgres(pg_dir)
+        raise
+
+
+def _set_password(sock_dir: Path, port: int, password: str) -> None:
+    """Set the superuser password over the trusted socket, sending only its SCRAM verifier."""
+    import psycopg2
+    from psycopg2.extensions import encrypt_password
+
+    conn = psycopg2.connect(host=str(sock_dir), port=port, user=PG_SUPERUSER, dbname="postgres")
+    try:
+        conn.autocommit = True
+        verifier = encrypt_password(password, PG_SUPERUSER, conn, "scram-sha-256")
+        with conn.cursor() as cur:
+            cur.execute(f"ALTER ROLE {PG_SUPERUSER} PASSWORD %s", (verifier,))
+    finally:
+        conn.close()
+
+
+def _wait_for_postgres(handle: PgHandle, deadline: float) -> None:
+    """Until a TCP connection with the password succeeds."""
+    import psycopg2
+
+    while True:
+        try:
+            handle.connect(connect_timeout=2).close()
+            return
+        except psycopg2.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise _failure(f"PostgreSQL on {handle.host}:{handle.port} refuses connections ({exc})",
+                               handle.log_path) from None
+            time.sleep(0.2)
+
+
+def _attach_postgres(pg_dir: Path, postmaster: tuple[int, int], password: str | None, timeout: float) -> PgHandle:
+    """A handle on the server running on pg_dir, its superuser password set to `password`.
+
+    Set on every start, so stack.env and the server agree even if one of them was lost.
+    """
+    pid, port = postmaster
+    password = password or secrets.token_urlsafe(24)
+    _set_password(_socket_dir(pg_dir, _pg_owner()), port, password)
+    handle = PgHandle(pg_dir=pg_dir, port=port, pid=pid, password=password)
+    _wait_for_postgres(handle, time.monotonic() + timeout)
+    return handle
+
+
+def stop_postgres(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the PostgreSQL running on `data_dir` (fast shutdown); False if none was running."""
+    pg_dir = Path(data_dir).resolve()
+    running = _postmaster(pg_dir)
+    if not running:
+        return False
+    _run_pg_tool("pg_ctl", ["-D", str(pg_dir / "data"), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
+                 pg_dir, _pg_owner(), timeout + 5)
+    if _cmdline(running[0]) is not None:  # pg_ctl failed: stop the postmaster we identified
+        _terminate(running[0], timeout=10)
+    return True
+
+
+def ensure_database(pg: PgHandle, name: str) -> bool:
+    """Create database `name` unless it exists; True when created."""
+    from psycopg2 import sql
+
+    conn = pg.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- S3 (moto)
+
+
+@dataclass
+class S3Handle:
+    """A moto S3 server on host:port."""
+
+    port: int
+    pid: int
+    log_path: Path
+    host: str = HOST
+    # Set when this process started the server, so stopping it also reaps it.
+    process: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _is_moto(pid: int | None, port: int) -> bool:
+    cmd = _cmdline(pid)
+    return bool(cmd) and "moto.server" in cmd and str(port) in cmd
+
+
+def s3_client(endpoint_url: str, region: str = S3_REGION, read_timeout: float = 60):
+    """A boto3 S3 client on the embedded endpoint with the dummy credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=S3_DUMMY_KEY,
+        aws_secret_access_key=S3_DUMMY_KEY,
+        config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=read_timeout,
+                      retries={"max_attempts": 2}),
+    )
+
+
+def ensure_bucket(client, name: str, region: str | None = S3_REGION) -> bool:
+    """Create bucket `name` in `region` unless it exists; True when created."""
+    from botocore.exceptions import ClientError
+
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region and region != "us-east-1":  # us-east-1 is the one region S3 refuses to be named
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(**kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            return False
+        raise
+    return True
+
+
+def start_s3(port: int | None, log_path: Path, timeout: float = DEFAULT_TIMEOUT) -> S3Handle:
+    """Start a detached moto S3 server on 127.0.0.1:`port` (a free one when None), logging to log_path."""
+    port = port or free_port()
+    log_path = Path(log_path).resolve()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:  # the log of this server only: moto logs every request
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the end of `volt-assets stack up` and its terminal
+        )
+    handle = S3Handle(port=port, pid=process.pid, log_path=log_path, process=process)
+    try:
+        _wait_for_s3(handle, time.monotonic() + timeout)
+    except BaseException:
+        stop_s3(handle)
+        raise
+    return handle
+
+
+def _wait_for_s3(handle: S3Handle, deadline: float) -> None:
+    """Until the endpoint answers ListBuckets."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # Short reads: a port the server failed to bind may belong to something that never answers.
+    client = s3_client(handle.url, read_timeout=2)
+    while True:
+        if handle.process is not None and handle.process.poll() is not None:
+            raise _failure(f"the S3 endpoint exited with code {handle.process.returncode}", handle.log_path)
+        try:
+            client.list_buckets()
+            return
+        except (BotoCoreError, ClientError) as exc:
+            if time.monotonic() > deadline:
+                raise _failure(f"the S3 endpoint on {handle.url} does not answer ({exc})", handle.log_path) from None
+            time.sleep(0.2)
+
+
+def stop_s3(handle: S3Handle, timeout: float = 10.0) -> bool:
+    """Stop the moto server of `handle` if that pid is still it; False if it was not running."""
+    if handle.process is not None and handle.process.poll() is not None:
+        return False
+    if not _is_moto(handle.pid, handle.port):
+        return False
+    _terminate(handle.pid, timeout)
+    if handle.process is not None:
+        handle.process.wait(timeout)
+    return True
+
+
+def _object_file(key: str) -> str:
+    # Keys may hold any character (slashes, spaces, '..'): bodies are stored under a hash.
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def snapshot_s3(endpoint_url: str, dest: Path) -> int:
+    """Copy every bucket's objects (body, headers, user metadata) to dest; the object count.
+
+    Written next to dest first and swapped in at the end, so a failed snapshot keeps the last one.
+    """
+    client = s3_client(endpoint_url)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    count = 0
+    for bucket in client.list_buckets().get("Buckets", []):
+        name = bucket["Name"]
+        folder = tmp / name / "objects"
+        folder.mkdir(parents=True)
+        keys = [
+            obj["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name)
+            for obj in page.get("Contents", [])
+        ]
+
+        def save(key: str, name: str = name, folder: Path = folder) -> dict[str, Any]:
+            obj = client.get_object(Bucket=name, Key=key)
+            with open(folder / _object_file(key), "wb") as out:
+                shutil.copyfileobj(obj["Body"], out)
+            headers = {h: obj[h] for h in SNAPSHOT_HEADERS if obj.get(h)}
+            return {"key": key, "file": _object_file(key), "headers": headers, "metadata": obj.get("Metadata", {})}
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            objects = list(pool.map(save, keys))
+        region = client.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
+        index = {"bucket": name, "region": region, "objects": objects}
+        (tmp / name / "index.json").write_text(json.dumps(index, ensure_ascii=False, indent=1), encoding="utf-8")
+        count += len(objects)
+    tmp.mkdir(exist_ok=True)
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return count
+
+
+def restore_s3(endpoint_url: str, src: Path) -> int:
+    """Recreate the buckets and objects of a `snapshot_s3` folder; the object count."""
+    count = 0
+    for index_path in sorted(src.glob("*/index.json")):
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        client = s3_client(endpoint_url, region=index["region"])
+        ensure_bucket(client, index["bucket"], index["region"])
+        folder = index_path.parent / "objects"
+
+        def put(obj: dict[str, Any], client=client, bucket: str = index["bucket"], folder: Path = folder) -> None:
+            with open(folder / obj["file"], "rb") as body:
+                client.put_object(Bucket=bucket, Key=obj["key"], Body=body, Metadata=obj["metadata"], **obj["headers"])
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(put, index["objects"]))
+        count += len(index["objects"])
+    return count
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    root: Path
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.root / "pg"
+
+    @property
+    def s3_log(self) -> Path:
+        return self.root / "s3.log"
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "s3-snapshot"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "stack.json"
+
+    @property
+    def env(self) -> Path:
+        return self.root / "stack.env"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+
+def _read_state(paths: StackPaths) -> dict[str, dict[str, Any]]:
+    """stack.json: {"postgres": {"pid", "port"}, "s3": {"pid", "port"}}; ports outlive `down`."""
+    try:
+        state = json.loads(paths.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    return {svc: dict(state.get(svc) or {}) for svc in ("postgres", "s3")}
+
+
+def _write_state(paths: StackPaths, state: dict[str, dict[str, Any]]) -> None:
+    tmp = paths.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    tmp.replace(paths.state)
+
+
+@contextlib.contextmanager
+def _locked(paths: StackPaths) -> Iterator[None]:
+    """One `up`/`down` at a time per state folder (e.g. `make demo` and `make dev` together)."""
+    import fcntl
+
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.root / "stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _preferred_port(previous: int | None, exclude: tuple[int, ...] = ()) -> int:
+    """The port used last time while it is still free, so URLs stay the same across restarts."""
+    if previous and previous not in exclude and port_is_free(previous):
+        return previous
+    return free_port(exclude)
+
+
+def _running_s3(paths: StackPaths, state: dict[str, dict[str, Any]]) -> S3Handle | None:
+    s3 = state["s3"]
+    if s3.get("pid") and s3.get("port") and _is_moto(s3["pid"], s3["port"]):
+        return S3Handle(port=s3["port"], pid=s3["pid"], log_path=paths.s3_log)
+    return None
+
+
+def stack_up(paths: StackPaths, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Start whatever part of the stack is not running, then write stack.env."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    state = _read_state(paths)
+    env = settings.parse_env_file(paths.env)
+    bucket = os.environ.get("S3_BUCKET_NAME") or settings.DEFAULTS["S3_BUCKET_NAME"]
+
+    running = _postmaster(paths.pg_dir.resolve())
+    if running:
+        pg = _attach_postgres(paths.pg_dir.resolve(), running, env.get("POSTGRES_PASSWORD"), timeout)
+    else:
+        port = _preferred_port(state["postgres"].get("port"))
+        print(f"starting PostgreSQL on {HOST}:{port} (data {paths.pg_dir / 'data'})", flush=True)
+        pg = start_postgres(paths.pg_dir, port, env.get("POSTGRES_PASSWORD"), timeout)
+    state["postgres"] = {"pid": pg.pid, "port": pg.port}
+    _write_state(paths, state)
+    ensure_database(pg, PG_DATABASE)
+
+    s3 = _running_s3(paths, state)
+    if s3 is None:
+        port = _preferred_port(state["s3"].get("port"), exclude=(pg.port,))
+        print(f"starting the S3 endpoint on http://{HOST}:{port}", flush=True)
+        s3 = start_s3(port, paths.s3_log, timeout)
+        if paths.snapshot.is_dir():
+            try:
+                count = restore_s3(s3.url, paths.snapshot)
+            except BaseException:
+                # A half-restored lake must not run: the next `down` would snapshot it over the full one.
+                stop_s3(s3)
+                raise
+            print(f"restored {count} objects from {paths.snapshot}", flush=True)
+        state["s3"] = {"pid": s3.pid, "port": s3.port}
+        _write_state(paths, state)
+    ensure_bucket(s3_client(s3.url), bucket)
+
+    paths.images.mkdir(parents=True, exist_ok=True)
+    env.update(
+        POSTGRES_HOST=HOST,
+        POSTGRES_PORT=str(pg.port),
+        POSTGRES_DB=PG_DATABASE,
+        POSTGRES_USER=PG_SUPERUSER,
+        POSTGRES_PASSWORD=pg.password,
+        AWS_ENDPOINT_URL=s3.url,
+        AWS_ACCESS_KEY_ID=S3_DUMMY_KEY,
+        AWS_SECRET_ACCESS_KEY=S3_DUMMY_KEY,
+        AWS_DEFAULT_REGION=S3_REGION,
+        S3_BUCKET_NAME=bucket,
+    )
+    env.setdefault("VOLT_IMAGES_DIR", str(paths.images))
+    settings.write_env_file(paths.env, env)
+
+
+def stack_down(paths: StackPaths) -> None:
+    """Snapshot S3 and stop it, then stop PostgreSQL; only processes this stack started."""
+    state = _read_state(paths)
+    s3 = _running_s3(paths, state)
+    if s3 is not None:
+        try:
+            count = snapshot_s3(s3.url, paths.snapshot)
+        except Exception as exc:
+            # Stopping now would lose the in-memory lake: leave everything running.
+            raise StackError(f"could not snapshot S3 to {paths.snapshot} ({exc}); nothing was stopped") from exc
+        print(f"saved {count} objects to {paths.snapshot}", flush=True)
+        stop_s3(s3)
+        print("stopped the S3 endpoint", flush=True)
+    pg_stopped = stop_postgres(paths.pg_dir)
+    if pg_stopped:
+        print("stopped PostgreSQL", flush=True)
+    if s3 is None and not pg_stopped:
+        print("the stack was not running", flush=True)
+    for svc in state.values():
+        svc.pop("pid", None)
+    if paths.state.exists():
+        _write_state(paths, state)
+
+
+def stack_status(paths: StackPaths) -> int:
+    """Print each service; 0 when both run, 3 otherwise."""
+    state = _read_state(paths)
+    env = settings.parse_env_file(paths.env)
+    pg = _postmaster(paths.pg_dir.resolve())
+    s3 = _running_s3(paths, state)
+    if pg:
+        masked = "********" if env.get("POSTGRES_PASSWORD") else "(unknown)"
+        print(f"postgres  running  {HOST}:{pg[1]}  db {PG_DATABASE}  user {PG_SUPERUSER}  "
+              f"password {masked}  pid {pg[0]}")
+    else:
+        print("postgres  stopped" + _last_port(state["postgres"]))
+    print(f"          data {paths.pg_dir / 'data'}  log {paths.pg_dir / 'postgres.log'}")
+    if s3:
+        print(f"s3        running  {s3.url}  bucket {env.get('S3_BUCKET_NAME', '?')}  pid {s3.pid}")
+    else:
+        print("s3        stopped" + _last_port(state["s3"]))
+    print(f"          log {paths.s3_log}  snapshot {paths.snapshot}")
+    print(f"settings  {paths.env}")
+    return 0 if pg and s3 else EXIT_NOT_RUNNING
+
+
+def _last_port(service: dict[str, Any]) -> str:
+    return f"  (last port {service['port']})" if service.get("port") else ""
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "status"),
+        help="up: start PostgreSQL and S3 (restoring the S3 snapshot) and write .volt/stack.env; "
+        "down: snapshot S3 and stop both; status: print both, exit 0 when both run, 3 otherwise",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"how long `up` waits for each service to be ready (default {DEFAULT_TIMEOUT:.0f})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = StackPaths(settings.state_dir())
+    try:
+        if args.action == "status":
+            return stack_status(paths)
+        with _locked(paths):
+            if args.action == "up":
+                stack_up(paths, args.timeout)
+            else:
+                stack_down(paths)
+                return 0
+        return stack_status(paths)
+    except StackError as exc:
+        print(f"volt-assets stack {args.action}: {exc}", file=sys.stderr)
+        return 1

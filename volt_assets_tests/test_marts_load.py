@@ -1,0 +1,118 @@
+"""The marts IO manager: one transaction per load, the tables from `sql/marts/`, the database
+from MARTS_DATABASE_URL, and no password in what a run shows."""
+
+import urllib.parse
+import uuid
+
+import dagster as dg
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from volt_assets import stack
+from volt_assets.marts.dim_components import SCHEMA as DIM_COMPONENTS
+from volt_assets.marts.io_manager import ensure_tables
+from volt_assets.marts.sales import CATEGORY_SCHEMA, COMPONENT_SCHEMA
+from volt_assets.marts.users import SCHEMA as USERS_MART
+from volt_assets_tests.pipeline import component, create_source_schema, insert, materialize, ts
+
+LAKE = ["raw/electrical_components", "raw/users", "raw/orders",
+        "staging/electrical_components", "staging/users", "staging/orders"]
+
+
+def small_shop(conn) -> None:
+    """A user a day with an order each, over 2026-01-01..03."""
+    create_source_schema(conn)
+    insert(conn, "electrical_components", [component(1, "2026-01-01 08:00")])
+    for day in (1, 2, 3):
+        at = ts(f"2026-01-0{day} 10:00")
+        insert(conn, "users", [{"id": day, "email": f"u{day}@volt.test", "country": "PL", "created_at": at, "updated_at": at}])
+        insert(conn, "orders", [{"id": day, "user_id": day, "component_id": 1, "quantity": day, "unit_price": "2.50",
+                                 "currency": "EUR", "status": "paid", "ordered_at": at, "updated_at": at}])
+
+
+def mart_rows(conn, table: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT * FROM marts.{} ORDER BY 1, 2").format(sql.Identifier(table)))
+        return cur.fetchall()
+
+
+def events(result, kind: dg.DagsterEventType) -> list:
+    return [e for e in result.all_events if e.event_type == kind]
+
+
+def test_a_failed_load_keeps_the_previous_rows(volt_env):
+    conn = volt_env.connect()
+    small_shop(conn)
+    result = materialize(LAKE + ["marts/users_mart"], ("2026-01-01", "2026-01-03"))
+    loaded = [e for e in events(result, dg.DagsterEventType.ASSET_MATERIALIZATION) if e.asset_key.path[0] == "marts"]
+    assert sorted(e.partition for e in loaded) == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    metadata = loaded[0].event_specific_data.materialization.metadata  # the run's, on each partition
+    assert metadata["rows"].value == 1 + 2 + 3  # the users known on each of the 3 days
+    assert metadata["table"].value == "marts.users_mart"
+    assert {"duration_seconds", "rows_per_second", "database"} <= set(metadata)
+
+    # Mark the loaded rows, then make the third day's COPY fail half-way through the load.
+    with conn.cursor() as cur:
+        cur.execute("UPDATE marts.users_mart SET email = 'loaded-before@volt.test'")
+        cur.execute("ALTER TABLE marts.users_mart ADD CONSTRAINT refuse_d3 CHECK (dt <> '2026-01-03') NOT VALID")
+    conn.commit()
+    before = mart_rows(conn, "users_mart")
+    copies = {k: volt_env.read_object(k) for k in volt_env.list_keys("mart/users_mart/")}
+
+    result = materialize(["marts/users_mart"], ("2026-01-01", "2026-01-03"), raise_on_error=False)
+    assert not result.success
+    [failure] = events(result, dg.DagsterEventType.STEP_FAILURE)
+    message = failure.step_failure_data.error.to_string()
+    assert "refuse_d3" in message and "previous rows kept" in message
+    assert not events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)  # a data error is not retried
+    assert mart_rows(conn, "users_mart") == before  # all 3 days as they were, the 2 good ones too
+    assert {k: volt_env.read_object(k) for k in volt_env.list_keys("mart/users_mart/")} == copies
+
+
+@pytest.fixture
+def marts_database(volt_env, pg_server, monkeypatch):
+    """A second database, named by MARTS_DATABASE_URL (password in the URL, as users write it)."""
+    dbname = f"volt_marts_{uuid.uuid4().hex[:8]}"
+    stack.ensure_database(pg_server, dbname)
+    password = urllib.parse.quote(pg_server.password, safe="")
+    monkeypatch.setenv("MARTS_DATABASE_URL", f"postgresql://{pg_server.user}:{password}@{pg_server.host}:{pg_server.port}/{dbname}")
+    yield pg_server.dsn(dbname)
+    admin = pg_server.connect()
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    finally:
+        admin.close()
+
+
+def test_marts_go_to_MARTS_DATABASE_URL_and_hide_its_password(volt_env, pg_server, marts_database):
+    conn = volt_env.connect()
+    small_shop(conn)
+    result = materialize(["raw/electrical_components", "staging/electrical_components", "marts/dim_components"],
+                         "2026-01-01")
+    with psycopg2.connect(marts_database) as other, other.cursor() as cur:
+        cur.execute("SELECT component_id, is_current FROM marts.dim_components")
+        assert cur.fetchall() == [(1, True)]
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('marts.dim_components')")
+        assert cur.fetchone() == (None,)
+    shown = " ".join(str(e) for e in result.all_events)
+    assert pg_server.password not in shown and urllib.parse.quote(pg_server.password, safe="") not in shown
+    [loaded] = [e for e in events(result, dg.DagsterEventType.ASSET_MATERIALIZATION) if e.asset_key.path[0] == "marts"]
+    assert ":***@" in loaded.event_specific_data.materialization.metadata["database"].value
+
+
+def test_the_ddl_and_the_arrow_schemas_agree(volt_env):
+    """The tables come from sql/marts/; the assets cast to their Arrow schemas: same columns."""
+    conn = volt_env.connect()
+    ensure_tables(conn)
+    ensure_tables(conn)  # idempotent
+    marts = {"dim_components": DIM_COMPONENTS, "daily_category_sales": CATEGORY_SCHEMA,
+             "daily_component_sales": COMPONENT_SCHEMA, "users_mart": USERS_MART}
+    with conn.cursor() as cur:
+        for table, schema in marts.items():
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+                        "AND table_name = %s ORDER BY ordinal_position", (table,))
+            assert [r[0] for r in cur.fetchall()] == schema.names, table

@@ -26,6 +26,7 @@ from volt_assets.lake.raw_files import read_versions
 from volt_assets.lake.staging import parquet_bytes
 from volt_assets.lake.store import LakeStore
 from volt_assets.partitions import context_days, day_window
+from volt_assets.quality.raw_checks import RawQuality, raw_check_specs
 from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
 from volt_assets.table_config import TableConfig
 
@@ -207,7 +208,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         io_manager_key=LAKE_IO_MANAGER,
         group_name="raw",
         kinds={"postgres", "s3"},
-        check_specs=[drift_check],
+        check_specs=[drift_check, *raw_check_specs(config)],
         metadata={"partition_expr": config.cursor, "primary_key": config.primary_key, "sync": config.sync},
         description=(
             f"Exact capture of `{config.name}`: rows whose `{config.cursor}` lies in the day "
@@ -283,5 +284,6 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                 "retyped": dg.MetadataValue.json({c: list(v) for c, v in drift.retyped.items()}),
             },
         )
+        yield from RawQuality(config, source, store, context.log).results(days, drift)
 
     return raw_asset

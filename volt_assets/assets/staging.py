@@ -23,7 +23,7 @@ from volt_assets.lake.raw_files import read_text_batches
 from volt_assets.lake.staging import StagingBuilder, StagingDay, parquet_bytes
 from volt_assets.partitions import context_days
 from volt_assets.table_config import TableConfig
-from volt_assets.quality.gate import gate_check_spec, gate_result
+from volt_assets.quality.staging_checks import StagingQuality, staging_check_specs
 
 PART = "part-00000.parquet"
 
@@ -68,7 +68,7 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
         io_manager_key=LAKE_IO_MANAGER,
         group_name="staging",
         kinds={"s3", "parquet"},
-        check_specs=[gate_check_spec(config, key)],
+        check_specs=staging_check_specs(config, key),
         metadata={"partition_expr": config.cursor, "primary_key": config.primary_key},
         description=(
             f"`{config.name}` typed and cleaned: one row per `{config.primary_key}` (latest valid version "
@@ -78,12 +78,14 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
     def staging_asset(context: dg.AssetExecutionContext, raw: LakePartitions):
         days = context_days(context)
         per_day: dict[str, dict] = {}
+        quality = StagingQuality(config, raw.store)  # judges each day as it streams past
 
         def writes():
             with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
                 for day in days:
                     built = build_day(config, raw, day, Path(tmp))
                     per_day[day.isoformat()] = built.counts
+                    quality.observe(day, built, raw.manifest(day))
                     manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
                                 "raw_extracted_at": (raw.manifest(day) or {}).get("extracted_at")}
                     yield FolderWrite(
@@ -108,6 +110,6 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
 
         stats: dict = {}
         yield dg.Output(LakeOutput(writes=writes(), stats=stats))
-        yield gate_result(config, per_day)
+        yield from quality.results()
 
     return staging_asset

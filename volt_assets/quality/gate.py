@@ -1,14 +1,17 @@
-"""The staging quality gate: the share of refused (quarantined) rows per day.
+"""The staging quality gate: the share of a day's raw rows refused into quarantine.
 
 Like dbt's warn_if / error_if: above `thresholds.warn_above` the check WARNs, above
 `thresholds.error_above` it is an ERROR, and because the check is blocking an ERROR stops
-the marts downstream in the same run.
+everything downstream of staging (the marts) in the same run. The per-rule checks say which
+rule refused how many rows; the gate judges the day as a whole.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from volt_assets.quality.outcome import DayOutcome, Sample, judge_share
+from volt_assets.quality.rulebook import RuleHits
 from volt_assets.table_config import TableConfig
 
 GATE = "quarantine_share"
@@ -24,34 +27,20 @@ def gate_check_spec(config: TableConfig, key: dg.AssetKey) -> dg.AssetCheckSpec:
             f"Share of a day's raw rows refused into quarantine: WARN above {t.warn_above:.0%}, "
             f"ERROR (blocks the marts) above {t.error_above:.0%}."
         ),
+        metadata={"warn_above": t.warn_above, "error_above": t.error_above},
     )
 
 
-def gate_result(config: TableConfig, per_day: dict[str, dict]) -> dg.AssetCheckResult:
-    """Judge every day of the run; the worst day decides, every day is in the metadata."""
-    days = {}
-    for day, counts in sorted(per_day.items()):
-        raw = counts["raw_rows"]
-        share = counts["quarantined_rows"] / raw if raw else 0.0
-        days[day] = {"raw_rows": raw, "quarantined_rows": counts["quarantined_rows"],
-                     "share": round(share, 6), "verdict": config.thresholds.severity(share) or "PASS"}
-    failing = [d for d, v in days.items() if v["verdict"] == "ERROR"]
-    warning = [d for d, v in days.items() if v["verdict"] == "WARN"]
-    worst = "ERROR" if failing else "WARN" if warning else None
-    worst_share = max((v["share"] for v in days.values()), default=0.0)
-    description = (
-        f"ERROR on {', '.join(failing)}: more than {config.thresholds.error_above:.0%} refused"
-        if failing
-        else f"WARN on {', '.join(warning)}: rows refused" if warning else "no day above the thresholds"
-    )
-    return dg.AssetCheckResult(
-        check_name=GATE,
-        passed=worst is None,
-        severity=dg.AssetCheckSeverity.ERROR if worst == "ERROR" else dg.AssetCheckSeverity.WARN,
-        description=description,
-        metadata={
-            "worst_share": dg.MetadataValue.float(round(worst_share, 6)),
-            "days": dg.MetadataValue.json(days),
-            "error_days": dg.MetadataValue.json(failing),
-        },
+def gate_day(config: TableConfig, counts: dict, hits: dict[str, RuleHits]) -> DayOutcome:
+    """The gate's verdict on one day, with how many rows each rule refused."""
+    raw, refused = counts["raw_rows"], counts["quarantined_rows"]
+    samples: list[Sample] = []
+    for rule_hits in hits.values():  # a few rows of every rule that refused any
+        samples.extend(rule_hits.samples[:3])
+    return DayOutcome(
+        failing=refused,
+        rows=raw,
+        verdict=judge_share(config.thresholds, refused, raw),
+        samples=samples,
+        details={f"refused_by_{name}": h.rows for name, h in hits.items() if h.rows},
     )

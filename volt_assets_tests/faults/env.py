@@ -1,0 +1,86 @@
+"""More than one test environment at a time: a twin database + bucket for an undisturbed run
+to compare against, and switching the process environment between them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg2
+from psycopg2 import sql
+
+from volt_assets import stack
+
+
+@dataclass
+class Twin:
+    """A database and a bucket on the session's servers, with the contract's variables."""
+
+    env: dict[str, str]
+    dbname: str
+    bucket: str
+    s3: Any
+    dsn: str = field(repr=False)
+
+    def connect(self):
+        return psycopg2.connect(self.dsn)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def read_object(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+def make_twin(pg_server, s3_endpoint: str, base_env: dict[str, str], home: Path) -> Twin:
+    """A fresh database and bucket; the variables of `base_env` re-pointed at them."""
+    suffix = uuid.uuid4().hex[:8]
+    dbname, bucket = f"volt_t_{suffix}", f"volt-t-{suffix}"
+    stack.ensure_database(pg_server, dbname)
+    s3 = stack.s3_client(s3_endpoint)
+    stack.ensure_bucket(s3, bucket)
+    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
+    (home / "dagster_home" / "dagster.yaml").write_text("", encoding="utf-8")
+    env = {
+        **base_env,
+        "POSTGRES_HOST": pg_server.host,
+        "POSTGRES_PORT": str(pg_server.port),
+        "POSTGRES_DB": dbname,
+        "POSTGRES_USER": pg_server.user,
+        "POSTGRES_PASSWORD": pg_server.password,
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "S3_BUCKET_NAME": bucket,
+        "DAGSTER_HOME": str(home / "dagster_home"),
+        "VOLT_STATE_DIR": str(home / "state"),
+    }
+    return Twin(env=env, dbname=dbname, bucket=bucket, s3=s3, dsn=pg_server.dsn(dbname))
+
+
+def drop_twin(pg_server, twin: Twin) -> None:
+    conn = pg_server.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(twin.dbname)))
+    finally:
+        conn.close()
+
+
+@contextmanager
+def using_env(values: dict[str, str]) -> Iterator[None]:
+    """Set variables in os.environ for the block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -240,12 +240,21 @@ def scrub(text: str) -> str:
     return text
 
 
+def error_summary(error) -> str:
+    """Dagster's wrapper line plus the root cause (`RuntimeError: ...`), which says what broke."""
+    root = error
+    while getattr(root, "cause", None) is not None:
+        root = root.cause
+    top = error.message.strip()
+    return top if root is error else f"{top} caused by {root.message.strip()}"
+
+
 def failure_alert(context: dg.RunFailureSensorContext) -> dict:
     """The alert of a failed run: what, where and a link; no run config, no secrets."""
     run = context.dagster_run
     step_events = context.get_step_failure_events()
     steps = [e.step_key for e in step_events]
-    errors = [e.event_specific_data.error.message for e in step_events
+    errors = [error_summary(e.event_specific_data.error) for e in step_events
               if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)]
     error = errors[0] if errors else (context.failure_event.message or "run failed")
     error = scrub(error.strip())

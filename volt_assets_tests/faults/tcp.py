@@ -37,7 +37,7 @@ class DropRule:
     done: int = 0
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: pairs live in a set
 class _Pair:
     """One client connection and its upstream connection."""
 

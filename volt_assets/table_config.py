@@ -20,6 +20,9 @@ CONFIG_PATH = Path(__file__).with_name("tables.yaml")
 
 TEXT_TYPES = ("text", "varchar", "char", "character varying", "character")
 # Columns every staging table adds after the source's own (contract: names start with `_`).
+# `_reasons` of a quarantined row. The list's child is named `element` as Parquet's LIST spec
+# names it, so a file read back has exactly the schema it was written with.
+REASONS_TYPE = pa.list_(pa.field("element", pa.string()))
 STAGING_EXTRA_FIELDS = (
     pa.field("_deleted", pa.bool_(), nullable=False),
     pa.field("_extracted_at", pa.timestamp("us", tz="UTC")),
@@ -156,7 +159,7 @@ class TableConfig:
         """Quarantine keeps every value as the text it arrived as, plus why it was refused."""
         return pa.schema(
             [pa.field(c, pa.string()) for c in self.columns]
-            + [pa.field("_reasons", pa.list_(pa.string())), pa.field("_extracted_at", pa.timestamp("us", tz="UTC"))]
+            + [pa.field("_reasons", REASONS_TYPE), pa.field("_extracted_at", pa.timestamp("us", tz="UTC"))]
         )
 
 

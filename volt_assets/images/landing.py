@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from volt_assets.lake.rules import validate
 from volt_assets.lake.staging import latest_per_key
-from volt_assets.table_config import TableConfig, is_text
+from volt_assets.table_config import REASONS_TYPE, TableConfig, is_text
 
 MAX_BYTES = 64 * 1024 * 1024  # hand-made files; bigger extracts belong in the database pipeline
 OTHER_DELIMITERS = (";", "\t", "|")
@@ -109,7 +109,7 @@ def _quarantine(config: TableConfig, columns: dict[str, list], reasons: list[lis
                 source_key: str, received_at: dt.datetime) -> pa.Table:
     n = len(reasons)
     data = {c: pa.array(columns.get(c, [None] * n), pa.string()) for c in config.columns}
-    data["_reasons"] = pa.array(reasons, pa.list_(pa.string()))
+    data["_reasons"] = pa.array(reasons, REASONS_TYPE)
     data["_extracted_at"] = pa.array([received_at] * n, EXTRACTED_AT)
     data["_source_key"] = pa.array([source_key] * n, pa.string())
     data["_line"] = pa.array(lines, pa.int64())

@@ -214,7 +214,14 @@ def with_reconnect(database, action, attempts: int = 3, log=None):
     for attempt in range(1, attempts + 1):
         try:
             with database.connect() as conn:
-                return action(conn)
+                try:
+                    return action(conn)
+                except psycopg2.DatabaseError as exc:
+                    # A drop mid-COPY surfaces as a bare DatabaseError ("error with status
+                    # PGRES_COPY_OUT and no message"); a broken connection is what makes it transient.
+                    if conn.closed or conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
+                        raise psycopg2.OperationalError(f"connection lost: {type(exc).__name__}") from exc
+                    raise
         except TRANSIENT_PG_ERRORS as exc:
             if attempt == attempts:
                 raise

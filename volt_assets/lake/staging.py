@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.lake.rules import validate
-from volt_assets.table_config import TableConfig
+from volt_assets.table_config import REASONS_TYPE, TableConfig
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
@@ -67,7 +67,7 @@ class StagingBuilder:
             refused = result.cleaned_strings.filter(result.refused)
             quarantine = {c: refused[c] if c in refused.column_names else pa.nulls(refused.num_rows, pa.string())
                           for c in config.columns}
-            quarantine["_reasons"] = pa.array(result.reasons, pa.list_(pa.string()))
+            quarantine["_reasons"] = pa.array(result.reasons, REASONS_TYPE)
             quarantine["_extracted_at"] = extracted.filter(result.refused)
             self.quarantined.append(pa.table(quarantine, schema=config.quarantine_schema()))
         accepted = pc.invert(result.refused)

@@ -56,6 +56,9 @@ class _Pair:
         for sock in (self.client, self.upstream):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                # close() alone does not end a recv() blocked in the other pump thread, and the
+                # socket lives on until it returns; shutting down the read side wakes it.
+                sock.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
             try:

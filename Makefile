@@ -36,8 +36,14 @@ stack-down: $(STAMP)
 	$(BIN)/volt-assets stack down
 
 ## make bench: extraction against the peers and the limits (bench/RESULTS.md)
-bench: $(STAMP)
-	$(BIN)/python -m bench.run
+## BENCH_ARGS="--quick" for a smoke run; "--rows 5000000" for a bigger table
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/volt-assets stack down

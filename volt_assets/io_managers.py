@@ -24,6 +24,10 @@ from volt_assets.partitions import UTC, days_between
 from volt_assets.resources import LakeResource
 
 
+DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
+PROGRESS_SECONDS = 10.0
+
+
 @dataclass
 class FolderWrite:
     """One partition folder to write: files (bytes or a local file) and its manifest."""
@@ -100,6 +104,7 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         rows = written = 0
         days: dict[str, dict] = {}
         cursor_min = cursor_max = None
+        folders, last_log = 0, started
         for write in obj.writes:
             size = store.write_folder(write.prefix, write.files, write.manifest, replace=write.replace)
             written += size
@@ -113,8 +118,18 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
                 cursor_min = lo if cursor_min is None else min(cursor_min, lo)
             if hi is not None:
                 cursor_max = hi if cursor_max is None else max(cursor_max, hi)
-            context.log.info(f"wrote {store.uri(write.prefix)}: {write.rows} rows, {size} bytes")
+            folders += 1
+            # Every log line is an event the instance stores (one commit each): a 365-day run
+            # logs its first folders, then progress at most every PROGRESS_SECONDS, then a total.
+            now = time.perf_counter()
+            if folders <= DETAILED_WRITES or now - last_log >= PROGRESS_SECONDS:
+                context.log.info(f"wrote {store.uri(write.prefix)}: {write.rows} rows, {size} bytes"
+                                 + ("" if folders <= DETAILED_WRITES else f" ({folders} folders so far)"))
+                last_log = now
         seconds = time.perf_counter() - started
+        if folders > DETAILED_WRITES:
+            context.log.info(f"wrote {folders} folders under {store.uri(layer_prefix(layer, name))}: "
+                             f"{rows} rows, {written} bytes in {seconds:.1f} s")
         metadata = {
             "rows": dg.MetadataValue.int(rows),
             "bytes": dg.MetadataValue.int(written),

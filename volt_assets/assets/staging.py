@@ -28,9 +28,12 @@ from volt_assets.quality.staging_checks import StagingQuality, staging_check_spe
 PART = "part-00000.parquet"
 
 
-def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path) -> StagingDay:
-    """Read raw D (the files its manifest lists) and build staging + quarantine for D."""
-    manifest = raw.manifest(day)
+def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path,
+              manifest: dict | None = None) -> StagingDay:
+    """Read raw D (the files its manifest lists) and build staging + quarantine for D.
+
+    `manifest`: raw D's manifest when the caller already read it (one GET per day, not three)."""
+    manifest = manifest if manifest is not None else raw.manifest(day)
     if manifest is None:
         raise dg.Failure(
             description=f"raw/{config.name} has no complete partition {day} (no _manifest.json): "
@@ -83,11 +86,12 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
         def writes():
             with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
                 for day in days:
-                    built = build_day(config, raw, day, Path(tmp))
+                    raw_manifest = raw.manifest(day)
+                    built = build_day(config, raw, day, Path(tmp), raw_manifest)
                     per_day[day.isoformat()] = built.counts
-                    quality.observe(day, built, raw.manifest(day))
+                    quality.observe(day, built, raw_manifest)
                     manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
-                                "raw_extracted_at": (raw.manifest(day) or {}).get("extracted_at")}
+                                "raw_extracted_at": (raw_manifest or {}).get("extracted_at")}
                     yield FolderWrite(
                         day=day,
                         prefix=partition_prefix("staging", config.name, day),

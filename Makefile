@@ -45,6 +45,16 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## make screenshots: the Dagster UI in headless Chromium -> docs/img/*.png (scripts/screenshots.py)
+## needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)
+SCREENSHOTS_STAMP := $(VENV)/.screenshots-installed
+$(SCREENSHOTS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,screenshots]"
+	touch $(SCREENSHOTS_STAMP)
+
+screenshots: $(SCREENSHOTS_STAMP)
+	$(BIN)/python scripts/screenshots.py
+
 clean:
 	-$(BIN)/volt-assets stack down
 	rm -rf $(VENV) .volt

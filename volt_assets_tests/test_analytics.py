@@ -120,7 +120,7 @@ def test_top_10_components_by_revenue_per_category(marts):
     sales.append((dt.date(2026, 2, 2), 20, "fuses", 2, 3, Decimal("30.00")))
     sales.append((dt.date(2026, 2, 3), 21, "fuses", 1, 1, Decimal("45.50")))
     sales.append((dt.date(2026, 2, 9), 21, "fuses", 1, 1, Decimal("1000.00")))  # outside the window
-    load(marts, "daily_component_sales", sales)
+    load(marts, "daily_component_sales", list(reversed(sales)))  # ids descending: a tie needs the tie-break
     # Component 7 has two versions (renamed): the latest name is shown. 12 is not in the dimension.
     dims = [(cid, f"SKU-{cid}", f"Component {cid}", "cables", "ACME", Decimal("1.00"), "EUR",
              ts("2026-01-01 00:00"), None, True) for cid in list(range(1, 12)) + [20, 21]]

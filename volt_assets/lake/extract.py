@@ -97,7 +97,9 @@ def extract_query(config: TableConfig, actual: dict[str, str], window) -> sql.Co
         where = sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
             c=sql.Identifier(config.cursor), s=sql.Literal(window[0]), e=sql.Literal(window[1])
         )
-    inner = sql.SQL("SELECT {cols} FROM {t}{where} ORDER BY {c}, {pk}").format(
+    # ORDER BY the table's own columns (qualified): the bare names would mean the rendered
+    # text of the select list, which no index provides, so PostgreSQL would sort the whole day.
+    inner = sql.SQL("SELECT {cols} FROM {t}{where} ORDER BY {t}.{c}, {t}.{pk}").format(
         cols=_select_list(config, actual),
         t=sql.Identifier(config.name),
         where=where,

@@ -62,7 +62,7 @@ def summarise(run_id: str, home: Path) -> list[tuple[str, str, int, str]]:
             partitions[key].add(mat.partition)
             value = mat.metadata.get("rows")
             if value is not None:
-                rows[key] = int(value.value)  # the run's total: every partition's event carries it
+                rows[key] += int(value.value)  # each partition's event carries its own rows
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
             verdict = "ok" if ev.passed else ev.severity.value

@@ -85,6 +85,34 @@ class LakePartitions:
         return pa.concat_tables(tables) if tables else None
 
 
+def add_partition_metadata(context: dg.OutputContext, per_day: dict[str, dict]) -> None:
+    """Give each partition's materialisation its own figures (rows, bytes, folder, cursor range).
+
+    The output metadata describes the whole run; in a range run Dagster copies it onto every
+    partition's event, so the UI's page of one day would show the year's rows. Partition-scoped
+    asset metadata overrides it key by key for that day; `run_rows` / `run_bytes` keep the totals.
+    """
+    if not context.has_asset_partitions:
+        return
+    step = context.step_context
+    targeted = set(context.asset_partition_keys)
+    totals = {"run_rows": sum(d.get("rows", 0) for d in per_day.values()),
+              "run_bytes": sum(d.get("bytes", 0) for d in per_day.values())}
+    step.add_asset_metadata({k: dg.MetadataValue.int(v) for k, v in totals.items()}, asset_key=context.asset_key)
+    for day, figures in per_day.items():
+        if day not in targeted:  # e.g. a late-row merge into the day before the run's first
+            continue
+        metadata = {}
+        for key, value in figures.items():
+            if key in ("rows", "bytes"):
+                metadata[key] = dg.MetadataValue.int(value)
+            elif key == "s3_uri":
+                metadata[key] = dg.MetadataValue.path(value)
+            else:
+                metadata[key] = dg.MetadataValue.text(str(value))
+        step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=day)
+
+
 def asset_layer_and_name(asset_key: dg.AssetKey) -> tuple[str, str]:
     layer, *rest = asset_key.path
     return layer, "/".join(rest)
@@ -113,11 +141,14 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
             if write.primary:
                 rows += write.rows
                 entry["rows"] += write.rows
+                entry["s3_uri"] = store.uri(write.prefix)
             lo, hi = write.cursor_range
             if lo is not None:
                 cursor_min = lo if cursor_min is None else min(cursor_min, lo)
+                entry["cursor_min"] = min(entry.get("cursor_min", lo), lo)
             if hi is not None:
                 cursor_max = hi if cursor_max is None else max(cursor_max, hi)
+                entry["cursor_max"] = max(entry.get("cursor_max", hi), hi)
             folders += 1
             # Every log line is an event the instance stores (one commit each): a 365-day run
             # logs its first folders, then progress at most every PROGRESS_SECONDS, then a total.
@@ -143,6 +174,7 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         }
         metadata.update({k: v for k, v in obj.stats.get("metadata", {}).items()})
         context.add_output_metadata(metadata)
+        add_partition_metadata(context, days)
         obj.stats["per_day"] = days
 
     def load_input(self, context: dg.InputContext) -> LakePartitions:

@@ -133,6 +133,14 @@ def test_partition_range_is_one_run_with_a_folder_per_day(shop):
     for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
         assert f"{STAGING}/dt={day}/part-00000.parquet" in shop.list_keys(f"{STAGING}/dt={day}/")
     assert len(staging_rows(shop, "electrical_components", "2026-01-03")) == 41  # 40 + id 5
+    # Each partition's page in the UI shows that day's figures; the run's totals ride along.
+    events = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
+              if e.asset_key.to_user_string() == STAGING}
+    assert {d: m["rows"].value for d, m in events.items()} == {"2026-01-01": 40, "2026-01-02": 43, "2026-01-03": 41}
+    assert {m["run_rows"].value for m in events.values()} == {40 + 43 + 41}
+    assert events["2026-01-02"]["s3_uri"].value.endswith(f"/{STAGING}/dt=2026-01-02/")
+    assert events["2026-01-02"]["cursor_min"].value.startswith("2026-01-02T")
+    assert events["2026-01-02"]["cursor_max"].value.startswith("2026-01-02T")
 
     # DuckDB reads the layer whole with hive partitioning (through pyarrow's S3 filesystem,
     # as DuckDB's httpfs extension cannot be downloaded here).

@@ -47,8 +47,12 @@ def test_a_failed_load_keeps_the_previous_rows(volt_env):
     result = materialize(LAKE + ["marts/users_mart"], ("2026-01-01", "2026-01-03"))
     loaded = [e for e in events(result, dg.DagsterEventType.ASSET_MATERIALIZATION) if e.asset_key.path[0] == "marts"]
     assert sorted(e.partition for e in loaded) == ["2026-01-01", "2026-01-02", "2026-01-03"]
-    metadata = loaded[0].event_specific_data.materialization.metadata  # the run's, on each partition
-    assert metadata["rows"].value == 1 + 2 + 3  # the users known on each of the 3 days
+    by_day = {e.partition: e.event_specific_data.materialization.metadata for e in loaded}
+    assert {d: m["rows"].value for d, m in by_day.items()} == {  # each partition's own rows:
+        "2026-01-01": 1, "2026-01-02": 2, "2026-01-03": 3}       # the users known on that day
+    assert {m["run_rows"].value for m in by_day.values()} == {1 + 2 + 3}
+    assert by_day["2026-01-02"]["s3_uri"].value.endswith("/mart/users_mart/dt=2026-01-02/")
+    metadata = by_day["2026-01-01"]
     assert metadata["table"].value == "marts.users_mart"
     assert {"duration_seconds", "rows_per_second", "database"} <= set(metadata)
 

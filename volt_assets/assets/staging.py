@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.assets.common import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
@@ -59,6 +60,18 @@ def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: P
     return builder.finish(deletes)
 
 
+def cursor_range(table: pa.Table, cursor: str) -> tuple[str | None, str | None]:
+    """The day's cursor range as ISO-8601 UTC text, like raw's (tombstones carry no cursor)."""
+    if cursor not in table.column_names:
+        return None, None
+    bounds = pc.min_max(table[cursor])
+    return _iso(bounds["min"].as_py()), _iso(bounds["max"].as_py())
+
+
+def _iso(instant: dt.datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
     key = dg.AssetKey(["staging", config.name])
 
@@ -98,6 +111,7 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
                         files={PART: parquet_bytes(built.staging)},
                         manifest={**manifest, "layer": "staging"},
                         rows=built.staging.num_rows,
+                        cursor_range=cursor_range(built.staging, config.cursor),
                     )
                     q_files = {PART: parquet_bytes(built.quarantine)} if built.quarantine.num_rows else {}
                     yield FolderWrite(

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from volt_assets.lake.layout import layer_prefix, partition_prefix
+from volt_assets.io_managers import add_partition_metadata
 from volt_assets.lake.staging import PARQUET_OPTIONS
 from volt_assets.partitions import UTC, days_between
 from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
@@ -136,6 +137,8 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
                 **obj.metadata,
             }
         )
+        add_partition_metadata(context, {day.isoformat(): {"rows": count, "s3_uri": store.uri(partition_prefix("mart", name, day))}
+                                         for day, _, count in copies})
 
     def _stage(self, obj: MartOutput, tmp: Path, csv_path: Path, window: tuple[dt.date, dt.date]):
         """Write each day's rows to one CSV file and its copy to a Parquet file, one day in memory."""

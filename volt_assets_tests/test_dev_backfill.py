@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 from volt_assets.instance_config import prepare_dagster_home
 from volt_assets.stack import free_port
 from volt_assets_tests.pipeline import component, create_source_schema, insert, ts
@@ -63,6 +65,24 @@ def wait_for_webserver(port: int, process: subprocess.Popen, deadline: float) ->
     raise TimeoutError("dagster dev did not answer")
 
 
+def stop_dev(process: subprocess.Popen) -> None:
+    """Stop `dagster dev` and everything it started. SIGINT is its own clean shutdown (a group
+    SIGTERM leaves code servers that run in sessions of their own); survivors are killed."""
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for child in alive:
+        child.kill()
+    psutil.wait_procs(alive, timeout=10)
+
+
 def seed_three_days(volt_env) -> None:
     conn = volt_env.connect()
     create_source_schema(conn)
@@ -107,11 +127,7 @@ def test_ui_backfill_of_three_days_writes_every_layer(volt_env, tmp_path):
             time.sleep(3)
         assert status == "COMPLETED_SUCCESS", (status, (tmp_path / "dev.log").read_text()[-3000:])
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_dev(process)
 
     for day in DAYS:
         for layer in ("raw", "staging"):

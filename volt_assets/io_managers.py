@@ -40,6 +40,7 @@ class FolderWrite:
     rows: int = 0  # rows this write adds to the asset's output (0 for side folders)
     primary: bool = True  # the asset's own folder (False: quarantine, a late-row merge, ...)
     cursor_range: tuple[str | None, str | None] = (None, None)
+    remove: list[str] = field(default_factory=list)  # superseded files, deleted after the manifest
 
 
 @dataclass
@@ -134,7 +135,8 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         cursor_min = cursor_max = None
         folders, last_log = 0, started
         for write in obj.writes:
-            size = store.write_folder(write.prefix, write.files, write.manifest, replace=write.replace)
+            size = store.write_folder(write.prefix, write.files, write.manifest, replace=write.replace,
+                                      remove=write.remove)
             written += size
             entry = days.setdefault(write.day.isoformat(), {"rows": 0, "bytes": 0})
             entry["bytes"] += size

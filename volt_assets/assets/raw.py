@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from volt_assets.assets.common import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
 from volt_assets.io_managers import FolderWrite, LakeOutput
 from volt_assets.lake import extract as ex
-from volt_assets.lake.layout import RAW_DELETES, RAW_VERSIONS, layer_prefix, partition_prefix
+from volt_assets.lake.layout import RAW_DELETES, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix, sidecar_name
 from volt_assets.lake.raw_files import read_versions
 from volt_assets.lake.staging import parquet_bytes
 from volt_assets.lake.store import LakeStore
@@ -72,7 +72,8 @@ class RawCapture:
         prefix = partition_prefix("raw", config.name, day)
         window = day_window(day) if config.incremental else None
         extracted_at = ex.utc_now()
-        stem = f"part-{extracted_at:%Y%m%dT%H%M%S%fZ}"
+        stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
+        stem = f"part-{stamp}"
         attempt = 0
 
         def run(conn):
@@ -87,7 +88,7 @@ class RawCapture:
         new_versions = read_versions(config, extract.paths)
         paths, rows = extract.paths, extract.rows
         if manifest is not None:
-            old = self._versions(prefix)
+            old = self._versions(prefix, manifest)
             is_new = pc.invert(pc.is_in(_version_ids(new_versions), value_set=_version_ids(old)))
             fresh = new_versions.filter(is_new)
             if fresh.num_rows == 0:
@@ -116,6 +117,9 @@ class RawCapture:
         lo = pc.min(cursors).as_py() if versions.num_rows else None
         hi = pc.max(cursors).as_py() if versions.num_rows else None
         previous = manifest or {}
+        # The index is rewritten under a new name: the one the current manifest lists stays
+        # untouched until the new manifest replaces it (a run killed in between changes nothing).
+        superseded = [n for n in [listed_sidecar(manifest, RAW_VERSIONS)] if n]
         extractions = previous.get("extractions", []) + [
             {
                 "extracted_at": extracted_at.isoformat(),
@@ -137,21 +141,23 @@ class RawCapture:
             "extracted_at": extracted_at.isoformat(),
             "columns": extract.columns,
             "extractions": extractions,
-            "files": previous.get("files", {}),
+            "files": {n: v for n, v in previous.get("files", {}).items() if n not in superseded},
             "deletes": previous.get("deletes"),
         }
         files: dict[str, bytes | Path] = dict(files_of)
-        files[RAW_VERSIONS] = parquet_bytes(versions)
+        files[sidecar_name(RAW_VERSIONS, stamp)] = parquet_bytes(versions)
         self.rows_added += rows
         return FolderWrite(
             day=day, prefix=prefix, files=files, manifest=new_manifest, replace=False,
-            rows=versions.num_rows, cursor_range=(lo, hi),
+            rows=versions.num_rows, cursor_range=(lo, hi), remove=superseded,
         )
 
-    def _versions(self, prefix: str) -> pa.Table:
-        if not self.store.exists(prefix + RAW_VERSIONS):
+    def _versions(self, prefix: str, manifest: dict | None) -> pa.Table:
+        """The versions index the manifest lists (what a completed capture recorded)."""
+        name = listed_sidecar(manifest, RAW_VERSIONS)
+        if name is None:
             return VERSIONS_SCHEMA.empty_table()
-        return pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + RAW_VERSIONS))).cast(VERSIONS_SCHEMA)
+        return pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + name))).cast(VERSIONS_SCHEMA)
 
     def notice_deletes(self, day: dt.date) -> FolderWrite | None:
         """Compare the source's live keys with the keys the lake knows up to D; tombstone the
@@ -160,13 +166,16 @@ class RawCapture:
         # Arrow arrays, not Python sets: a table of millions of keys stays tens of MB.
         known_parts: list[pa.Array] = []
         deleted_parts: list[pa.Array] = []
+        manifest = None
         for d in self.store.list_days(layer_prefix("raw", config.name)):
             if d > day:
                 break
             prefix = partition_prefix("raw", config.name, d)
-            known_parts.append(pc.unique(self._versions(prefix)["pk"].combine_chunks()))
-            if d < day and self.store.exists(prefix + RAW_DELETES):
-                gone = pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + RAW_DELETES)))
+            manifest = self.store.read_manifest(prefix)
+            known_parts.append(pc.unique(self._versions(prefix, manifest)["pk"].combine_chunks()))
+            gone_name = listed_sidecar(manifest, RAW_DELETES)
+            if d < day and gone_name is not None:
+                gone = pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + gone_name)))
                 deleted_parts.append(gone["pk"].combine_chunks().cast(pa.string()))
         known = pc.unique(pa.chunked_array(known_parts, pa.string()).combine_chunks())
         if deleted_parts:
@@ -196,10 +205,13 @@ class RawCapture:
             return None
         noticed = ex.utc_now()
         deletes = pa.table({"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA)
-        manifest["deletes"] = {"file": RAW_DELETES, "count": len(missing), "noticed_at": noticed.isoformat(),
+        name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
+        superseded = [n for n in [listed_sidecar(manifest, RAW_DELETES)] if n]
+        manifest["files"] = {n: v for n, v in manifest.get("files", {}).items() if n not in superseded}
+        manifest["deletes"] = {"file": name, "count": len(missing), "noticed_at": noticed.isoformat(),
                                "known_keys": len(known), "live_keys": live_count}
-        return FolderWrite(day=day, prefix=prefix, files={RAW_DELETES: parquet_bytes(deletes)},
-                           manifest=manifest, replace=False, rows=0, primary=False)
+        return FolderWrite(day=day, prefix=prefix, files={name: parquet_bytes(deletes)},
+                           manifest=manifest, replace=False, rows=0, primary=False, remove=superseded)
 
 
 def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:

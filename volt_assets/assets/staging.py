@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from volt_assets.assets.common import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
 from volt_assets.io_managers import FolderWrite, LakeOutput, LakePartitions
-from volt_assets.lake.layout import RAW_DELETES, partition_prefix
+from volt_assets.lake.layout import RAW_DELETES, listed_sidecar, partition_prefix
 from volt_assets.lake.raw_files import read_text_batches
 from volt_assets.lake.staging import StagingBuilder, StagingDay, parquet_bytes
 from volt_assets.partitions import context_days
@@ -52,8 +52,9 @@ def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: P
     for batch in read_text_batches(config, paths):
         builder.add(batch)
     deletes = None
-    if (manifest.get("deletes") or {}).get("file") == RAW_DELETES:
-        body = raw.store.get_bytes(raw.prefix(day) + RAW_DELETES)
+    deletes_file = listed_sidecar(manifest, RAW_DELETES)
+    if deletes_file is not None and (manifest.get("deletes") or {}).get("file") == deletes_file:
+        body = raw.store.get_bytes(raw.prefix(day) + deletes_file)
         deletes = pq.read_table(pa.BufferReader(body))
     for path in paths:
         path.unlink()

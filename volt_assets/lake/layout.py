@@ -6,8 +6,22 @@ from __future__ import annotations
 import datetime as dt
 
 MANIFEST = "_manifest.json"
-RAW_VERSIONS = "_versions.parquet"  # (primary key, cursor) of every captured line
-RAW_DELETES = "_deletes.parquet"  # hard deletes noticed while this day ran
+# Raw sidecars, `{kind}-{capture stamp}.parquet`: a new name for every rewrite, never an object
+# the current manifest lists, so a run killed before its manifest leaves the listed ones intact.
+RAW_VERSIONS = "_versions"  # (primary key, cursor, capture) of every captured line
+RAW_DELETES = "_deletes"  # hard deletes noticed while this day ran
+
+
+def sidecar_name(kind: str, stamp: str) -> str:
+    """`_versions-20260102T101112123456Z.parquet`."""
+    return f"{kind}-{stamp}.parquet"
+
+
+def listed_sidecar(manifest: dict | None, kind: str) -> str | None:
+    """The `kind` sidecar a raw manifest lists (also the fixed `_versions.parquet` of older lakes)."""
+    names = [n for n in (manifest or {}).get("files", {})
+             if n == f"{kind}.parquet" or (n.startswith(f"{kind}-") and n.endswith(".parquet"))]
+    return max(names) if names else None
 
 
 def partition_prefix(layer: str, name: str, day: dt.date) -> str:

@@ -127,12 +127,14 @@ class LakeStore:
             raise (explain(exc, self.bucket) or exc) from None
 
     def write_folder(
-        self, prefix: str, files: dict[str, bytes | Path], manifest: dict, replace: bool = True
+        self, prefix: str, files: dict[str, bytes | Path], manifest: dict, replace: bool = True,
+        remove: list[str] | tuple[str, ...] = (),
     ) -> int:
         """Write a partition folder: files, then the manifest, then (replace) remove the rest.
 
         With `replace=False` the files already in the folder stay (raw only grows) and the
-        manifest passed in must list them as well. Returns the bytes uploaded.
+        manifest passed in must list them as well; `remove` names files the new manifest no
+        longer lists, deleted once it is written. Returns the bytes uploaded.
         """
         written = 0
         listed = dict(manifest.get("files", {}))
@@ -147,6 +149,8 @@ class LakeStore:
             keep = {prefix + MANIFEST} | {prefix + n for n in listed}
             stale = [o["Key"] for o in self.list_objects(prefix) if o["Key"] not in keep]
             self.delete(stale)
+        elif remove:
+            self.delete([prefix + n for n in remove if n not in listed])
         return written
 
     def delete(self, keys: list[str]) -> None:

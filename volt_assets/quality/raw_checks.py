@@ -3,8 +3,9 @@
 - `schema_drift` (result built in `assets/raw.py`, before extraction): reported here in the
   day's quality report as well;
 - `source_reconciliation`: every (primary key, cursor) the source holds for the day, as of the
-  capture, is in raw D's `_versions.parquet` (raw may hold more: older versions the source has
-  since overwritten), and `_versions.parquet` has the manifest's `row_count` rows. ERROR, not
+  capture, is in the versions index raw D's manifest lists (`_versions-<capture>.parquet`; raw
+  may hold more: older versions the source has since overwritten), and it has the manifest's
+  `row_count` rows. ERROR, not
   blocking: raw only grows, so the next capture (or the next day's look-back) heals a late commit;
   it is reported so nobody trusts a partition with holes.
 - `files_present`: every file raw D's manifest lists exists with the size it was written with.
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from volt_assets.lake import extract as ex
-from volt_assets.lake.layout import MANIFEST, RAW_VERSIONS, layer_prefix, partition_prefix
+from volt_assets.lake.layout import MANIFEST, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix
 from volt_assets.lake.store import LakeStore
 from volt_assets.partitions import day_window
 from volt_assets.quality.outcome import ERROR, WARN, DayOutcome, Sample, Tally
@@ -47,7 +48,7 @@ def raw_check_specs(config: TableConfig) -> list[dg.AssetCheckSpec]:
             asset=key,
             description=(
                 f"Every `{config.name}` row the source has with `{config.cursor}` in the day (as of the "
-                "capture) is in raw's `_versions.parquet`, which has the manifest's row_count rows. ERROR "
+                "capture) is in raw's versions index, which has the manifest's row_count rows. ERROR "
                 "on any missing row (not blocking: the next capture adds late rows)."
             ),
         ),
@@ -130,10 +131,11 @@ class RawQuality:
 
         return ex.with_reconnect(self.source, run, log=self.log)
 
-    def _captured(self, day: dt.date) -> pa.Array:
-        key = partition_prefix("raw", self.config.name, day) + RAW_VERSIONS
-        if not self.store.exists(key):
+    def _captured(self, day: dt.date, manifest: dict) -> pa.Array:
+        name = listed_sidecar(manifest, RAW_VERSIONS)
+        if name is None:
             return pa.array([], pa.string())
+        key = partition_prefix("raw", self.config.name, day) + name
         versions = pq.read_table(pa.BufferReader(self.store.get_bytes(key)), columns=["pk", "cursor"])
         return _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
 
@@ -141,7 +143,7 @@ class RawQuality:
         config = self.config
         if manifest is None:
             return DayOutcome(1, 1, ERROR, note="raw partition has no manifest")
-        captured = self._captured(day)
+        captured = self._captured(day, manifest)
         # Only rows stamped before the capture started can be expected in it; later ones belong
         # to the next capture.
         as_of = dt.datetime.fromisoformat(manifest["extracted_at"])
@@ -178,7 +180,7 @@ class RawQuality:
         if missing:
             notes.append(f"{missing} of {source_rows} source rows missing from raw")
         if row_count != len(captured):
-            notes.append(f"manifest row_count {row_count} but _versions.parquet has {len(captured)} versions")
+            notes.append(f"manifest row_count {row_count} but the versions index has {len(captured)} versions")
         return DayOutcome(
             failing=missing + (0 if row_count == len(captured) else 1),
             rows=source_rows,

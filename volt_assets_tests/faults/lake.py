@@ -2,7 +2,8 @@
 
 `snapshot()` reads a bucket (and the marts schema) into comparable values. Everything a
 capture time makes different between two otherwise identical runs is normalised:
-- raw part names `part-20260102T101112123456Z-00000.jsonl.gz` -> `part-<captured>-00000.jsonl.gz`;
+- raw part names `part-20260102T101112123456Z-00000.jsonl.gz` -> `part-<captured>-00000.jsonl.gz`
+  (and the sidecars `_versions-<stamp>.parquet`, `_deletes-<stamp>.parquet` alike);
 - manifest fields that are clocks (`extracted_at`, `seconds`, `noticed_at`, ...);
 - Parquet columns that are clocks (`_extracted_at`, any `_..._at`): their values are not
   compared, but the bytes are: the expected table, given the actual run's clock columns,
@@ -25,22 +26,28 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from volt_assets.lake.layout import RAW_VERSIONS, listed_sidecar
 from volt_assets.lake.staging import parquet_bytes
 
 MANIFEST = "_manifest.json"
-CAPTURE = re.compile(r"part-\d{8}T\d{12}Z")
+CAPTURE = re.compile(r"(part|_versions|_deletes)-\d{8}T\d{12}Z")
 FOLDER = re.compile(r"^(.*?/dt=\d{4}-\d{2}-\d{2}/)")
 VOLATILE = {"extracted_at", "seconds", "noticed_at", "raw_extracted_at", "duration_seconds", "loaded_at", "written_at"}
 BYTE_EXACT_LAYERS = ("staging/", "quarantine/")  # written with staging.parquet_bytes
 
 
 def normalise_name(text: str) -> str:
-    return CAPTURE.sub("part-<captured>", text)
+    return CAPTURE.sub(r"\1-<captured>", text)
 
 
 def _normalise(value: Any) -> Any:
     if isinstance(value, dict):
-        return {normalise_name(k): _normalise(v) for k, v in value.items() if k not in VOLATILE}
+        out = {normalise_name(k): _normalise(v) for k, v in value.items() if k not in VOLATILE}
+        for name, info in out.items():
+            # a raw sidecar's size follows the capture stamps it holds (compared row by row instead)
+            if name.startswith(("_versions-", "_deletes-")) and isinstance(info, dict):
+                info.pop("bytes", None)
+        return out
     if isinstance(value, list):
         return [_normalise(v) for v in value]
     if isinstance(value, str):
@@ -224,13 +231,13 @@ def problems(target) -> list[str]:
             )
             if rows != want:
                 out.append(f"{folder}: files hold {rows} rows, manifest counts say {want}")
-        if folder.startswith("raw/") and "_versions.parquet" in listed:
+        if folder.startswith("raw/") and listed_sidecar(manifest, RAW_VERSIONS):
             out += _raw_versions_problems(target, folder, manifest)
     return out
 
 
 def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
-    """`_versions.parquet` must name exactly the (pk, cursor) of the lines the listed parts hold."""
+    """The listed versions index (`_versions-<stamp>.parquet`) must name exactly the (pk, cursor) of the lines the listed parts hold."""
     from volt_assets.table_config import load_tables
 
     pk, cursor = load_tables()[manifest["table"]].primary_key, manifest.get("cursor_column", "updated_at")
@@ -240,11 +247,12 @@ def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
             lines += gzip.decompress(target.read_object(folder + name)).decode().splitlines()
     records = [json.loads(line) for line in lines]
     in_parts = sorted((str(r[pk]), r[cursor]) for r in records)
-    versions = pq.read_table(io.BytesIO(target.read_object(folder + "_versions.parquet")))
+    name = listed_sidecar(manifest, RAW_VERSIONS)
+    versions = pq.read_table(io.BytesIO(target.read_object(folder + name)))
     listed = sorted(zip(versions["pk"].to_pylist(), versions["cursor"].to_pylist()))
     if in_parts != listed:
         extra = sorted(set(listed) - set(in_parts))
-        return [f"{folder}_versions.parquet names {len(listed)} versions, the listed parts hold {len(in_parts)}"
+        return [f"{folder}{name} names {len(listed)} versions, the listed parts hold {len(in_parts)}"
                 f" (e.g. not in any listed part: {extra[:3]})"]
     return []
 

@@ -84,3 +84,32 @@ def using_env(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def clone_twin(pg_server, s3_endpoint: str, source: Twin, home: Path) -> Twin:
+    """A new twin holding a copy of `source`'s database and bucket, as they are now.
+
+    Kill tests start many runs from one "old" state: building it once and copying it
+    (`CREATE DATABASE ... TEMPLATE`, then S3 CopyObject of every key) is much faster than
+    materialising it again, and the copy is byte-identical, raw capture names included."""
+    clone = make_twin(pg_server, s3_endpoint, source.env, home)
+    conn = pg_server.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(clone.dbname)))
+            # a template must have no other sessions (a finished run may leave one closing)
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (source.dbname,),
+            )
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(clone.dbname), sql.Identifier(source.dbname)
+                )
+            )
+    finally:
+        conn.close()
+    for key in source.list_keys():
+        clone.s3.copy_object(Bucket=clone.bucket, Key=key, CopySource={"Bucket": source.bucket, "Key": key})
+    return clone

@@ -1,0 +1,90 @@
+"""The project's way, as a user runs it: `dagster asset materialize -m volt_assets ...` as a
+child process, then the run's own numbers read back from the DagsterInstance event log of
+the bench's DAGSTER_HOME (step durations, and the materialisations' metadata: rows, bytes,
+duration_seconds)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from bench.common import Measure, run_measured
+
+LAKE_ASSETS = "raw/electrical_components,staging/electrical_components"
+
+
+# Run config choosing Dagster's in-process executor: the steps run in the `dagster` process
+# itself instead of one child process each (the default multiprocess executor).
+IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
+
+
+def materialize_cmd(select: str, first: dt.date, last: dt.date | None = None, in_process: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "volt_assets", "--select", select]
+    if in_process:
+        cmd += ["--config-json", IN_PROCESS]
+    if last is None or last == first:
+        return cmd + ["--partition", first.isoformat()]
+    return cmd + ["--partition-range", f"{first.isoformat()}...{last.isoformat()}"]
+
+
+def run_stats(dagster_home: Path) -> dict:
+    """The latest run of the instance: status, step seconds, per-asset metadata."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return {}
+        run = runs[0]
+        steps: dict[str, dict] = {}
+        assets: dict[str, dict] = {}
+        checks: dict[str, bool] = {}
+        first = last = None
+        for entry in instance.all_logs(run.run_id):
+            first = entry.timestamp if first is None else min(first, entry.timestamp)
+            last = entry.timestamp if last is None else max(last, entry.timestamp)
+            event = entry.dagster_event
+            if event is None:
+                continue
+            kind = event.event_type
+            if kind == DagsterEventType.STEP_START:
+                steps.setdefault(entry.step_key, {})["start"] = entry.timestamp
+            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                steps.setdefault(entry.step_key, {})["end"] = entry.timestamp
+                steps[entry.step_key]["ok"] = kind == DagsterEventType.STEP_SUCCESS
+            elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+                mat = event.step_materialization_data.materialization
+                key = mat.asset_key.to_user_string()
+                meta = {k: v.value for k, v in mat.metadata.items()
+                        if k in ("rows", "bytes", "duration_seconds", "rows_per_second", "partitions_written")}
+                # a range materialises once per partition key with the same metadata: keep one
+                assets[key] = meta
+            elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+                data = event.asset_check_evaluation_data
+                checks[f"{data.asset_key.to_user_string()}:{data.check_name}"] = bool(data.passed)
+        step_seconds = {k: round(v["end"] - v["start"], 3) for k, v in steps.items() if "start" in v and "end" in v}
+        return {
+            "run_id": run.run_id,
+            "status": run.status.value,
+            "steps": step_seconds,
+            "assets": assets,
+            "checks_failed": sorted(k for k, ok in checks.items() if not ok),
+            "run_seconds": round(last - first, 3) if first is not None else None,
+        }
+    finally:
+        instance.dispose()
+
+
+def materialize(name: str, env: dict, log: Path, select: str, first: dt.date, last: dt.date | None = None,
+                timeout: float = 3600, in_process: bool = False) -> Measure:
+    """One `dagster asset materialize` process, measured, with its run's numbers in .report."""
+    measure = run_measured(name, materialize_cmd(select, first, last, in_process), env, log, timeout=timeout)
+    # the instance's dagster.yaml reads its PostgreSQL settings from the environment
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_POSTGRES_")})
+    measure.report = run_stats(Path(env["DAGSTER_HOME"]))
+    if measure.report.get("status") != "SUCCESS":
+        measure.returncode = measure.returncode or 1
+    return measure

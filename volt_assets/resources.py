@@ -13,8 +13,28 @@ from dagster_aws.s3 import S3Resource
 from volt_assets.lake.store import LakeStore
 
 
-class SourceUnavailable(RuntimeError):
-    """PostgreSQL could not be reached or refused us: the message says where, never the password."""
+# Connection errors no retry can fix (psycopg2's first line), and what to check for each.
+PERMANENT_PG_ERRORS = {
+    "password authentication": "check POSTGRES_USER and POSTGRES_PASSWORD",
+    "does not exist": "check POSTGRES_DB and POSTGRES_USER",
+    "no pg_hba.conf": "the server's pg_hba.conf does not admit this user from this host",
+}
+
+
+class SourceUnavailable(dg.Failure):
+    """PostgreSQL could not be reached or refused us: the message says where, never the password.
+
+    A `dg.Failure`: the retry policy applies to a server that is down or unreachable, not to
+    one that refused the credentials or has no such database (`permanent`)."""
+
+    def __init__(self, description: str, permanent: bool = False):
+        super().__init__(description=description, allow_retries=not permanent)
+        self.permanent = permanent
+
+
+def permanent_pg_error(first_line: str) -> str | None:
+    """What to fix when psycopg2's message is an error no retry can fix, else None."""
+    return next((hint for text, hint in PERMANENT_PG_ERRORS.items() if text in first_line), None)
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -51,10 +71,11 @@ class PostgresResource(dg.ConfigurableResource):
                 return self._connect_once()
             except psycopg2.OperationalError as exc:
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                permanent = any(
-                    s in first_line for s in ("password authentication", "does not exist", "no pg_hba.conf")
-                )
-                if permanent or attempt == self.connect_attempts:
+                hint = permanent_pg_error(first_line)
+                if hint:
+                    raise SourceUnavailable(f"cannot connect to {self.where}: {first_line}: {hint}",
+                                            permanent=True) from None
+                if attempt == self.connect_attempts:
                     raise SourceUnavailable(f"cannot connect to {self.where}: {first_line}") from None
                 time.sleep(0.5 * 2**attempt)
 

@@ -242,8 +242,8 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         try:
             with source.connect() as conn:
                 actual = ex.source_columns(conn, config.name)
-        except SourceUnavailable as exc:
-            raise dg.Failure(description=str(exc), allow_retries=True) from None
+        except SourceUnavailable as exc:  # a dg.Failure: retried unless no retry can fix it
+            raise SourceUnavailable(str(exc), permanent=exc.permanent) from None
         if not actual:
             raise dg.Failure(
                 description=f"source table {config.name!r} does not exist in {source.where}: "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from botocore.exceptions import ClientError
 
 from volt_assets.lake.layout import MANIFEST, day_of_prefix, s3_uri
@@ -32,8 +33,14 @@ FATAL_CODES = {
 }
 
 
-class LakeError(RuntimeError):
-    """A lake operation failed for a reason a person must fix (no secrets in the text)."""
+class LakeError(dg.Failure):
+    """A lake operation failed for a reason a person must fix (no secrets in the text).
+
+    A `dg.Failure` that bypasses the assets' retry policy: retrying cannot fix it, so the run
+    fails at once instead of after the policy's backoff."""
+
+    def __init__(self, description: str):
+        super().__init__(description=description, allow_retries=False)
 
 
 def explain(exc: ClientError, bucket: str) -> LakeError | None:

@@ -29,7 +29,7 @@ from volt_assets.lake.layout import layer_prefix, partition_prefix
 from volt_assets.io_managers import add_partition_metadata
 from volt_assets.lake.staging import PARQUET_OPTIONS
 from volt_assets.partitions import UTC, days_between
-from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
+from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable, permanent_pg_error
 from volt_assets.settings import mask_dsn, project_root
 
 SCHEMA = "marts"
@@ -80,7 +80,9 @@ class MartsDatabase(dg.ConfigurableResource):
             return psycopg2.connect(self.url, connect_timeout=10, application_name="volt_assets")
         except psycopg2.Error as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise SourceUnavailable(f"cannot connect to {self.where}: {mask_dsn(first_line)}") from None
+            permanent = permanent_pg_error(first_line) is not None
+            raise SourceUnavailable(f"cannot connect to {self.where}: {mask_dsn(first_line)}"
+                                    + (": check MARTS_DATABASE_URL" if permanent else ""), permanent=permanent) from None
 
 
 def ensure_tables(conn) -> None:

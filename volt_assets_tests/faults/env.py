@@ -113,3 +113,45 @@ def clone_twin(pg_server, s3_endpoint: str, source: Twin, home: Path) -> Twin:
     for key in source.list_keys():
         clone.s3.copy_object(Bucket=clone.bucket, Key=key, CopySource={"Bucket": source.bucket, "Key": key})
     return clone
+
+
+@dataclass
+class AuthS3:
+    """A moto S3 server of its own that checks credentials (SigV4 against moto's IAM), with one
+    user allowed everything: `key_id` / `secret`, and a bucket of theirs."""
+
+    url: str
+    key_id: str
+    secret: str = field(repr=False)
+    bucket: str = "volt-auth-lake"
+
+
+@contextmanager
+def authenticating_s3(log_path: Path) -> Iterator[AuthS3]:
+    """The session's moto server accepts any credentials; this one refuses wrong ones, as S3
+    does: an unknown key is `InvalidAccessKeyId`, a wrong secret `SignatureDoesNotMatch`."""
+    import json
+    import urllib.request
+
+    import boto3
+
+    handle = stack.start_s3(None, log_path)
+    try:
+        # the next 3 requests go unauthenticated (they create the user), then moto checks every one
+        request = urllib.request.Request(handle.url + "/moto-api/reset-auth", data=b"3", method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).read()
+        anonymous = {"endpoint_url": handle.url, "region_name": stack.S3_REGION,
+                     "aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
+        iam = boto3.client("iam", **anonymous)
+        iam.create_user(UserName="volt-pipeline")
+        key = iam.create_access_key(UserName="volt-pipeline")["AccessKey"]
+        iam.put_user_policy(UserName="volt-pipeline", PolicyName="lake", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        auth = AuthS3(handle.url, key["AccessKeyId"], key["SecretAccessKey"])
+        client = boto3.client("s3", endpoint_url=handle.url, region_name=stack.S3_REGION,
+                              aws_access_key_id=auth.key_id, aws_secret_access_key=auth.secret)
+        stack.ensure_bucket(client, auth.bucket)
+        yield auth
+    finally:
+        stack.stop_s3(handle)

@@ -17,8 +17,12 @@ import pyarrow.compute as pc
 
 from volt_assets.table_config import Rule, TableConfig, arrow_type
 
-# Unicode separators as well as ASCII whitespace: RE2's \s alone is ASCII-only.
-WHITESPACE_RUN = r"[\s\p{Z}]+"
+# Unicode's White_Space: ASCII whitespace, NEL and the separators (Zs, Zl, Zp). RE2's \s alone
+# is ASCII-only and leaves out the vertical tab.
+WHITESPACE_RUN = r"[\s\v\x{85}\p{Z}]+"
+# Arrow reads decimal text of more than 38 digits by dropping the extra ones (0.000…0001 -> 0.00):
+# such text is refused as not a number of the column's type instead.
+MAX_DECIMAL_DIGITS = 38
 EMAIL_PATTERN = (
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$"
@@ -101,14 +105,20 @@ def coerce(config: TableConfig, strings: pa.Table, verdicts: Verdicts) -> pa.Tab
         if pa.types.is_string(target):
             arrays.append(values.cast(pa.string()))
             continue
+        to_cast = values
+        if pa.types.is_decimal(target):
+            digits = pc.utf8_length(pc.replace_substring_regex(values, r"[^0-9]", ""))
+            too_long = pc.fill_null(pc.greater(digits, MAX_DECIMAL_DIGITS), False)
+            if pc.any(too_long).as_py():
+                to_cast = pc.if_else(too_long, pa.scalar("too many digits"), values)
         try:
-            arrays.append(pc.cast(values, target))
+            arrays.append(pc.cast(to_cast, target))
             continue
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         # Slow path, only for a column holding a bad value: cast one value at a time.
         out, bad = [], []
-        for i, v in enumerate(values.to_pylist()):
+        for i, v in enumerate(to_cast.to_pylist()):
             try:
                 out.append(None if v is None else pc.cast(pa.array([v]), target)[0].as_py())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

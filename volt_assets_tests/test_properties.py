@@ -1,0 +1,284 @@
+"""Property-based tests (hypothesis) of the partition windows, the extraction's window on real
+PostgreSQL, and the cleaning, typing and deduplication rules; test_quality_rules.py covers how
+refused rows are attributed to rules.
+
+| property                                                                  | code                  |
+| ------------------------------------------------------------------------- | --------------------- |
+| every aware instant, any UTC offset, lies in exactly one day's window     | partitions.day_of/day_window |
+| a window is [D 00:00, D+1 00:00) UTC: first and last microsecond, no gap  | partitions.day_window |
+| a run's days are exactly the days of its half-open window                 | partitions.days_between |
+| Dagster's partition window of key D is day_window(D)                      | partitions.daily_partitions |
+| PostgreSQL's extract of day D holds exactly the rows whose cursor is in D, |                       |
+| and the rendered cursor parses back to the same microsecond (years 1-9999)| lake.extract          |
+| squish collapses every Unicode White_Space run and trims; idempotent      | rules.squish          |
+| not_blank refuses exactly the values that are only whitespace             | rules.broken_mask     |
+| a numeric(12,2) is typed exactly or refused with a reason, never rounded  | rules.coerce          |
+| timestamps in any offset, years 1 to 9999, are typed to the exact instant | rules.coerce          |
+| any text in any column: validate never raises, refused rows carry reasons, |                       |
+| accepted rows break no refuse rule                                        | rules.validate        |
+| staging's latest-per-key is independent of row order and batch splits,    |                       |
+| and raw rows = staged + quarantined + superseded                          | lake.staging          |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import re
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from volt_assets import partitions
+from volt_assets.lake import extract as ex
+from volt_assets.lake.rules import broken_mask, squish, validate
+from volt_assets.lake.staging import StagingBuilder
+from volt_assets.table_config import table
+from volt_assets_tests.faults.env import using_env
+from volt_assets_tests.pipeline import create_source_schema
+
+UTC = dt.timezone.utc
+MICRO = dt.timedelta(microseconds=1)
+# day_window(9999-12-31) would end in year 10000, which datetime cannot hold: no partition is that late
+FIRST, LAST = dt.datetime(1, 1, 2, tzinfo=UTC), dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+# The Unicode White_Space property (what `squish` collapses): ASCII \t\n\v\f\r and space, NEL,
+# and the separators (Zs, Zl, Zp).
+WHITE_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000"
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+instants = st.datetimes(min_value=FIRST.replace(tzinfo=None), max_value=LAST.replace(tzinfo=None)).map(
+    lambda d: d.replace(tzinfo=UTC)
+)
+dates = st.dates(min_value=dt.date(1, 1, 2), max_value=dt.date(9999, 12, 30))
+
+
+# --- partitions -------------------------------------------------------------------------------
+
+
+@given(instants, offsets)
+def test_every_instant_lies_in_exactly_one_day(instant, offset):
+    local = instant.astimezone(offset)  # the same instant, written in another offset
+    day = partitions.day_of(local)
+    start, end = partitions.day_window(day)
+    assert start <= local < end
+    assert day == instant.date()  # the UTC date, whatever the offset it was written in
+    for other in (day - dt.timedelta(days=1), day + dt.timedelta(days=1)):
+        if dt.date(1, 1, 1) < other < dt.date(9999, 12, 31):
+            lo, hi = partitions.day_window(other)
+            assert not lo <= local < hi
+
+
+@given(dates)
+def test_a_window_is_half_open_midnight_to_midnight_utc(day):
+    start, end = partitions.day_window(day)
+    assert start.tzinfo is UTC and end.tzinfo is UTC
+    assert (start.date(), start.time()) == (day, dt.time(0))
+    assert end - start == dt.timedelta(days=1)
+    assert partitions.day_of(start) == day  # 00:00:00 belongs to D
+    assert partitions.day_of(end - MICRO) == day  # 23:59:59.999999 too
+    assert partitions.day_of(end) == day + dt.timedelta(days=1)  # the next midnight does not
+
+
+@given(dates, st.integers(min_value=0, max_value=400))
+def test_the_days_of_a_window_are_every_day_in_it(first, span):
+    last = first + dt.timedelta(days=span)
+    assume(last <= dt.date(9999, 12, 30))
+    days = partitions.days_between(partitions.day_window(first)[0], partitions.day_window(last)[1])
+    assert days == [first + dt.timedelta(days=i) for i in range(span + 1)]
+
+
+@given(st.datetimes())
+def test_a_naive_datetime_has_no_day(naive):
+    with pytest.raises(ValueError):
+        partitions.day_of(naive)
+
+
+@settings(max_examples=50)
+@given(st.dates(min_value=dt.date(2020, 1, 1), max_value=dt.date(2030, 12, 31)))
+def test_dagster_partition_windows_are_the_day_windows(day):
+    with using_env({"VOLT_PARTITIONS_START": "2020-01-01"}):
+        window = partitions.daily_partitions().time_window_for_partition_key(day.isoformat())
+    assert (window.start, window.end) == partitions.day_window(day)
+
+
+# --- the extraction's window on PostgreSQL ----------------------------------------------------------
+
+
+@pytest.fixture
+def source(volt_env):
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    yield conn
+    conn.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(instants, offsets), min_size=1, max_size=12),
+       st.lists(st.sampled_from([dt.timedelta(0), -MICRO, MICRO, dt.timedelta(days=1) - MICRO]), min_size=1, max_size=4),
+       st.sampled_from([dt.date(1, 1, 2), dt.date(2026, 1, 2), dt.date(9999, 12, 30)]))
+def test_postgres_extract_of_a_day_holds_exactly_its_rows(source, tmp_path, instants_, edges, edge_day):
+    """Random cursors (in random offsets), plus cursors at and next to midnights: each row is in
+    the extract of its UTC day and of no other, with its cursor rendered to the microsecond."""
+    config = table("electrical_components")
+    cursors = [i.astimezone(o) for i, o in instants_]
+    midnight = dt.datetime.combine(edge_day, dt.time(0), UTC)
+    cursors += [midnight + e for e in edges if FIRST <= midnight + e <= LAST]
+    with source.cursor() as cur:
+        cur.execute("TRUNCATE electrical_components")
+        for i, cursor in enumerate(cursors):
+            cur.execute("INSERT INTO electrical_components (id, sku, created_at, updated_at) VALUES (%s, %s, %s, %s)",
+                        (i, f"S{i}", cursor, cursor))
+    source.commit()
+    days = {partitions.day_of(c) for c in cursors}
+    days |= {d + dt.timedelta(days=k) for d in days for k in (-1, 1)}
+    found: dict[int, list[dt.date]] = {}
+    for n, day in enumerate(sorted(d for d in days if d < dt.date(9999, 12, 31))):
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}-{n}"
+        out.mkdir()
+        result = ex.extract(source, config, partitions.day_window(day), out, "part")
+        for path in result.paths:
+            for line in gzip.decompress(path.read_bytes()).splitlines():
+                record = json.loads(line)
+                found.setdefault(record["id"], []).append(day)
+                rendered = pc.cast(pa.array([record["updated_at"]]), pa.timestamp("us", tz="UTC"))[0].as_py()
+                assert rendered == cursors[record["id"]], record
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["updated_at"])
+    assert found == {i: [partitions.day_of(c)] for i, c in enumerate(cursors)}
+
+
+# --- cleaning and typing ---------------------------------------------------------------------------
+
+
+def reference_squish(text: str) -> str:
+    return " ".join(re.split(f"[{re.escape(WHITE_SPACE)}]+", text)).strip(" ")
+
+
+texts = st.text(alphabet=st.one_of(st.sampled_from(WHITE_SPACE), st.characters(), st.sampled_from("aZ9 \u05d0\u0301🔌")),
+                max_size=40)
+
+
+@given(st.lists(st.one_of(st.none(), texts), max_size=20))
+def test_squish_collapses_every_whitespace_run_and_trims(values):
+    out = squish(pa.array(values, pa.string())).to_pylist()
+    assert out == [None if v is None else reference_squish(v) for v in values]
+    assert squish(pa.array(out, pa.string())).to_pylist() == out  # idempotent
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=WHITE_SPACE, max_size=8), texts), min_size=1, max_size=20))
+def test_not_blank_refuses_exactly_what_is_only_whitespace(values):
+    rule = table("electrical_components").refuse[1]
+    assert (rule.column, rule.rule) == ("name", "not_blank")
+    blank = broken_mask(rule, pa.array(values, pa.string())).to_pylist()
+    assert blank == [v is None or reference_squish(v) == "" for v in values]
+
+
+def components(**columns: list) -> pa.Table:
+    """A batch of component rows as text, valid but for the columns given."""
+    n = len(next(iter(columns.values())))
+    base = {"id": [str(i) for i in range(n)], "name": ["Fuse"] * n, "price": ["1.00"] * n, "currency": ["EUR"] * n,
+            "created_at": ["2026-01-01T00:00:00.000000Z"] * n, "updated_at": ["2026-01-02T00:00:00.000000Z"] * n}
+    base.update(columns)
+    config = table("electrical_components")
+    return pa.table({c: pa.array(base.get(c, [None] * n), pa.string()) for c in config.columns})
+
+
+@given(st.lists(st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e12"), max_value=Decimal("1e12")),
+                min_size=1, max_size=20))
+def test_a_price_is_typed_exactly_or_refused_never_rounded(prices):
+    texts_ = [format(p, "f") for p in prices]
+    result = validate(table("electrical_components"), components(price=texts_))
+    reasons = iter(result.reasons)
+    for text, price, typed, refused in zip(texts_, prices, result.typed["price"].to_pylist(), result.refused.to_pylist()):
+        fits = price == price.quantize(Decimal("0.01")) and abs(price) < Decimal("1e10")  # numeric(12,2)
+        if fits and price > 0:
+            assert not refused and typed == price, text
+            continue
+        assert refused, text
+        [why] = next(reasons)
+        assert why.startswith("price: not a numeric(12,2): " if not fits else "price: not positive: "), (text, why)
+
+
+@given(st.lists(st.tuples(instants, offsets), min_size=1, max_size=20), st.booleans())
+def test_timestamps_in_any_offset_are_typed_to_the_exact_instant(values, raw_style):
+    """Raw renders `YYYY-MM-DDTHH:MM:SS.ffffffZ`; a landing CSV may carry any offset."""
+    rendered = [i.isoformat(timespec="microseconds").replace("+00:00", "Z") if raw_style else i.astimezone(o).isoformat()
+                for i, o in values]
+    result = validate(table("electrical_components"), components(created_at=rendered))
+    assert result.refused.to_pylist() == [False] * len(values)
+    assert result.typed["created_at"].to_pylist() == [i for i, _ in values]
+
+
+ANY_TEXT = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(
+    ["NaN", "Infinity", "-Infinity", "1e309", "9" * 40, "-1", "0", "0.001", "99999999999.99", "100001", " 7 ", "",
+     "'; DROP TABLE orders;--", "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z", "x@y.io", "EUR"]))
+
+
+@pytest.mark.parametrize("name", ["electrical_components", "users", "orders"])
+def test_any_text_in_any_column_is_typed_or_refused_with_reasons(name):
+    config = table(name)
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.fixed_dictionaries({c: ANY_TEXT for c in config.columns}), min_size=1, max_size=15))
+    def check(rows):
+        strings = pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in config.columns})
+        result = validate(config, strings)
+        refused = result.refused.to_pylist()
+        assert result.typed.num_rows == len(rows) and result.typed.schema == config.source_schema()
+        assert len(result.reasons) == sum(refused) and all(result.reasons)
+        accepted = result.typed.filter(pc.invert(result.refused))
+        for rule in config.refuse:
+            assert not any(broken_mask(rule, accepted[rule.column]).to_pylist()), rule
+
+    check()
+
+
+# --- staging: latest version per key ------------------------------------------------------------------
+
+versions = st.lists(
+    st.tuples(st.integers(1, 6), st.integers(0, 10_000), st.sampled_from(["5.00", "7.50", "-1", "abc", "0.10"]),
+              st.integers(0, 2)),
+    min_size=1, max_size=60, unique_by=lambda v: (v[0], v[1]),  # raw holds one line per key and cursor
+)
+
+
+def build(rows: list[tuple], splits: list[int]):
+    config = table("electrical_components")
+    captures = {f"capture-{c}": dt.datetime(2026, 1, 2, 23, c, tzinfo=UTC) for c in range(3)}
+    builder = StagingBuilder(config, captures)
+    strings = components(
+        id=[str(k) for k, *_ in rows],
+        price=[p for _, _, p, _ in rows],
+        updated_at=[(dt.datetime(2026, 1, 2, tzinfo=UTC) + dt.timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
+                    for _, s, _, _ in rows],
+        name=[f"v{s}" for _, s, _, _ in rows],
+    ).append_column("_file", pa.array([f"capture-{c}" for *_, c in rows], pa.string()))
+    start = 0
+    for size in splits + [len(rows)]:
+        batch = strings.slice(start, size).combine_chunks()
+        if batch.num_rows:
+            builder.add(batch.to_batches()[0])
+        start += size
+    return builder.finish()
+
+
+@settings(max_examples=60, deadline=None)
+@given(versions, st.randoms(use_true_random=False), st.lists(st.integers(1, 20), max_size=5))
+def test_staging_keeps_the_latest_valid_version_whatever_the_order_and_batches(rows, rng, splits):
+    whole = build(rows, [])
+    shuffled = list(rows)
+    rng.shuffle(shuffled)
+    again = build(shuffled, splits)
+    assert again.staging.equals(whole.staging) and again.counts == whole.counts
+    counts = whole.counts
+    assert counts["raw_rows"] == len(rows) == counts["staged_rows"] + counts["quarantined_rows"] + counts["superseded_rows"]
+    valid = [r for r in rows if r[2] in ("5.00", "7.50", "0.10")]
+    latest = {}
+    for key, second, price, _ in sorted(valid, key=lambda r: r[1]):
+        latest[key] = (second, Decimal(price))
+    got = {r["id"]: (r["name"], r["price"]) for r in whole.staging.to_pylist()}
+    assert got == {k: (f"v{s}", p) for k, (s, p) in latest.items()}

@@ -31,10 +31,21 @@ REFUSE_RULES = {"not_null", "not_blank", "positive", "at_most", "currency_code",
 CHECK_RULES = REFUSE_RULES | {"not_in_future", "unique", "in_set", "references"}
 
 
+# DuckDB reads a JSON number as a double: 15 significant digits always come back exactly
+# (99999999999999.99, 16 digits, comes back as ...98). A wider declared numeric would be rounded
+# silently between raw and staging, so it is refused when the configuration loads.
+MAX_NUMERIC_PRECISION = 15
+
+
 def arrow_type(declared: str) -> pa.DataType:
     """The Arrow type of a declared PostgreSQL type: exact decimals, UTC microseconds."""
     t = declared.strip().lower()
     if m := re.fullmatch(r"numeric\((\d+),\s*(\d+)\)", t):
+        if int(m.group(1)) > MAX_NUMERIC_PRECISION:
+            raise ValueError(
+                f"declared type {declared!r}: raw JSON Lines are read back with JSON numbers as doubles, exact "
+                f"to {MAX_NUMERIC_PRECISION} digits only; declare at most numeric({MAX_NUMERIC_PRECISION},s)"
+            )
         return pa.decimal128(int(m.group(1)), int(m.group(2)))
     simple = {
         "bigint": pa.int64(),

@@ -36,6 +36,12 @@ VOLATILE = {"extracted_at", "seconds", "noticed_at", "raw_extracted_at", "durati
 BYTE_EXACT_LAYERS = ("staging/", "quarantine/")  # written with staging.parquet_bytes
 
 
+def jsonl_lines(body: bytes) -> list[str]:
+    """The lines of JSON Lines text: split on \\n only. str.splitlines() would also split inside
+    values holding U+0085, U+2028 or U+2029, which JSON leaves unescaped."""
+    return [line for line in body.decode().split("\n") if line]
+
+
 def normalise_name(text: str) -> str:
     return CAPTURE.sub(r"\1-<captured>", text)
 
@@ -113,9 +119,9 @@ def snapshot(target, marts: bool = True) -> Snapshot:
             body = target.read_object(full)
             nname = folder + normalise_name(name)
             if name.endswith(".jsonl.gz"):
-                snap.raw_lines.setdefault(folder, []).extend(gzip.decompress(body).decode().splitlines())
+                snap.raw_lines.setdefault(folder, []).extend(jsonl_lines(gzip.decompress(body)))
             elif name.endswith(".jsonl"):
-                snap.raw_lines.setdefault(folder, []).extend(body.decode().splitlines())
+                snap.raw_lines.setdefault(folder, []).extend(jsonl_lines(body))
             elif name.endswith(".parquet") and name.startswith("_"):
                 table = pq.read_table(io.BytesIO(body))
                 table = table.drop_columns([c for c in table.column_names if c in ("noticed_at", "file")])
@@ -244,7 +250,7 @@ def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
     lines = []
     for name in manifest.get("files", {}):
         if name.endswith(".jsonl.gz"):
-            lines += gzip.decompress(target.read_object(folder + name)).decode().splitlines()
+            lines += jsonl_lines(gzip.decompress(target.read_object(folder + name)))
     records = [json.loads(line) for line in lines]
     in_parts = sorted((str(r[pk]), r[cursor]) for r in records)
     name = listed_sidecar(manifest, RAW_VERSIONS)

@@ -181,14 +181,22 @@ class RawCapture:
         if deleted_parts:
             gone_before = pa.chunked_array(deleted_parts, pa.string()).combine_chunks()
             known = known.filter(pc.invert(pc.is_in(known, value_set=gone_before)))
-        live = ex.with_reconnect(self.source, lambda conn: ex.live_keys(conn, config), log=self.log)
-        live_count = len(live)
-        try:  # compare keys in the source's type (int64 for bigint keys): half the memory of text
-            absent = pc.invert(pc.is_in(pc.cast(known, live.type), value_set=live))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            absent = pc.invert(pc.is_in(known, value_set=pc.cast(live, pa.string())))
-        del live
-        missing = sorted(known.filter(absent).to_pylist())
+
+        def find_missing(conn) -> tuple[list[str], int]:
+            """(known keys the source no longer has, how many keys it has)."""
+            estimate = ex.table_rows_estimate(conn, config)
+            if 0 < len(known) < ex.PROBE_SHARE * estimate:
+                # a few days of a big table: probe those keys, never read the whole table's keys
+                return ex.absent_keys(conn, config, known).to_pylist(), int(estimate)
+            live = ex.live_keys(conn, config)
+            try:  # compare keys in the source's type (int64 for bigint keys): half the memory of text
+                absent = pc.invert(pc.is_in(pc.cast(known, live.type), value_set=live))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                absent = pc.invert(pc.is_in(known, value_set=pc.cast(live, pa.string())))
+            return known.filter(absent).to_pylist(), len(live)
+
+        found, live_count = ex.with_reconnect(self.source, find_missing, log=self.log)
+        missing = sorted(found)
         share = len(missing) / len(known) if len(known) else 0.0
         if missing and share > config.max_delete_share:
             raise dg.Failure(

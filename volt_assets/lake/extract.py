@@ -181,6 +181,39 @@ def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_
     return Extract(writer.paths, writer.rows, writer.bytes, time.perf_counter() - started, list(dict.fromkeys(columns)))
 
 
+# Hard-delete detection probes the known keys one by one (an index lookup each) when they are
+# fewer than this share of the table's rows; otherwise it scans every live key once.
+PROBE_SHARE = 0.25
+
+
+def table_rows_estimate(conn, config: TableConfig) -> float:
+    """The planner's row count of a source table (pg_class.reltuples; -1 when never analysed)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (config.name,))
+        row = cur.fetchone()
+    conn.rollback()
+    return float(row[0]) if row and row[0] is not None else -1.0
+
+
+def absent_keys(conn, config: TableConfig, keys: pa.Array) -> pa.Array:
+    """Which of `keys` (text, as raw captured them) the source no longer has.
+
+    One primary-key index probe per key, so the cost follows the number of keys asked about
+    (a day's), not the table's size. Hash and merge joins are switched off for the query: with
+    a seq scan of the whole table they would bring back the cost this avoids."""
+    pk = config.primary_key
+    query = sql.SQL(
+        "SELECT k FROM unnest(%s::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {t}.{pk} = k::{typ})"
+    ).format(t=sql.Identifier(config.name), pk=sql.Identifier(pk), typ=sql.SQL(config.columns[pk]))
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL enable_hashjoin = off")
+        cur.execute("SET LOCAL enable_mergejoin = off")
+        cur.execute(query, (keys.to_pylist(),))
+        missing = [row[0] for row in cur.fetchall()]
+    conn.rollback()
+    return pa.array(missing, pa.string())
+
+
 def live_keys(conn, config: TableConfig) -> pa.Array:
     """Every primary key now in the source (an index-only scan; one column, streamed)."""
     buffer = io.BytesIO()

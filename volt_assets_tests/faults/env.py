@@ -142,7 +142,7 @@ def authenticating_s3(log_path: Path) -> Iterator[AuthS3]:
                                          headers={"Content-Type": "text/plain"})
         urllib.request.urlopen(request, timeout=10).read()
         anonymous = {"endpoint_url": handle.url, "region_name": stack.S3_REGION,
-                     "aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
+                     "aws_access_key_id": "dummy-bootstrap", "aws_secret_access_key": "dummy-bootstrap"}
         iam = boto3.client("iam", **anonymous)
         iam.create_user(UserName="volt-pipeline")
         key = iam.create_access_key(UserName="volt-pipeline")["AccessKey"]

@@ -57,7 +57,8 @@ def comparison_table(section: dict, rows_hint: int | None) -> list[str]:
         if not entry:
             continue
         secs = seconds_of(entry, tool)
-        rows = entry.get("rows") or rows_hint
+        # the project's metadata `rows` of a range is one partition's: every tool read rows_hint rows
+        rows = rows_hint if tool.startswith("project") else (entry.get("rows") or rows_hint)
         oks = sum(1 for r in entry["reps"] if r.get("ok"))
         reps = f"{oks}/{len(entry['reps'])}"
         ratio = _f(secs / project, 2) if secs and project else "—"
@@ -121,6 +122,11 @@ def write(results: dict, path: Path) -> None:
         f"- Python {m.get('python')}, PostgreSQL {m.get('postgres')}, S3: moto {v.get('moto')} server on 127.0.0.1 "
         "(in-memory, single process: every tool pays its cost alike).",
         "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+        f"- Code: commit {results.get('commit', '?')}"
+        + (" plus uncommitted changes of other engineers (the checkout is shared)" if results.get("dirty") else "") + ".",
+        f"- Dagster instance of the runs: {results.get('dagster_storage', 'postgres')} storage "
+        + ("(deploy/dagster.postgres.yaml, a deployed instance's, in the bench's own PostgreSQL)."
+           if results.get("dagster_storage", "postgres") == "postgres" else "(SQLite files, `make dev`'s)."),
         f"- Arguments: rows {args.get('rows'):,}, heavy day {args.get('heavy_rows'):,} rows, big table "
         f"{args.get('big_rows'):,} rows, small table {args.get('small_rows'):,} rows, {args.get('reps')} repetition(s)"
         + (" (--quick)" if args.get("quick") else "") + ".",
@@ -217,7 +223,8 @@ def write(results: dict, path: Path) -> None:
         rep = mm["reps"][-1]
         lines += ["## Marts over 365 days", "",
                   f"`dagster asset materialize --select '{args.get('marts')}' --partition-range` over the 365 days on the lake "
-                  f"of the last backfill"
+                  + ("of the small table's one-run backfill ({:,} components)".format(seeds.get("bench_small", {}).get("rows", 0))
+                     if args.get("marts_table", "main") == "small" else "of the main table's last backfill")
                   + (f" (plus users {seeds['bench']['users_orders']['users']:,} and orders "
                      f"{seeds['bench']['users_orders']['orders']:,} rows, extracted first)"
                      if seeds.get('bench', {}).get('users_orders') else "")

@@ -52,6 +52,7 @@ class Bench:
         self.dagster_env: dict[str, str] = {}
         self.results: dict = {
             "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **git_state(),
             "args": {k: v for k, v in vars(args).items()},
             "machine": machine(),
             "seeds": {},
@@ -303,7 +304,7 @@ class Bench:
         where = self.window_sql(day)
         for rep in range(1, reps + 1):
             self.log(f"{section}: repetition {rep}/{reps} ({rows:,} rows)")
-            keep = section == "backfill" and rep == reps and not self.args.no_marts
+            keep = section == "backfill" and rep == reps and not self.args.no_marts and self.args.marts_table == "main"
             self.project(section, "project", db, rep, first, last, keep=keep)
             if section == "heavy_day" or self.args.in_process_backfill:
                 self.project(section, "project_in_process", db, rep, first, last, in_process=True)
@@ -364,11 +365,13 @@ class Bench:
     def phase_runs(self) -> None:
         """365 days as one run vs one run per day, on a small table."""
         a = self.args
-        self.seed_db("bench_small", a.small_rows, a.small_rows // 365, dirty=False)
+        self.seed_db("bench_small", a.small_rows, a.small_rows // 365, dirty=False,
+                     extra_tables=not a.no_marts and a.marts != "marts/dim_components" and a.marts_table == "small")
         section = "runs"
         for rep in range(1, a.runs_reps + 1):
             self.log(f"small table: one run over 365 days, repetition {rep}/{a.runs_reps}")
-            self.project(section, "one_run", "bench_small", rep, START, self.last)
+            keep = rep == a.runs_reps and not a.no_marts and a.marts_table == "small"
+            self.project(section, "one_run", "bench_small", rep, START, self.last, keep=keep)
         bucket = self.bucket("runs-separate")
         env = self.env("bench_small", bucket)
         days = [START + dt.timedelta(days=i) for i in range(a.runs_sample)]
@@ -385,8 +388,11 @@ class Bench:
 
     def phase_marts(self) -> None:
         """Users and orders for the same 365 days into the kept lake, then marts/* over them."""
-        bucket = f"backfill-project-r{self.args.reps}"
-        env = self.env("bench", bucket)
+        if self.args.marts_table == "small":
+            db, bucket = "bench_small", f"runs-one-run-r{self.args.runs_reps}"
+        else:
+            db, bucket = "bench", f"backfill-project-r{self.args.reps}"
+        env = self.env(db, bucket)
         select = self.args.marts
         if select != "marts/dim_components":
             self.log("marts: raw and staging of users and orders over 365 days (setup, not timed in the table)")
@@ -403,7 +409,8 @@ class Bench:
     def run(self) -> int:
         a = self.args
         self.start_stack()
-        self.seed_db("bench", a.rows, a.heavy_rows, extra_tables=not a.no_marts and a.marts != "marts/dim_components")
+        self.seed_db("bench", a.rows, a.heavy_rows,
+                     extra_tables=not a.no_marts and a.marts != "marts/dim_components" and a.marts_table == "main")
         self.explain("bench")
         steps = [
             ("heavy day", lambda: self.compare("heavy_day", "bench", a.heavy_rows, self.heavy, a.reps)),
@@ -411,9 +418,9 @@ class Bench:
             ("big table", self.phase_big),
             ("365 runs", self.phase_runs),
         ]
+        steps.append(("big table backfill", self.phase_big_backfill))
         if not a.no_marts:
             steps.append(("marts", self.phase_marts))
-        steps.append(("big table backfill", self.phase_big_backfill))
         for name, step in steps:
             try:
                 step()
@@ -457,6 +464,20 @@ def seed_users_orders(conn, users: int, orders: int, components: int) -> dict:
         cur.execute("VACUUM (ANALYZE) users, orders")
     conn.autocommit = False
     return {"users": users, "orders": orders, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def git_state() -> dict:
+    """The commit measured, and whether tracked project files differ from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "volt_assets", "sql")
+    return {"commit": git("rev-parse", "--short", "HEAD") or "?", "dirty": bool(dirty)}
 
 
 def machine() -> dict:
@@ -505,6 +526,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--marts", default="marts/dim_components",
                    help="marts selection over 365 days (default marts/dim_components, which needs only the components; "
                         "'marts/*' also seeds users and orders and extracts them first)")
+    p.add_argument("--marts-table", choices=("small", "main"), default="small",
+                   help="whose lake the marts run on: the small table's (default; dim_components rewrites its whole "
+                        "history for every day, so 365 days of the main table cost days x rows) or the main table's")
     p.add_argument("--runs-reps", type=int, default=1, help="repetitions of the small table's one-run backfill")
     p.add_argument("--in-process-backfill", action="store_true",
                    help="also run the backfill with Dagster's in-process executor (the heavy day always is)")

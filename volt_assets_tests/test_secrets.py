@@ -219,7 +219,7 @@ def test_the_patterns_catch_real_looking_credentials():
     ]
     for sample in samples:
         assert credential_hits("sample.env", sample), sample
-    assert credential_hits("code.py", "DB_" + 'PASSWORD = "Pr0d-Passw0rd!"')
+    assert credential_hits("code.py", "DB_PASS" + 'WORD = "Pr0d-' + 'Passw0rd!"')
     for fine in ["POSTGRES_PASSWORD=...", 'password: ""', "POSTGRES_PASSWORD=${POSTGRES_PASSWORD}",
                  "postgresql://user:***@host/db", "# AWS_SECRET_ACCESS_KEY=",
                  "postgresqlPassword: from-secret", "postgresqlSecretName: volt-dagster-postgresql",

@@ -39,12 +39,10 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import random
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -58,7 +56,7 @@ from volt_assets.images.sensors import landing_files_sensor, process_landing_obj
 from volt_assets.lake.rules import squish
 from volt_assets.lake.store import LakeStore
 from volt_assets.table_config import table
-from volt_assets_tests.faults.env import Twin, drop_twin, make_twin, using_env
+from volt_assets_tests.faults.env import Twin, drop_twin, make_twin, using_env, without_env
 from volt_assets_tests.faults.lake import jsonl_lines
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize
 
@@ -335,7 +333,7 @@ def corpus(pg_server, s3_endpoint, tmp_path_factory) -> Corpus:
     insert(conn, "orders", VALID_ORDERS + [FUTURE_ORDER])
     insert(conn, "orders", [order(300 + k, day=D_CHURN) for k in range(CHURN_KEYS)])
     try:
-        with using_env(twin.env):
+        with without_env(), using_env(twin.env):
             keys = all_keys()
             main = materialize(keys, D.isoformat(), raise_on_error=False)
             future = materialize([k for k in keys if not k.startswith("images/")], D_FUTURE.isoformat(),

@@ -31,7 +31,6 @@ The old state is built once per module and copied into each test's database and 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ import pytest
 
 from volt_assets import stack
 from volt_assets_tests.faults import dataset, lake
-from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, using_env
+from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, using_env, without_env
 from volt_assets_tests.faults.runs import ForkedRun, wait_until
 from volt_assets_tests.faults.s3 import S3FaultProxy
 from volt_assets_tests.pipeline import materialize
@@ -83,8 +82,11 @@ def states(pg_server, s3_endpoint, tmp_path_factory):
         "VOLT_USE_STACK": "0",
         "VOLT_IMAGES_DIR": str(home),
     }
-    saved = {k: os.environ.get(k) for k in ("MARTS_DATABASE_URL",)}
-    os.environ.pop("MARTS_DATABASE_URL", None)
+    with without_env():
+        yield from _states(pg_server, s3_endpoint, home, base)
+
+
+def _states(pg_server, s3_endpoint, home, base):
     template = make_twin(pg_server, s3_endpoint, base, home / "template")
     with using_env(template.env):
         keys = pipeline_keys()
@@ -101,11 +103,10 @@ def states(pg_server, s3_endpoint, tmp_path_factory):
     run_undisturbed(undisturbed, keys)
     new = lake.snapshot(undisturbed)
     drop_twin(pg_server, undisturbed)
-    yield States(keys, template, old, new, pg_server, s3_endpoint, home)
-    drop_twin(pg_server, template)
-    for key, value in saved.items():
-        if value is not None:
-            os.environ[key] = value
+    try:
+        yield States(keys, template, old, new, pg_server, s3_endpoint, home)
+    finally:
+        drop_twin(pg_server, template)
 
 
 @pytest.fixture

@@ -50,6 +50,8 @@ FIRST, LAST = dt.datetime(1, 1, 2, tzinfo=UTC), dt.datetime(9999, 12, 30, 23, 59
 # and the separators (Zs, Zl, Zp).
 WHITE_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000"
 
+NO_DEADLINE = settings(deadline=None)  # how long an example takes on a busy CI machine is no property
+
 offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
 instants = st.datetimes(min_value=FIRST.replace(tzinfo=None), max_value=LAST.replace(tzinfo=None)).map(
     lambda d: d.replace(tzinfo=UTC)
@@ -60,6 +62,7 @@ dates = st.dates(min_value=dt.date(1, 1, 2), max_value=dt.date(9999, 12, 30))
 # --- partitions -------------------------------------------------------------------------------
 
 
+@NO_DEADLINE
 @given(instants, offsets)
 def test_every_instant_lies_in_exactly_one_day(instant, offset):
     local = instant.astimezone(offset)  # the same instant, written in another offset
@@ -73,6 +76,7 @@ def test_every_instant_lies_in_exactly_one_day(instant, offset):
             assert not lo <= local < hi
 
 
+@NO_DEADLINE
 @given(dates)
 def test_a_window_is_half_open_midnight_to_midnight_utc(day):
     start, end = partitions.day_window(day)
@@ -84,6 +88,7 @@ def test_a_window_is_half_open_midnight_to_midnight_utc(day):
     assert partitions.day_of(end) == day + dt.timedelta(days=1)  # the next midnight does not
 
 
+@NO_DEADLINE
 @given(dates, st.integers(min_value=0, max_value=400))
 def test_the_days_of_a_window_are_every_day_in_it(first, span):
     last = first + dt.timedelta(days=span)
@@ -92,13 +97,14 @@ def test_the_days_of_a_window_are_every_day_in_it(first, span):
     assert days == [first + dt.timedelta(days=i) for i in range(span + 1)]
 
 
+@NO_DEADLINE
 @given(st.datetimes())
 def test_a_naive_datetime_has_no_day(naive):
     with pytest.raises(ValueError):
         partitions.day_of(naive)
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.dates(min_value=dt.date(2020, 1, 1), max_value=dt.date(2030, 12, 31)))
 def test_dagster_partition_windows_are_the_day_windows(day):
     with using_env({"VOLT_PARTITIONS_START": "2020-01-01"}):
@@ -164,6 +170,7 @@ texts = st.text(alphabet=st.one_of(st.sampled_from(WHITE_SPACE), CHARACTERS, st.
                 max_size=40)
 
 
+@NO_DEADLINE
 @given(st.lists(st.one_of(st.none(), texts), max_size=20))
 def test_squish_collapses_every_whitespace_run_and_trims(values):
     out = squish(pa.array(values, pa.string())).to_pylist()
@@ -171,6 +178,7 @@ def test_squish_collapses_every_whitespace_run_and_trims(values):
     assert squish(pa.array(out, pa.string())).to_pylist() == out  # idempotent
 
 
+@NO_DEADLINE
 @given(st.lists(st.one_of(st.none(), st.text(alphabet=WHITE_SPACE, max_size=8), texts), min_size=1, max_size=20))
 def test_not_blank_refuses_exactly_what_is_only_whitespace(values):
     rule = table("electrical_components").refuse[1]
@@ -189,6 +197,7 @@ def components(**columns: list) -> pa.Table:
     return pa.table({c: pa.array(base.get(c, [None] * n), pa.string()) for c in config.columns})
 
 
+@NO_DEADLINE
 @given(st.lists(st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e12"), max_value=Decimal("1e12")),
                 min_size=1, max_size=20))
 def test_a_price_is_typed_exactly_or_refused_never_rounded(prices):
@@ -205,6 +214,7 @@ def test_a_price_is_typed_exactly_or_refused_never_rounded(prices):
         assert why.startswith("price: not a numeric(12,2): " if not fits else "price: not positive: "), (text, why)
 
 
+@NO_DEADLINE
 @given(st.lists(st.tuples(instants, offsets), min_size=1, max_size=20), st.booleans())
 def test_timestamps_in_any_offset_are_typed_to_the_exact_instant(values, raw_style):
     """Raw renders `YYYY-MM-DDTHH:MM:SS.ffffffZ`; a landing CSV may carry any offset."""

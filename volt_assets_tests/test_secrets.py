@@ -14,10 +14,8 @@ DSNs shown anywhere have no password (`postgresql://user@host:port/db` or `user:
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg

@@ -155,3 +155,18 @@ def authenticating_s3(log_path: Path) -> Iterator[AuthS3]:
         yield auth
     finally:
         stack.stop_s3(handle)
+
+
+# Settings a developer's shell may hold that would point a module's runs elsewhere (the
+# function-scoped `volt_env` fixture removes them the same way).
+DEVELOPER_SETTINGS = ("MARTS_DATABASE_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN")
+
+
+@contextmanager
+def without_env(names: tuple[str, ...] = DEVELOPER_SETTINGS) -> Iterator[None]:
+    """Remove variables from os.environ for the block, then restore them."""
+    saved = {k: os.environ.pop(k) for k in names if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

@@ -214,9 +214,13 @@ def write(results: dict, path: Path) -> None:
                              f"{_f(total, 0)} | {_f(total / one, 1)}x |")
                 ratios.append(total / one)
         lines.append("")
-        if ratios:
-            targets.append(f"| one 365-day run ≥ 20x faster than 365 runs | {', '.join(_f(r, 1) + 'x' for r in ratios)} "
-                           f"(separate processes, in-process) | {verdict(min(ratios) >= 20)} |")
+        if len(ratios) == 2:
+            targets.append(f"| one 365-day run ≥ 20x faster than 365 runs | {_f(ratios[0], 1)}x against 365 separate "
+                           f"`dagster asset materialize` processes; {_f(ratios[1], 1)}x against 365 `materialize()` runs "
+                           f"in one warm Python process | {verdict(ratios[0] >= 20)} against processes, "
+                           f"{verdict(ratios[1] >= 20)} against in-process runs |")
+        elif ratios:
+            targets.append(f"| one 365-day run ≥ 20x faster than 365 runs | {_f(ratios[0], 1)}x | {verdict(ratios[0] >= 20)} |")
     marts = results.get("marts") or {}
     if marts.get("marts"):
         mm = marts["marts"]

@@ -77,9 +77,12 @@ def test_severity_from_thresholds_never_above_the_rule():
                    {"column": "id", "rule": "unique"}],
     }}})["t"]
     refuse, in_set, unique = config.refuse[0], config.checks[0], config.checks[1]
-    assert judge(config, refuse, 2, 100, refuse=True) is None  # 2 % is not above 2 %
-    assert judge(config, refuse, 3, 100, refuse=True) == WARN
-    assert judge(config, refuse, 51, 100, refuse=True) == ERROR and can_error(config, refuse, True)
-    assert judge(config, in_set, 100, 100, refuse=False) == WARN and not can_error(config, in_set, False)
-    assert judge(config, unique, 1, 10_000, refuse=False) == ERROR and can_error(config, unique, False)
+    assert judge(config, refuse, 2, 100) is None  # 2 % is not above 2 %
+    assert judge(config, refuse, 3, 100) == WARN
+    assert judge(config, refuse, 51, 100) == ERROR and can_error(config, refuse)
+    assert judge(config, in_set, 100, 100) == WARN and not can_error(config, in_set)
+    # A `checks` rule is judged by the same shares (dbt's warn_if / error_if), capped by its severity:
+    assert judge(config, unique, 1, 10_000) is None and can_error(config, unique)  # one odd row: under 2 %
+    assert judge(config, unique, 300, 10_000) == WARN
+    assert judge(config, unique, 5_001, 10_000) == ERROR
     assert Rule("c", "not_blank").name == "c_not_blank"

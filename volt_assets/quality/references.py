@@ -71,7 +71,7 @@ def check_day(config: TableConfig, rule: Rule, rows: pa.Table, known: pa.Array) 
         Sample(str(k), f"{rule.column}: {v} is not a known {rule.table} key")
         for k, v in zip(rows[config.primary_key].take(first).to_pylist(), values.take(first).to_pylist())
     ]
-    return DayOutcome(failing, rows.num_rows, judge(config, rule, failing, rows.num_rows, refuse=False), samples)
+    return DayOutcome(failing, rows.num_rows, judge(config, rule, failing, rows.num_rows), samples)
 
 
 def build_reference_checks(config: TableConfig) -> dg.AssetChecksDefinition | None:

@@ -24,41 +24,42 @@ LAKE_RULES = {"references"}  # rules judged outside the staging step (they read 
 _PROBE = "VOLT-PROBE-VALUE"
 
 
-def thresholds_of(config: TableConfig, rule: Rule, refuse: bool) -> Thresholds | None:
+def thresholds_of(config: TableConfig, rule: Rule) -> Thresholds | None:
     """The thresholds a rule is judged by: its own (`thresholds:` on the rule, when the table
-    configuration carries it), else the table's for refuse rules; `checks` rules without their
-    own thresholds fail on the first broken row."""
+    configuration carries it), else the table's, for refuse and `checks` rules alike: like dbt's
+    warn_if / error_if, a share of the day's failing rows decides (by default any row WARNs,
+    more than 5 % is an ERROR), so one odd row never blocks a day on its own."""
     own = getattr(rule, "thresholds", None)
     if own is not None:
         return own
-    return config.thresholds if refuse else None
+    return config.thresholds
 
 
-def judge(config: TableConfig, rule: Rule, failing: int, rows: int, refuse: bool) -> str | None:
+def judge(config: TableConfig, rule: Rule, failing: int, rows: int) -> str | None:
     """A rule's verdict for a day: by thresholds, never above the rule's configured severity."""
-    thresholds = thresholds_of(config, rule, refuse)
+    thresholds = thresholds_of(config, rule)
     verdict = judge_share(thresholds, failing, rows) if thresholds else (rule.severity if failing else None)
     return capped(verdict, rule.severity)
 
 
-def can_error(config: TableConfig, rule: Rule, refuse: bool) -> bool:
+def can_error(config: TableConfig, rule: Rule) -> bool:
     """Whether the rule's check can ever end in ERROR (then it is blocking: WARN never blocks)."""
     if rule.severity != ERROR:
         return False
-    thresholds = thresholds_of(config, rule, refuse)
+    thresholds = thresholds_of(config, rule)
     return thresholds is None or thresholds.error_above < 1.0
 
 
 def rule_spec(config: TableConfig, key: dg.AssetKey, rule: Rule, refuse: bool, **kwargs) -> dg.AssetCheckSpec:
     """The check of one configured rule, named like the rule (`price_positive`)."""
-    thresholds = thresholds_of(config, rule, refuse)
+    thresholds = thresholds_of(config, rule)
     how = (
         f"WARN above {thresholds.warn_above:.0%} of the day's rows, ERROR above {thresholds.error_above:.0%}"
         if thresholds
         else f"{rule.severity} on any broken row"
     )
     what = "rows refused into quarantine by" if refuse else "staging rows breaking"
-    blocking = can_error(config, rule, refuse)
+    blocking = can_error(config, rule)
     return dg.AssetCheckSpec(
         rule.name,
         asset=key,

@@ -92,7 +92,7 @@ class StagingQuality:
                 broken = broken_mask(rule, live[rule.column], now=self.now)
                 failing, rows = pc.sum(broken).as_py() or 0, live.num_rows
                 samples = sample_rows(config, live, broken, rule) if failing else []
-            outcomes[rule.name] = DayOutcome(failing, rows, judge(config, rule, failing, rows, refuse), samples)
+            outcomes[rule.name] = DayOutcome(failing, rows, judge(config, rule, failing, rows), samples)
         self.reports.append(write_report(self.store, config.name, day, "staging", outcomes,
                                          extra={"counts": counts}, blocking=self.blocking))
         for name, outcome in outcomes.items():

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,7 +29,7 @@ from volt_assets.lake.store import LakeStore
 from volt_assets.partitions import context_days, day_window
 from volt_assets.quality.raw_checks import RawQuality, raw_check_specs
 from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
-from volt_assets.table_config import TableConfig
+from volt_assets.table_config import TableConfig, arrow_type
 
 VERSIONS_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string()), ("file", pa.string())])
 DELETES_SCHEMA = pa.schema([("pk", pa.string()), ("noticed_at", pa.timestamp("us", tz="UTC"))])
@@ -57,6 +58,15 @@ def _filter_lines(paths: list[Path], config: TableConfig, keep: set[tuple[str, s
             kept_paths.append(target)
             rows += n
     return kept_paths, rows
+
+
+def _merge_keys(parts: list[pa.Array], key_type: pa.DataType, integer_keys: bool):
+    """The distinct keys of several arrays: a sorted int64 numpy array for integer keys, else
+    an Arrow string array."""
+    if integer_keys:
+        arrays = [p.to_numpy(zero_copy_only=False).astype(np.int64, copy=False) for p in parts if len(p)]
+        return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
+    return pc.unique(pa.chunked_array(parts, key_type).combine_chunks())
 
 
 class RawCapture:
@@ -163,7 +173,16 @@ class RawCapture:
         """Compare the source's live keys with the keys the lake knows up to D; tombstone the
         missing ones in D. Refuses (dg.Failure) to delete more than `max_delete_share`."""
         config = self.config
-        # Arrow arrays, not Python sets: a table of millions of keys stays tens of MB.
+        # Keys as arrays, never Python sets: integer keys (the usual bigint) as sorted int64,
+        # 8 bytes a key, compared by binary search; other key types as Arrow strings.
+        key_type = arrow_type(config.columns[config.primary_key])
+        integer_keys = pa.types.is_integer(key_type)
+        if not integer_keys:
+            key_type = pa.string()
+
+        def keys_of(values: pa.Array) -> pa.Array:
+            return pc.unique(values.drop_null().cast(key_type))
+
         known_parts: list[pa.Array] = []
         deleted_parts: list[pa.Array] = []
         manifest = None
@@ -172,28 +191,40 @@ class RawCapture:
                 break
             prefix = partition_prefix("raw", config.name, d)
             manifest = self.store.read_manifest(prefix)
-            known_parts.append(pc.unique(self._versions(prefix, manifest)["pk"].combine_chunks()))
+            known_parts.append(keys_of(self._versions(prefix, manifest)["pk"].combine_chunks()))
             gone_name = listed_sidecar(manifest, RAW_DELETES)
             if d < day and gone_name is not None:
                 gone = pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + gone_name)))
-                deleted_parts.append(gone["pk"].combine_chunks().cast(pa.string()))
-        known = pc.unique(pa.chunked_array(known_parts, pa.string()).combine_chunks())
+                deleted_parts.append(keys_of(gone["pk"].combine_chunks()))
+        known = _merge_keys(known_parts, key_type, integer_keys)
         if deleted_parts:
-            gone_before = pa.chunked_array(deleted_parts, pa.string()).combine_chunks()
-            known = known.filter(pc.invert(pc.is_in(known, value_set=gone_before)))
+            gone_before = _merge_keys(deleted_parts, key_type, integer_keys)
+            if integer_keys:
+                known = known[~np.isin(known, gone_before)]
+            else:
+                known = known.filter(pc.invert(pc.is_in(known, value_set=gone_before)))
+
+        def as_text(keys) -> pa.Array:
+            return pa.array(keys, key_type).cast(pa.string()) if integer_keys else keys
 
         def find_missing(conn) -> tuple[list[str], int]:
-            """(known keys the source no longer has, how many keys it has)."""
+            """(known keys the source no longer has, as text; how many keys it has)."""
             estimate = ex.table_rows_estimate(conn, config)
             if 0 < len(known) < ex.PROBE_SHARE * estimate:
                 # a few days of a big table: probe those keys, never read the whole table's keys
-                return ex.absent_keys(conn, config, known).to_pylist(), int(estimate)
+                return ex.absent_keys(conn, config, as_text(known)).to_pylist(), int(estimate)
             live = ex.live_keys(conn, config)
-            try:  # compare keys in the source's type (int64 for bigint keys): half the memory of text
-                absent = pc.invert(pc.is_in(pc.cast(known, live.type), value_set=live))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                absent = pc.invert(pc.is_in(known, value_set=pc.cast(live, pa.string())))
-            return known.filter(absent).to_pylist(), len(live)
+            live_count = len(live)
+            if integer_keys:
+                live_sorted = np.sort(live.drop_null().cast(key_type).to_numpy())
+                del live
+                if not len(live_sorted):
+                    return as_text(known).to_pylist(), 0
+                at = np.minimum(np.searchsorted(live_sorted, known), len(live_sorted) - 1)
+                absent = live_sorted[at] != known
+                return as_text(known[absent]).to_pylist(), live_count
+            absent = pc.invert(pc.is_in(known, value_set=pc.cast(live, pa.string())))
+            return known.filter(absent).to_pylist(), live_count
 
         found, live_count = ex.with_reconnect(self.source, find_missing, log=self.log)
         missing = sorted(found)

@@ -13,7 +13,14 @@ days, one heavy day of 200,000 rows) and measures, repetitions interleaved:
 3. the heavy day of a table 5x bigger (`--big-rows`) with EXPLAIN of the extraction query;
 4. a 365-day backfill in one run vs one run per day, on a small table (a sample of separate
    `dagster asset materialize` processes and of in-process `materialize()` runs, extrapolated);
-5. the marts over the 365 days (users and orders are seeded small for them).
+5. the big table's 365-day backfill once (peak RSS at 5x; forced by --big-backfill, else only
+   within 60 % of --budget), then `marts/dim_components` over the 365 days of the small
+   table's lake (`--marts 'marts/*'` also seeds and extracts users and orders first).
+
+Dagster's instance (bench/out/dagster_home) stores runs and events in the bench's PostgreSQL,
+as a deployed instance does (`--dagster-storage sqlite` for make dev's SQLite). `--quick` is
+a smoke run of a few minutes (50,000 rows, one repetition, small samples); it writes
+bench/out/RESULTS-quick.md and never the committed bench/RESULTS.md.
 
 Results: bench/out/results.json and bench/RESULTS.md (rewritten after every phase, so a
 partial run still leaves its numbers).

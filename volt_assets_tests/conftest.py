@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import psycopg2
 import pytest
 from psycopg2 import sql
 
 from volt_assets import stack
+from volt_assets_tests.pipeline import BucketAndDatabase
 
 
 @dataclass
-class VoltEnv:
+class VoltEnv(BucketAndDatabase):
     """What a test gets from `volt_env`: names, folders, clients on the fresh database and bucket."""
 
     env: dict[str, str]  # the variables set for this test; merge with os.environ for subprocesses
@@ -33,18 +33,6 @@ class VoltEnv:
     dagster_home: Path
     s3: Any  # a boto3 S3 client on the test endpoint
     dsn: str = field(repr=False)
-
-    def connect(self):
-        """A new psycopg2 connection to the fresh database (autocommit off)."""
-        return psycopg2.connect(self.dsn)
-
-    def list_keys(self, prefix: str = "") -> list[str]:
-        """All keys of the bucket under prefix, sorted."""
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-
-    def read_object(self, key: str) -> bytes:
-        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
 @pytest.fixture(scope="session")

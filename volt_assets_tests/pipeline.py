@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pyarrow.parquet as pq
 
 from volt_assets.settings import project_root
@@ -78,3 +79,20 @@ def component(id_: int, updated: str, **values) -> dict:
 
 def root() -> Path:
     return project_root()
+
+
+class BucketAndDatabase:
+    """A test's database and bucket as a reader sees them (VoltEnv, and the fault tests' twins):
+    needs `dsn`, `s3` (a boto3 client) and `bucket`."""
+
+    def connect(self):
+        """A new psycopg2 connection to the database (autocommit off)."""
+        return psycopg2.connect(self.dsn)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """All keys of the bucket under prefix, sorted."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def read_object(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import psycopg2
 from psycopg2 import sql
 
 from volt_assets import stack
+from volt_assets_tests.pipeline import BucketAndDatabase
 
 
 @dataclass
-class Twin:
+class Twin(BucketAndDatabase):
     """A database and a bucket on the session's servers, with the contract's variables."""
 
     env: dict[str, str]
@@ -25,16 +25,6 @@ class Twin:
     bucket: str
     s3: Any
     dsn: str = field(repr=False)
-
-    def connect(self):
-        return psycopg2.connect(self.dsn)
-
-    def list_keys(self, prefix: str = "") -> list[str]:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-
-    def read_object(self, key: str) -> bytes:
-        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
 def make_twin(pg_server, s3_endpoint: str, base_env: dict[str, str], home: Path) -> Twin:

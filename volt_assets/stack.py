@@ -391,6 +391,19 @@ def ensure_database(pg: PgHandle, name: str) -> bool:
         conn.close()
 
 
+def drop_database(pg: PgHandle, name: str) -> None:
+    """Drop database `name` if it exists, ending the sessions still on it (PostgreSQL 13+ FORCE)."""
+    from psycopg2 import sql
+
+    conn = pg.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
 # --------------------------------------------------------------------------- S3 (moto)
 
 

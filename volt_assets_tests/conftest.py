@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from psycopg2 import sql
 
 from volt_assets import stack
 from volt_assets_tests.pipeline import BucketAndDatabase
@@ -104,11 +103,4 @@ def volt_env(
         s3=s3, dsn=pg_server.dsn(dbname),
     )
 
-    conn = pg_server.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            # FORCE terminates the connections a test left open (PostgreSQL 13+).
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-    finally:
-        conn.close()
+    stack.drop_database(pg_server, dbname)  # also ends the connections a test left open

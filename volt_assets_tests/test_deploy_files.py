@@ -237,11 +237,7 @@ def test_the_postgres_instance_stores_runs_in_postgres(pg_server, tmp_path, monk
         assert instance.get_runs_count() == 0  # the schema was created in the fresh database
     finally:
         instance.dispose()
-        conn = pg_server.connect()
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        conn.close()
+        stack.drop_database(pg_server, dbname)
 
 
 def test_the_cli_works_from_the_checkout_without_dagster_home(tmp_path):

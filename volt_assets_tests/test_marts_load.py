@@ -82,13 +82,7 @@ def marts_database(volt_env, pg_server, monkeypatch):
     password = urllib.parse.quote(pg_server.password, safe="")
     monkeypatch.setenv("MARTS_DATABASE_URL", f"postgresql://{pg_server.user}:{password}@{pg_server.host}:{pg_server.port}/{dbname}")
     yield pg_server.dsn(dbname)
-    admin = pg_server.connect()
-    try:
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-    finally:
-        admin.close()
+    stack.drop_database(pg_server, dbname)
 
 
 def test_marts_go_to_MARTS_DATABASE_URL_and_hide_its_password(volt_env, pg_server, marts_database):

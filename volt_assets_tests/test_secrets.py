@@ -22,6 +22,7 @@ import dagster as dg
 import pytest
 from psycopg2 import sql
 
+from volt_assets import stack
 from volt_assets.images.sensors import failure_alert
 from volt_assets_tests.faults.runs import CliRun, error_texts
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize, ts
@@ -75,11 +76,11 @@ def secret_env(volt_env, pg_server, monkeypatch):
                              "updated_at": ts(f"{DAY} 10:00")}])
     conn.close()
     yield {**volt_env.env, **values}
+    stack.drop_database(pg_server, volt_env.dbname)  # the role owns it: drop it before the role
     conn = pg_server.connect()
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(volt_env.dbname)))
             cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
     finally:
         conn.close()

@@ -52,13 +52,7 @@ def make_twin(pg_server, s3_endpoint: str, base_env: dict[str, str], home: Path)
 
 
 def drop_twin(pg_server, twin: Twin) -> None:
-    conn = pg_server.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(twin.dbname)))
-    finally:
-        conn.close()
+    stack.drop_database(pg_server, twin.dbname)
 
 
 @contextmanager

@@ -10,7 +10,9 @@ Downstream assets receive a `LakePartitions` reader over the days they depend on
 
 import datetime as dt
 import time
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from volt_assets.partitions import UTC, days_between
 from volt_assets.resources import LakeResource
 
 
+WRITERS = 4  # folders uploading at once
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
 PROGRESS_SECONDS = 10.0
 
@@ -41,6 +44,7 @@ class FolderWrite:
     primary: bool = True  # the asset's own folder (False: quarantine, a late-row merge, ...)
     cursor_range: tuple[str | None, str | None] = (None, None)
     remove: list[str] = field(default_factory=list)  # superseded files, deleted after the manifest
+    metadata: dict = field(default_factory=dict)  # more figures for the day's materialisation page
 
 
 @dataclass
@@ -105,13 +109,32 @@ def add_partition_metadata(context: dg.OutputContext, per_day: dict[str, dict]) 
             continue
         metadata = {}
         for key, value in figures.items():
-            if key in ("rows", "bytes"):
+            if isinstance(value, int) and not isinstance(value, bool):
                 metadata[key] = dg.MetadataValue.int(value)
             elif key == "s3_uri":
                 metadata[key] = dg.MetadataValue.path(value)
             else:
                 metadata[key] = dg.MetadataValue.text(str(value))
         step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=day)
+
+
+class RunFolders:
+    """What the run's day folders held before it wrote: one listing per layer for the run's
+    days, instead of one per folder (a 365-day run would list 730 folders one by one)."""
+
+    def __init__(self, store: LakeStore, days: list[dt.date]):
+        self.store = store
+        self.first, self.last = (min(days), max(days)) if days else (None, None)
+        self.listed: dict[str, set[str]] = {}
+
+    def existing(self, write: FolderWrite) -> set[str] | None:
+        """The keys in the write's folder (None: outside the run's days, list it when writing)."""
+        if self.first is None or not (self.first <= write.day <= self.last) or not write.replace:
+            return None
+        layer = write.prefix[: write.prefix.index("dt=")]
+        if layer not in self.listed:
+            self.listed[layer] = set(self.store.list_days_objects(layer, self.first, self.last))
+        return {k for k in self.listed[layer] if k.startswith(write.prefix)}
 
 
 def asset_layer_and_name(asset_key: dg.AssetKey) -> tuple[str, str]:
@@ -132,11 +155,13 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         started = time.perf_counter()
         rows = written = 0
         days: dict[str, dict] = {}
-        cursor_min = cursor_max = None
+        cursor = {"min": None, "max": None}
         folders, last_log = 0, started
-        for write in obj.writes:
-            size = store.write_folder(write.prefix, write.files, write.manifest, replace=write.replace,
-                                      remove=write.remove)
+        run_days = [dt.date.fromisoformat(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
+        before = RunFolders(store, run_days)
+
+        def account(write: FolderWrite, size: int) -> None:
+            nonlocal rows, written, folders, last_log
             written += size
             entry = days.setdefault(write.day.isoformat(), {"rows": 0, "bytes": 0})
             entry["bytes"] += size
@@ -144,12 +169,13 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
                 rows += write.rows
                 entry["rows"] += write.rows
                 entry["s3_uri"] = store.uri(write.prefix)
+                entry.update(write.metadata)
             lo, hi = write.cursor_range
             if lo is not None:
-                cursor_min = lo if cursor_min is None else min(cursor_min, lo)
+                cursor["min"] = lo if cursor["min"] is None else min(cursor["min"], lo)
                 entry["cursor_min"] = min(entry.get("cursor_min", lo), lo)
             if hi is not None:
-                cursor_max = hi if cursor_max is None else max(cursor_max, hi)
+                cursor["max"] = hi if cursor["max"] is None else max(cursor["max"], hi)
                 entry["cursor_max"] = max(entry.get("cursor_max", hi), hi)
             folders += 1
             # Every log line is an event the instance stores (one commit each): a 365-day run
@@ -159,6 +185,30 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
                 context.log.info(f"wrote {store.uri(write.prefix)}: {write.rows} rows, {size} bytes"
                                  + ("" if folders <= DETAILED_WRITES else f" ({folders} folders so far)"))
                 last_log = now
+
+        # Folders are written by WRITERS threads while the asset builds the next days, so S3's
+        # latency overlaps the work; a folder's own order (files, manifest, removals) is kept
+        # by write_folder, and two writes to one folder run one after the other. At most
+        # WRITERS + 1 writes are held at once: memory stays a few days' worth.
+        pending: deque[tuple[FolderWrite, Future]] = deque()
+        latest: dict[str, Future] = {}
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="volt-lake-write") as pool:
+            for write in obj.writes:
+                existing = before.existing(write)
+                if write.prefix in latest:
+                    latest[write.prefix].result()
+                future = pool.submit(store.write_folder, write.prefix, write.files, write.manifest,
+                                     replace=write.replace, remove=write.remove, existing=existing)
+                latest[write.prefix] = future
+                pending.append((write, future))
+                if any(isinstance(body, Path) for body in write.files.values()):
+                    future.result()  # a local file must be uploaded before the asset moves on and removes it
+                while pending and (len(pending) > WRITERS or pending[0][1].done()):
+                    done, future = pending.popleft()
+                    account(done, future.result())
+            while pending:
+                done, future = pending.popleft()
+                account(done, future.result())
         seconds = time.perf_counter() - started
         if folders > DETAILED_WRITES:
             context.log.info(f"wrote {folders} folders under {store.uri(layer_prefix(layer, name))}: "
@@ -170,14 +220,15 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
             "partitions_written": dg.MetadataValue.int(len(days)),
             "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
             "rows_per_second": dg.MetadataValue.float(round(rows / seconds, 1) if seconds > 0 else 0.0),
-            "cursor_min": dg.MetadataValue.text(cursor_min or ""),
-            "cursor_max": dg.MetadataValue.text(cursor_max or ""),
-            "per_day": dg.MetadataValue.json(days),
+            "cursor_min": dg.MetadataValue.text(cursor["min"] or ""),
+            "cursor_max": dg.MetadataValue.text(cursor["max"] or ""),
         }
+        # No per-day table here: in a range run Dagster copies the output metadata onto every
+        # day's event, so a 365-day table would be stored 365 times. Each day's figures go on
+        # that day's own event instead (add_partition_metadata).
         metadata.update({k: v for k, v in obj.stats.get("metadata", {}).items()})
         context.add_output_metadata(metadata)
         add_partition_metadata(context, days)
-        obj.stats["per_day"] = days
 
     def load_input(self, context: dg.InputContext) -> LakePartitions:
         layer, name = asset_layer_and_name(context.asset_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -141,6 +142,10 @@ def test_partition_range_is_one_run_with_a_folder_per_day(shop):
     assert events["2026-01-02"]["s3_uri"].value.endswith(f"/{STAGING}/dt=2026-01-02/")
     assert events["2026-01-02"]["cursor_min"].value.startswith("2026-01-02T")
     assert events["2026-01-02"]["cursor_max"].value.startswith("2026-01-02T")
+    # ... and staging's accounting of that day (id 4 refused: price), never the whole range's table
+    day2 = events["2026-01-02"]
+    assert (day2["raw_rows"].value, day2["staged_rows"].value, day2["quarantined_rows"].value) == (44, 43, 1)
+    assert "per_day" not in day2 and "counts_per_day" not in day2
 
     # DuckDB reads the layer whole with hive partitioning (through pyarrow's S3 filesystem,
     # as DuckDB's httpfs extension cannot be downloaded here).
@@ -213,3 +218,21 @@ def test_dagster_cli_materialises_like_a_user(shop, tmp_path):
         "email: not a valid email address: 'not-an-email'"
     ]
     assert staging_rows(shop, "users", "2026-01-01") == []
+
+
+def test_a_run_lists_the_folders_of_its_days_in_one_pass(volt_env):
+    """`list_days_objects` returns exactly the keys of days [first, last] (the IO manager's one
+    listing per layer for a range run), across listing pages, whatever sorts next to them."""
+    from volt_assets.lake.store import LakeStore
+
+    store = LakeStore(volt_env.s3, volt_env.bucket)
+    keys = [f"staging/t/dt=2026-01-0{d}/{name}" for d in range(1, 6) for name in ("_manifest.json", "part-00000.parquet")]
+    keys += ["staging/t/dt=2026-01-03.tmp", "staging/t/dt=2026-01-030/x", "staging/t_other/dt=2026-01-03/x",
+             "staging/t/_index.json"]
+    keys += [f"staging/t/dt=2026-01-03/extra-{i:04d}" for i in range(1100)]  # more than one page
+    for key in keys:
+        volt_env.s3.put_object(Bucket=volt_env.bucket, Key=key, Body=b"x")
+    listed = store.list_days_objects("staging/t/", dt.date(2026, 1, 2), dt.date(2026, 1, 4))
+    days = ("dt=2026-01-02", "dt=2026-01-03", "dt=2026-01-04")
+    assert set(listed) == {k for k in keys if k.startswith("staging/t/") and k.split("/")[2] in days}
+    assert set(listed.values()) == {1}

@@ -18,6 +18,7 @@ import pytest
 
 from volt_assets.assets.common import SINGLE_RUN, partitions
 from volt_assets.definitions import build_definitions
+from volt_assets.lake.extract import SourceSession
 from volt_assets.lake.store import LakeStore
 from volt_assets.quality.defs import marts_available
 from volt_assets.quality.marts import MART, reconcile_day
@@ -222,7 +223,8 @@ def test_reconciliation_fails_when_a_raw_file_is_removed_or_rows_are_missing(vol
     env = volt_env.env
     database = PostgresResource(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), dbname=env["POSTGRES_DB"],
                                 user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"])
-    checks = RawQuality(table("electrical_components"), database, lake(volt_env)).results([dt.date.fromisoformat(D)])
+    with SourceSession(database) as session:
+        checks = list(RawQuality(table("electrical_components"), session, lake(volt_env)).results([dt.date.fromisoformat(D)]))
     results = {r.check_name: r for r in checks}
     reconciliation = results["source_reconciliation"]
     assert not reconciliation.passed

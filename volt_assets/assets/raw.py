@@ -22,10 +22,12 @@ import pyarrow.parquet as pq
 from volt_assets.assets.common import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
 from volt_assets.io_managers import FolderWrite, LakeOutput
 from volt_assets.lake import extract as ex
-from volt_assets.lake.layout import RAW_DELETES, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix, sidecar_name
+from volt_assets.lake.layout import (
+    MANIFEST, RAW_DELETES, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix, sidecar_name,
+)
 from volt_assets.lake.raw_files import read_versions
 from volt_assets.lake.staging import parquet_bytes
-from volt_assets.lake.store import LakeStore
+from volt_assets.lake.store import MULTIPART_BYTES, LakeStore, folder_manifest
 from volt_assets.partitions import context_days, day_window
 from volt_assets.quality.raw_checks import RawQuality, raw_check_specs
 from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
@@ -70,11 +72,37 @@ def _merge_keys(parts: list[pa.Array], key_type: pa.DataType, integer_keys: bool
 
 
 class RawCapture:
-    """Captures days of one table into the lake (the work behind the raw asset)."""
+    """Captures days of one table into the lake (the work behind the raw asset).
 
-    def __init__(self, config: TableConfig, source: PostgresResource, store: LakeStore, log):
-        self.config, self.source, self.store, self.log = config, source, store, log
+    `session`: the run's source connection; `actual`: the source's columns as the run read them;
+    `listed`: the raw keys of the run's days (one listing), so a day raw never had costs no
+    manifest request. After `capture(D)`, `manifests[D]` is raw D's manifest as written (or as
+    it stays) and `versions` its (pk, cursor) index."""
+
+    def __init__(self, config: TableConfig, session: ex.SourceSession, store: LakeStore, log,
+                 actual: dict[str, str] | None = None, listed: set[str] | None = None):
+        self.config, self.session, self.store, self.log = config, session, store, log
+        self.actual, self.listed = actual, listed
         self.rows_added = 0  # versions this run captured that raw did not have yet
+        self.manifests: dict[dt.date, dict] = {}
+        self.versions: pa.Table = VERSIONS_SCHEMA.empty_table()
+        self.keys_by_day: dict[dt.date, pa.Array] = {}  # distinct keys of the days captured
+
+    def read_manifest(self, prefix: str) -> dict | None:
+        if self.listed is not None and prefix + MANIFEST not in self.listed:
+            return None  # the run's listing shows no such folder
+        return self.store.read_manifest(prefix)
+
+    def _remember(self, day: dt.date, manifest: dict, versions: pa.Table) -> None:
+        self.manifests[day], self.versions = manifest, versions
+        self.keys_by_day[day] = self._keys_of(versions["pk"].combine_chunks())
+
+    def _key_type(self) -> tuple[pa.DataType, bool]:
+        key_type = arrow_type(self.config.columns[self.config.primary_key])
+        return (key_type, True) if pa.types.is_integer(key_type) else (pa.string(), False)
+
+    def _keys_of(self, values: pa.Array) -> pa.Array:
+        return pc.unique(values.drop_null().cast(self._key_type()[0]))
 
     def capture(self, day: dt.date, workdir: Path) -> FolderWrite | None:
         """Extract day D and add its new versions to raw D; None when nothing is new."""
@@ -91,10 +119,10 @@ class RawCapture:
             attempt += 1
             target = workdir / f"{day.isoformat()}-{attempt}"
             target.mkdir()
-            return ex.extract(conn, config, window, target, stem)
+            return ex.extract(conn, config, window, target, stem, actual=self.actual)
 
-        extract = ex.with_reconnect(self.source, run, log=self.log)
-        manifest = self.store.read_manifest(prefix)
+        extract = self.session.run(run)
+        manifest = self.read_manifest(prefix)
         new_versions = read_versions(config, extract.paths)
         paths, rows = extract.paths, extract.rows
         if manifest is not None:
@@ -112,6 +140,7 @@ class RawCapture:
         else:
             old = VERSIONS_SCHEMA.empty_table()
         if manifest is not None and not paths:
+            self._remember(day, manifest, old)
             return None  # nothing new since the last capture: raw D stays as it is
         files_of = {p.name: p for p in paths}
         tagged = pa.table(
@@ -154,9 +183,13 @@ class RawCapture:
             "files": {n: v for n, v in previous.get("files", {}).items() if n not in superseded},
             "deletes": previous.get("deletes"),
         }
-        files: dict[str, bytes | Path] = dict(files_of)
+        # Parts small enough for one PUT travel as bytes: the IO manager may still be uploading
+        # them when this generator has moved on and removed its temporary files.
+        files: dict[str, bytes | Path] = {n: p.read_bytes() if p.stat().st_size < MULTIPART_BYTES else p
+                                          for n, p in files_of.items()}
         files[sidecar_name(RAW_VERSIONS, stamp)] = parquet_bytes(versions)
         self.rows_added += rows
+        self._remember(day, folder_manifest(files, new_manifest), versions)
         return FolderWrite(
             day=day, prefix=prefix, files=files, manifest=new_manifest, replace=False,
             rows=versions.num_rows, cursor_range=(lo, hi), remove=superseded,
@@ -175,23 +208,22 @@ class RawCapture:
         config = self.config
         # Keys as arrays, never Python sets: integer keys (the usual bigint) as sorted int64,
         # 8 bytes a key, compared by binary search; other key types as Arrow strings.
-        key_type = arrow_type(config.columns[config.primary_key])
-        integer_keys = pa.types.is_integer(key_type)
-        if not integer_keys:
-            key_type = pa.string()
-
-        def keys_of(values: pa.Array) -> pa.Array:
-            return pc.unique(values.drop_null().cast(key_type))
+        key_type, integer_keys = self._key_type()
+        keys_of = self._keys_of
 
         known_parts: list[pa.Array] = []
         deleted_parts: list[pa.Array] = []
-        manifest = None
-        for d in self.store.list_days(layer_prefix("raw", config.name)):
+        # the run's own days may still be uploading: they are known from memory
+        for d in sorted(set(self.store.list_days(layer_prefix("raw", config.name))) | set(self.keys_by_day)):
             if d > day:
                 break
             prefix = partition_prefix("raw", config.name, d)
-            manifest = self.store.read_manifest(prefix)
-            known_parts.append(keys_of(self._versions(prefix, manifest)["pk"].combine_chunks()))
+            if d in self.keys_by_day:  # captured by this run: its keys are in hand
+                manifest = self.manifests[d]
+                known_parts.append(self.keys_by_day[d])
+            else:
+                manifest = self.store.read_manifest(prefix)
+                known_parts.append(keys_of(self._versions(prefix, manifest)["pk"].combine_chunks()))
             gone_name = listed_sidecar(manifest, RAW_DELETES)
             if d < day and gone_name is not None:
                 gone = pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + gone_name)))
@@ -226,7 +258,7 @@ class RawCapture:
             absent = pc.invert(pc.is_in(known, value_set=pc.cast(live, pa.string())))
             return known.filter(absent).to_pylist(), live_count
 
-        found, live_count = ex.with_reconnect(self.source, find_missing, log=self.log)
+        found, live_count = self.session.run(find_missing)
         missing = sorted(found)
         share = len(missing) / len(known) if len(known) else 0.0
         if missing and share > config.max_delete_share:
@@ -239,9 +271,10 @@ class RawCapture:
                 allow_retries=False,
             )
         prefix = partition_prefix("raw", config.name, day)
-        manifest = self.store.read_manifest(prefix)
+        manifest = self.manifests[day] if day in self.manifests else self.store.read_manifest(prefix)
         if manifest is None:
             return None
+        manifest = dict(manifest)
         noticed = ex.utc_now()
         deletes = pa.table({"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA)
         name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
@@ -276,11 +309,14 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         ),
     )
     def raw_asset(context: dg.AssetExecutionContext, source: PostgresResource, lake: LakeResource):
+        with ex.SourceSession(source, context.log) as session:  # one connection for the run's reads
+            yield from capture_days(context, session, lake.store())
+
+    def capture_days(context: dg.AssetExecutionContext, session: ex.SourceSession, store: LakeStore):
         days = context_days(context)
-        store = lake.store()
+        source = session.database
         try:
-            with source.connect() as conn:
-                actual = ex.source_columns(conn, config.name)
+            actual = session.run(lambda conn: ex.source_columns(conn, config.name))
         except SourceUnavailable as exc:  # a dg.Failure: retried unless no retry can fix it
             raise SourceUnavailable(str(exc), permanent=exc.permanent) from None
         if not actual:
@@ -292,7 +328,10 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         drift = ex.detect_drift(config, actual)
         if drift.any:
             context.log.warning(f"schema drift in {config.name}: {drift.describe()}")
-        capture = RawCapture(config, source, store, context.log)
+        first = days[0] - dt.timedelta(days=config.lookback_days if config.incremental else 0)
+        listed = set(store.list_days_objects(layer_prefix("raw", config.name), first, days[-1]))
+        capture = RawCapture(config, session, store, context.log, actual=actual, listed=listed)
+        quality = RawQuality(config, session, store, drift, context.log)
         stats: dict = {"late_rows": 0}
 
         def writes():
@@ -303,7 +342,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                     # has, and add what committed after they were captured.
                     for back in range(config.lookback_days, 0, -1):
                         previous = days[0] - dt.timedelta(days=back)
-                        if store.read_manifest(partition_prefix("raw", config.name, previous)) is None:
+                        if capture.read_manifest(partition_prefix("raw", config.name, previous)) is None:
                             continue
                         added_before = capture.rows_added
                         late = capture.capture(previous, workdir)
@@ -316,6 +355,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                             yield late
                 for day in days:
                     write = capture.capture(day, workdir)
+                    quality.observe(day, capture.manifests[day], capture.versions)
                     if write is not None:
                         yield write
                     for p in workdir.glob(f"{day.isoformat()}-*/*"):
@@ -323,6 +363,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                 tombstones = capture.notice_deletes(days[-1])
                 if tombstones is not None:
                     stats["deletes"] = tombstones.manifest["deletes"]["count"]
+                    quality.manifests[days[-1]] = folder_manifest(tombstones.files, tombstones.manifest)
                     yield tombstones
             stats["metadata"] = {
                 "rows_added": dg.MetadataValue.int(capture.rows_added - stats["late_rows"]),
@@ -344,6 +385,6 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                 "retyped": dg.MetadataValue.json({c: list(v) for c, v in drift.retyped.items()}),
             },
         )
-        yield from RawQuality(config, source, store, context.log).results(days, drift)
+        yield from quality.results(days)
 
     return raw_asset

@@ -9,7 +9,12 @@ day never reaches the marts.
 
 
 import datetime as dt
+import itertools
 import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -27,14 +32,22 @@ from volt_assets.table_config import TableConfig
 from volt_assets.quality.staging_checks import StagingQuality, staging_check_specs
 
 PART = "part-00000.parquet"
+PREFETCH_DAYS = 2  # raw days downloading while one is built
 
 
-def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path,
-              manifest: dict | None = None) -> StagingDay:
-    """Read raw D (the files its manifest lists) and build staging + quarantine for D.
+@dataclass
+class RawDay:
+    """Raw D as staging needs it: its manifest, its parts on local disk, its noticed deletes."""
 
-    `manifest`: raw D's manifest when the caller already read it (one GET per day, not three)."""
-    manifest = manifest if manifest is not None else raw.manifest(day)
+    day: dt.date
+    manifest: dict
+    paths: list[Path]
+    deletes: pa.Table | None
+
+
+def fetch_raw_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path) -> RawDay:
+    """Download raw D: the files its manifest lists (a folder without one is an error)."""
+    manifest = raw.manifest(day)
     if manifest is None:
         raise dg.Failure(
             description=f"raw/{config.name} has no complete partition {day} (no _manifest.json): "
@@ -42,23 +55,44 @@ def build_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: P
             allow_retries=False,
         )
     parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
-    extracted_at = {}
-    for extraction in manifest.get("extractions", []):
-        when = dt.datetime.fromisoformat(extraction["extracted_at"])
-        for name in extraction.get("files", []):
-            extracted_at[f"{day.isoformat()}-{name}"] = when
     paths = raw.download(day, parts, workdir)
-    builder = StagingBuilder(config, extracted_at)
-    for batch in read_text_batches(config, paths):
-        builder.add(batch)
     deletes = None
     deletes_file = listed_sidecar(manifest, RAW_DELETES)
     if deletes_file is not None and (manifest.get("deletes") or {}).get("file") == deletes_file:
         body = raw.store.get_bytes(raw.prefix(day) + deletes_file)
         deletes = pq.read_table(pa.BufferReader(body))
-    for path in paths:
+    return RawDay(day, manifest, paths, deletes)
+
+
+def prefetched(fetch: Callable[[dt.date], RawDay], days: list[dt.date], ahead: int = PREFETCH_DAYS) -> Iterator[RawDay]:
+    """`fetch(day)` for each day in order, the next `ahead` days downloading in the background
+    while the current one is built (S3's latency hidden behind the work; a few days on disk)."""
+    with ThreadPoolExecutor(max(1, ahead), thread_name_prefix="volt-raw-fetch") as pool:
+        queued: deque[Future] = deque()
+        upcoming = iter(days)
+        for day in itertools.islice(upcoming, ahead + 1):
+            queued.append(pool.submit(fetch, day))
+        while queued:
+            fetched = queued.popleft().result()
+            next_day = next(upcoming, None)
+            if next_day is not None:
+                queued.append(pool.submit(fetch, next_day))
+            yield fetched
+
+
+def build_day(config: TableConfig, raw_day: RawDay) -> StagingDay:
+    """Build staging + quarantine for D from raw D (the parts are removed once read)."""
+    extracted_at = {}
+    for extraction in raw_day.manifest.get("extractions", []):
+        when = dt.datetime.fromisoformat(extraction["extracted_at"])
+        for name in extraction.get("files", []):
+            extracted_at[f"{raw_day.day.isoformat()}-{name}"] = when
+    builder = StagingBuilder(config, extracted_at)
+    for batch in read_text_batches(config, raw_day.paths):
+        builder.add(batch)
+    for path in raw_day.paths:
         path.unlink()
-    return builder.finish(deletes)
+    return builder.finish(raw_day.deletes)
 
 
 def cursor_range(table: pa.Table, cursor: str) -> tuple[str | None, str | None]:
@@ -99,9 +133,9 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
 
         def writes():
             with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
-                for day in days:
-                    raw_manifest = raw.manifest(day)
-                    built = build_day(config, raw, day, Path(tmp), raw_manifest)
+                for raw_day in prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days):
+                    day, raw_manifest = raw_day.day, raw_day.manifest
+                    built = build_day(config, raw_day)
                     per_day[day.isoformat()] = built.counts
                     quality.observe(day, built, raw_manifest)
                     manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
@@ -113,6 +147,7 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
                         manifest={**manifest, "layer": "staging"},
                         rows=built.staging.num_rows,
                         cursor_range=cursor_range(built.staging, config.cursor),
+                        metadata=built.counts,  # raw_rows, staged_rows, quarantined_rows, ... of the day
                     )
                     q_files = {PART: parquet_bytes(built.quarantine)} if built.quarantine.num_rows else {}
                     yield FolderWrite(
@@ -125,7 +160,6 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
                     )
             totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
             stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
-            stats["metadata"]["counts_per_day"] = dg.MetadataValue.json(per_day)
 
         stats: dict = {}
         yield dg.Output(LakeOutput(writes=writes(), stats=stats))

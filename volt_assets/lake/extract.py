@@ -24,6 +24,7 @@ from psycopg2 import sql
 from volt_assets.table_config import TableConfig, arrow_type, postgres_type_family
 
 PART_BYTES = 256 * 1024 * 1024  # uncompressed bytes per raw part file
+FLUSH_BYTES = 1 << 20  # rows gathered before they are compressed
 ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 # CSV with a quote and delimiter byte that JSON text never holds (row_to_json escapes
 # control characters), so COPY passes each JSON line through untouched.
@@ -121,7 +122,8 @@ class PartWriter:
         self.bytes = 0
         self._current = None
         self._current_bytes = 0
-        self._pending = b""
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     def _open(self) -> None:
         path = self.directory / f"{self.stem}-{len(self.paths):05d}.jsonl.gz"
@@ -131,7 +133,18 @@ class PartWriter:
         self._current_bytes = 0
 
     def write(self, data) -> int:
-        data = bytes(data)
+        # psycopg2 hands COPY TO one row per call: gather rows, handle them a megabyte at a time
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= min(FLUSH_BYTES, self.part_bytes):
+            self._flush()
+        return len(data)
+
+    def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        if not data:
+            return
         self.rows += data.count(b"\n")
         self.bytes += len(data)
         if self._current is None:
@@ -145,9 +158,9 @@ class PartWriter:
                 data = data[cut:]
         self._current.write(data)
         self._current_bytes += len(data)
-        return len(data)
 
     def close(self) -> None:
+        self._flush()
         if self._current is not None:
             self._current.close()
             self._current = None
@@ -162,9 +175,11 @@ class Extract:
     columns: list[str]
 
 
-def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int = PART_BYTES) -> Extract:
-    """Stream the rows of `window` (None: the whole table) into gzip JSON Lines parts."""
-    actual = source_columns(conn, config.name)
+def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int = PART_BYTES,
+            actual: dict[str, str] | None = None) -> Extract:
+    """Stream the rows of `window` (None: the whole table) into gzip JSON Lines parts.
+    `actual`: the source's columns (`source_columns`) when the caller read them for the run."""
+    actual = actual or source_columns(conn, config.name)
     if not actual:
         raise MissingSourceTable(
             f"source table {config.name!r} does not exist in the configured database: "
@@ -240,15 +255,25 @@ def live_keys(conn, config: TableConfig) -> pa.Array:
 TRANSIENT_PG_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
-def with_reconnect(database, action, attempts: int = 3, log=None):
-    """Run `action(conn)` on a fresh connection, reconnecting after a dropped connection.
+class SourceSession:
+    """One source connection kept for a run's many short reads, replaced after a drop.
 
-    Each attempt starts over (the caller's action must be restartable: extraction writes to
-    fresh part files), so a drop mid-stream never leaves a partial extract behind.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            with database.connect() as conn:
+    A 365-day run reads the source once a day; connecting each time (TCP, authentication,
+    a backend process) cost more than the read on a normal day. `run(action)` calls
+    `action(conn)` and, after a dropped connection, reconnects and calls it again from the
+    start (actions must be restartable: extraction writes to fresh part files), so a drop
+    mid-stream never leaves a partial extract behind."""
+
+    def __init__(self, database, log=None, attempts: int = 3):
+        self.database, self.log, self.attempts = database, log, attempts
+        self._conn = None
+
+    def run(self, action):
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self.database.new_connection()
+                conn = self._conn
                 try:
                     return action(conn)
                 except psycopg2.DatabaseError as exc:
@@ -257,12 +282,36 @@ def with_reconnect(database, action, attempts: int = 3, log=None):
                     if conn.closed or conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
                         raise psycopg2.OperationalError(f"connection lost: {type(exc).__name__}") from exc
                     raise
-        except TRANSIENT_PG_ERRORS as exc:
-            if attempt == attempts:
-                raise
-            if log:
-                log.warning(f"PostgreSQL connection lost ({type(exc).__name__}); retrying {attempt}/{attempts - 1}")
-            time.sleep(min(8.0, 0.5 * 2**attempt))
+                except BaseException:
+                    self.close()  # never keep a connection in an unknown state
+                    raise
+            except TRANSIENT_PG_ERRORS as exc:
+                self.close()
+                if attempt == self.attempts:
+                    raise
+                if self.log:
+                    self.log.warning(f"PostgreSQL connection lost ({type(exc).__name__}); retrying {attempt}/{self.attempts - 1}")
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg2.Error:
+                pass
+            self._conn = None
+
+    def __enter__(self) -> "SourceSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def with_reconnect(database, action, attempts: int = 3, log=None):
+    """Run `action(conn)` once on a connection of its own, reconnecting after a drop."""
+    with SourceSession(database, log, attempts) as session:
+        return session.run(action)
 
 
 def utc_now() -> dt.datetime:

@@ -12,14 +12,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+from urllib3.exceptions import ProtocolError
 
 from volt_assets.lake.layout import MANIFEST, day_of_prefix, s3_uri
+
+MULTIPART_BYTES = 64 * 1024 * 1024  # local files this big go up in parts (boto3's upload_file)
+COPY_CHUNK = 1 << 20
+# A GET's body cut mid-stream: botocore retried the request, not the read.
+STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, ProtocolError)
 
 # Errors no retry can fix: say what to fix and stop.
 FATAL_CODES = {
@@ -62,19 +69,41 @@ class LakeStore:
             raise (explain(exc, self.bucket) or exc) from None
 
     # --- reading -------------------------------------------------------------------------
-    def list_objects(self, prefix: str) -> list[dict]:
-        """Every object under a prefix (paginated: S3 answers 1,000 keys a page)."""
+    def list_objects(self, prefix: str, start_after: str | None = None, stop_before: str | None = None) -> list[dict]:
+        """Every object under a prefix (paginated: S3 answers 1,000 keys a page), in key order.
+
+        `start_after` / `stop_before` bound the keys (S3 lists keys in byte order, and
+        `dt=YYYY-MM-DD` folders sort by day): a run lists its days' folders in one pass instead
+        of one request per day."""
         out: list[dict] = []
         token = None
         while True:
             kwargs = {"Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
+            elif start_after:
+                kwargs["StartAfter"] = start_after
             page = self._call("list_objects_v2", **kwargs)
-            out.extend(page.get("Contents", []))
+            contents = page.get("Contents", [])
+            if stop_before is not None and contents and contents[-1]["Key"] >= stop_before:
+                return out + [o for o in contents if o["Key"] < stop_before]
+            out.extend(contents)
             if not page.get("IsTruncated"):
                 return out
             token = page["NextContinuationToken"]
+
+    def list_days_objects(self, layer: str, first: dt.date, last: dt.date) -> dict[str, int]:
+        """Key -> size of every object in the `dt=` folders of days [first, last] under `layer`."""
+        # "dt=D" sorts just before every key of "dt=D/", and "dt=D0" just after ("0" follows "/")
+        objects = self.list_objects(layer, start_after=f"{layer}dt={first.isoformat()}",
+                                    stop_before=f"{layer}dt={last.isoformat()}0")
+
+        def in_range(key: str) -> bool:  # not `dt=2026-01-03.tmp/` or other look-alikes
+            folder, _, rest = key[len(layer):].partition("/")
+            day = day_of_prefix(folder)
+            return bool(rest) and day is not None and first <= day <= last and folder == f"dt={day.isoformat()}"
+
+        return {o["Key"]: o["Size"] for o in objects if in_range(o["Key"])}
 
     def list_days(self, prefix: str) -> list[dt.date]:
         """The `dt=` folders directly under a layer prefix, oldest first."""
@@ -93,11 +122,19 @@ class LakeStore:
     def get_bytes(self, key: str) -> bytes:
         return self._call("get_object", Key=key)["Body"].read()
 
-    def download(self, key: str, path: Path) -> Path:
-        try:
-            self.client.download_file(self.bucket, key, str(path))
-        except ClientError as exc:
-            raise (explain(exc, self.bucket) or exc) from None
+    def download(self, key: str, path: Path, attempts: int = 3) -> Path:
+        """Stream an object to a local file (one GET; a connection cut mid-body starts over)."""
+        for attempt in range(1, attempts + 1):
+            body = self._call("get_object", Key=key)["Body"]
+            try:
+                with open(path, "wb") as out:
+                    shutil.copyfileobj(body, out, COPY_CHUNK)
+                return path
+            except STREAM_ERRORS:
+                if attempt == attempts:
+                    raise
+            finally:
+                body.close()
         return path
 
     def exists(self, key: str) -> bool:
@@ -126,8 +163,15 @@ class LakeStore:
         """Upload bytes or a local file (multipart for big files); returns the size."""
         try:
             if isinstance(body, Path):
-                self.client.upload_file(str(body), self.bucket, key, ExtraArgs={"ContentType": content_type})
-                return body.stat().st_size
+                size = body.stat().st_size
+                if size >= MULTIPART_BYTES:
+                    self.client.upload_file(str(body), self.bucket, key, ExtraArgs={"ContentType": content_type})
+                    return size
+                # one PUT straight from the file: s3transfer's threads and futures cost more than
+                # the upload for the few-megabyte parts of a normal day
+                with open(body, "rb") as f:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=f, ContentType=content_type)
+                return size
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
             return len(body)
         except ClientError as exc:
@@ -135,26 +179,27 @@ class LakeStore:
 
     def write_folder(
         self, prefix: str, files: dict[str, bytes | Path], manifest: dict, replace: bool = True,
-        remove: list[str] | tuple[str, ...] = (),
+        remove: list[str] | tuple[str, ...] = (), existing: set[str] | None = None,
     ) -> int:
         """Write a partition folder: files, then the manifest, then (replace) remove the rest.
 
         With `replace=False` the files already in the folder stay (raw only grows) and the
         manifest passed in must list them as well; `remove` names files the new manifest no
-        longer lists, deleted once it is written. Returns the bytes uploaded.
+        longer lists, deleted once it is written. `existing`: the folder's keys listed before
+        the write, when the caller listed a run's folders at once (else the folder is listed
+        here). Returns the bytes uploaded.
         """
         written = 0
-        listed = dict(manifest.get("files", {}))
         for name, body in files.items():
-            size = self.put(prefix + name, body, content_type_of(name))
-            written += size
-            listed[name] = {"bytes": size}
-        manifest = {**manifest, "files": dict(sorted(listed.items()))}
+            written += self.put(prefix + name, body, content_type_of(name))
+        manifest = folder_manifest(files, manifest)
+        listed = manifest["files"]
         body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
         written += self.put(prefix + MANIFEST, body, "application/json")
         if replace:
             keep = {prefix + MANIFEST} | {prefix + n for n in listed}
-            stale = [o["Key"] for o in self.list_objects(prefix) if o["Key"] not in keep]
+            before = existing if existing is not None else {o["Key"] for o in self.list_objects(prefix)}
+            stale = sorted(k for k in before if k.startswith(prefix) and k not in keep)
             self.delete(stale)
         elif remove:
             self.delete([prefix + n for n in remove if n not in listed])
@@ -164,6 +209,15 @@ class LakeStore:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
             chunk = keys[start : start + 1000]
             self._call("delete_objects", Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+
+
+def folder_manifest(files: dict[str, bytes | Path], manifest: dict) -> dict:
+    """The manifest as `write_folder` writes it: `files` listed with their sizes beside the
+    files the manifest already lists."""
+    listed = dict(manifest.get("files", {}))
+    for name, body in files.items():
+        listed[name] = {"bytes": body.stat().st_size if isinstance(body, Path) else len(body)}
+    return {**manifest, "files": dict(sorted(listed.items()))}
 
 
 def content_type_of(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The checks of `raw/{table}`, evaluated in the raw step once its writes are done.
+"""The checks of `raw/{table}`, evaluated in the raw step as it captures each day.
 
 - `schema_drift` (result built in `assets/raw.py`, before extraction): reported here in the
   day's quality report as well;
@@ -29,7 +29,7 @@ from volt_assets.lake.layout import MANIFEST, RAW_VERSIONS, layer_prefix, listed
 from volt_assets.lake.store import LakeStore
 from volt_assets.partitions import day_window
 from volt_assets.quality.outcome import ERROR, WARN, DayOutcome, Sample, Tally
-from volt_assets.quality.report import LAYER, write_report
+from volt_assets.quality.report import LAYER, ReportWriter
 from volt_assets.table_config import TableConfig
 
 RECONCILIATION = "source_reconciliation"
@@ -69,24 +69,47 @@ def _version_ids(pks: pa.Array, cursors: pa.Array) -> pa.Array:
 
 
 class RawQuality:
-    """Checks the raw days a run wrote; `results()` writes reports and yields check results."""
+    """Checks the raw days a run captures: `observe(day, ...)` reconciles a day with the source
+    right after its capture (on the run's source connection, with the versions in hand), and
+    `results()`, once the writes are done, checks the files, writes the reports and yields the
+    check results."""
 
-    def __init__(self, config: TableConfig, source, store: LakeStore, log=None):
-        self.config, self.source, self.store, self.log = config, source, store, log
+    def __init__(self, config: TableConfig, session: ex.SourceSession, store: LakeStore,
+                 drift: ex.Drift | None = None, log=None):
+        self.config, self.session, self.store, self.drift, self.log = config, session, store, drift, log
         self.key = dg.AssetKey(["raw", config.name])
+        self.manifests: dict[dt.date, dict | None] = {}
+        self.reconciled: dict[dt.date, DayOutcome] = {}
 
-    def results(self, days: list[dt.date], drift: ex.Drift | None = None) -> Iterator[dg.AssetCheckResult]:
+    def observe(self, day: dt.date, manifest: dict | None, versions: pa.Table | None) -> None:
+        """Reconcile day D as captured: `manifest` and `versions` (pk, cursor) as just written."""
+        self.manifests[day] = manifest
+        config, drift = self.config, self.drift
+        if drift is not None and (config.cursor in drift.dropped or config.cursor in drift.retyped
+                                  or config.primary_key in drift.dropped):
+            note = f"not reconciled: the source's {config.cursor}/{config.primary_key} drifted (see schema_drift)"
+            self.reconciled[day] = DayOutcome(0, 0, WARN, note=note)
+            return
+        captured = None if versions is None else _version_ids(versions["pk"].combine_chunks(),
+                                                               versions["cursor"].combine_chunks())
+        self.reconciled[day] = self.session.run(lambda conn: self._reconcile_day(conn, day, manifest, captured))
+
+    def results(self, days: list[dt.date]) -> Iterator[dg.AssetCheckResult]:
         tallies = {RECONCILIATION: Tally(RECONCILIATION, self.key), FILES: Tally(FILES, self.key, unit="files")}
-        manifests = {d: self.store.read_manifest(partition_prefix("raw", self.config.name, d)) for d in days}
-        reconciled = self._reconcile(manifests, drift)
-        reports = []
         for day in days:
-            outcomes = {RECONCILIATION: reconciled[day], FILES: self._files(day, manifests[day])}
-            if drift is not None:
-                outcomes[DRIFT] = drift_outcome(self.config, drift)
-            reports.append(write_report(self.store, self.config.name, day, "raw", outcomes, blocking=frozenset({FILES})))
+            if day not in self.reconciled:  # not captured by this run: judge what the bucket holds
+                self.observe(day, self.store.read_manifest(partition_prefix("raw", self.config.name, day)), None)
+        # one listing for the run's days, not one per folder
+        sizes = self.store.list_days_objects(layer_prefix("raw", self.config.name), min(days), max(days)) if days else {}
+        reports = ReportWriter(self.store)
+        for day in days:
+            outcomes = {RECONCILIATION: self.reconciled[day], FILES: self._files(day, self.manifests[day], sizes)}
+            if self.drift is not None:
+                outcomes[DRIFT] = drift_outcome(self.config, self.drift)
+            reports.submit(self.config.name, day, "raw", outcomes, blocking=frozenset({FILES}))
             for name, tally in tallies.items():
                 tally.add(day, outcomes[name])
+        reports = reports.uris()
         where = reports[0] if len(reports) == 1 else self.store.uri(layer_prefix(LAYER, self.config.name)) + "dt=*/report.json"
         extra = {"quality_report": dg.MetadataValue.path(where)}
         yield tallies[RECONCILIATION].result(
@@ -97,11 +120,10 @@ class RawQuality:
         )
 
     # --- files_present -------------------------------------------------------------------------
-    def _files(self, day: dt.date, manifest: dict | None) -> DayOutcome:
+    def _files(self, day: dt.date, manifest: dict | None, sizes: dict[str, int]) -> DayOutcome:
         prefix = partition_prefix("raw", self.config.name, day)
         if manifest is None:
             return DayOutcome(1, 1, ERROR, [Sample(MANIFEST, "missing")], note="raw partition has no manifest")
-        sizes = {o["Key"]: o["Size"] for o in self.store.list_objects(prefix)}
         samples = []
         listed = manifest.get("files", {})
         for name, info in sorted(listed.items()):
@@ -119,18 +141,6 @@ class RawQuality:
         )
 
     # --- source_reconciliation ----------------------------------------------------------------------
-    def _reconcile(self, manifests: dict[dt.date, dict | None], drift: ex.Drift | None) -> dict[dt.date, DayOutcome]:
-        config = self.config
-        if drift is not None and (config.cursor in drift.dropped or config.cursor in drift.retyped
-                                  or config.primary_key in drift.dropped):
-            note = f"not reconciled: the source's {config.cursor}/{config.primary_key} drifted (see schema_drift)"
-            return {d: DayOutcome(0, 0, WARN, note=note) for d in manifests}
-
-        def run(conn) -> dict[dt.date, DayOutcome]:
-            return {day: self._reconcile_day(conn, day, manifest) for day, manifest in manifests.items()}
-
-        return ex.with_reconnect(self.source, run, log=self.log)
-
     def _captured(self, day: dt.date, manifest: dict) -> pa.Array:
         name = listed_sidecar(manifest, RAW_VERSIONS)
         if name is None:
@@ -139,11 +149,12 @@ class RawQuality:
         versions = pq.read_table(pa.BufferReader(self.store.get_bytes(key)), columns=["pk", "cursor"])
         return _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
 
-    def _reconcile_day(self, conn, day: dt.date, manifest: dict | None) -> DayOutcome:
+    def _reconcile_day(self, conn, day: dt.date, manifest: dict | None, captured: pa.Array | None) -> DayOutcome:
         config = self.config
         if manifest is None:
             return DayOutcome(1, 1, ERROR, note="raw partition has no manifest")
-        captured = self._captured(day, manifest)
+        if captured is None:
+            captured = self._captured(day, manifest)
         # Only rows stamped before the capture started can be expected in it; later ones belong
         # to the next capture.
         as_of = dt.datetime.fromisoformat(manifest["extracted_at"])

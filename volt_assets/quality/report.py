@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
@@ -61,6 +62,26 @@ def write_report(
     key = report_key(name, day)
     store.put(key, body, "application/json")
     return store.uri(key)
+
+
+class ReportWriter:
+    """Writes a run's day reports in the background (a GET and a PUT each), a few at a time,
+    while the step goes on; `uris()` waits for them all (and raises the first failure)."""
+
+    def __init__(self, store: LakeStore, workers: int = 4):
+        self.store = store
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="volt-report")
+        self.futures: list[Future] = []
+
+    def submit(self, name: str, day: dt.date, layer: str, outcomes: dict[str, DayOutcome],
+               extra: dict | None = None, blocking: frozenset[str] = frozenset()) -> None:
+        self.futures.append(self.pool.submit(write_report, self.store, name, day, layer, outcomes, extra, blocking))
+
+    def uris(self) -> list[str]:
+        try:
+            return [f.result() for f in self.futures]
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def blocking_errors(store: LakeStore, name: str, day: dt.date) -> list[str]:

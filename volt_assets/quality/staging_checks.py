@@ -27,7 +27,7 @@ from volt_assets.lake.staging import StagingDay
 from volt_assets.lake.store import LakeStore
 from volt_assets.quality.gate import GATE, gate_check_spec, gate_day
 from volt_assets.quality.outcome import ERROR, DayOutcome, Sample, Tally
-from volt_assets.quality.report import LAYER, write_report
+from volt_assets.quality.report import LAYER, ReportWriter
 from volt_assets.quality.rulebook import (
     LAKE_RULES,
     judge,
@@ -75,7 +75,7 @@ class StagingQuality:
         specs = staging_check_specs(config, self.key)
         self.tallies = {s.name: Tally(s.name, self.key) for s in specs}
         self.blocking = frozenset(s.name for s in specs if s.blocking)
-        self.reports: list[str] = []
+        self.reports = ReportWriter(store)
 
     def observe(self, day: dt.date, built: StagingDay, raw_manifest: dict | None) -> dict[str, DayOutcome]:
         """Judge one day (staging, quarantine, counts), write its report; returns the outcomes."""
@@ -93,8 +93,7 @@ class StagingQuality:
                 failing, rows = pc.sum(broken).as_py() or 0, live.num_rows
                 samples = sample_rows(config, live, broken, rule) if failing else []
             outcomes[rule.name] = DayOutcome(failing, rows, judge(config, rule, failing, rows), samples)
-        self.reports.append(write_report(self.store, config.name, day, "staging", outcomes,
-                                         extra={"counts": counts}, blocking=self.blocking))
+        self.reports.submit(config.name, day, "staging", outcomes, extra={"counts": counts}, blocking=self.blocking)
         for name, outcome in outcomes.items():
             self.tallies[name].add(day, outcome)
         return outcomes
@@ -121,7 +120,8 @@ class StagingQuality:
     def results(self):
         """One AssetCheckResult per check, for every day observed (call after the writes)."""
         t = self.config.thresholds
-        where = (self.reports[0] if len(self.reports) == 1
+        reports = self.reports.uris()
+        where = (reports[0] if len(reports) == 1
                  else self.store.uri(layer_prefix(LAYER, self.config.name)) + "dt=*/report.json")
         extra = {"quality_report": dg.MetadataValue.path(where)}
         texts = {

@@ -16,6 +16,7 @@ import dagster as dg
 
 from volt_assets.assets.raw import build_raw_asset
 from volt_assets.assets.staging import build_staging_asset
+from volt_assets.executor import volt_executor
 from volt_assets.io_managers import S3LakeIOManager
 from volt_assets.resources import lake_resource, s3_resource, source_database
 from volt_assets.table_config import load_tables
@@ -41,7 +42,7 @@ def shared_resources() -> dict:
 def lake_definitions(shared: dict) -> dg.Definitions:
     tables = load_tables().values()
     assets = [build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables]
-    return dg.Definitions(assets=assets, resources=shared)
+    return dg.Definitions(assets=assets, resources=shared, executor=volt_executor)
 
 
 def build_definitions() -> dg.Definitions:

@@ -218,6 +218,21 @@ def test_dagster_cli_materialises_like_a_user(shop, tmp_path):
         "email: not a valid email address: 'not-an-email'"
     ]
     assert staging_rows(shop, "users", "2026-01-01") == []
+    # the steps ran in the CLI's own process (volt_executor's default), not one process each
+    assert "Executing steps in process" in done.stdout + done.stderr
+
+
+def test_a_run_can_still_ask_for_a_process_per_step(shop):
+    env = {**os.environ, **shop.env}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    done = subprocess.run(
+        [dagster, "asset", "materialize", "-m", "volt_assets", "--select", "raw/electrical_components",
+         "--partition", "2026-01-02", "--config-json", '{"execution": {"config": {"multiprocess": {}}}}'],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Executing steps using multiprocess executor" in done.stdout + done.stderr
+    assert len(raw_lines(shop, "electrical_components", "2026-01-02")) == 44
 
 
 def test_a_run_lists_the_folders_of_its_days_in_one_pass(volt_env):

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from volt_assets.table_config import TableConfig
 
-BATCH_ROWS = 100_000
+BATCH_ROWS = 20_000
 
 
 def _columns_spec(config: TableConfig, columns: list[str]) -> str:

@@ -19,7 +19,11 @@ from volt_assets.table_config import Rule, TableConfig, arrow_type
 
 # Unicode's White_Space: ASCII whitespace, NEL and the separators (Zs, Zl, Zp). RE2's \s alone
 # is ASCII-only and leaves out the vertical tab.
-WHITESPACE_RUN = r"[\s\v\x{85}\p{Z}]+"
+WHITESPACE = r"[\s\v\x{85}\p{Z}]"
+WHITESPACE_RUN = WHITESPACE + "+"
+# Whitespace other than the plain space: \s and \v, NEL, and every \p{Z} character but U+0020.
+ODD_WHITESPACE = r"[\t\n\v\f\r\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+NEEDS_SQUISH = f"{ODD_WHITESPACE}|{WHITESPACE}{WHITESPACE}|^{WHITESPACE}|{WHITESPACE}$"
 # Arrow reads decimal text of more than 38 digits by dropping the extra ones (0.000…0001 -> 0.00):
 # such text is refused as not a number of the column's type instead.
 MAX_DECIMAL_DIGITS = 38
@@ -31,10 +35,16 @@ CURRENCY_PATTERN = r"^[A-Z]{3}$"
 SAMPLE_CHARS = 40  # how much of an offending value a reason quotes
 
 
-def squish(values: pa.Array) -> pa.Array:
+def squish(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Trim and collapse every run of whitespace (Unicode separators included) to one space."""
-    collapsed = pc.replace_substring_regex(values, WHITESPACE_RUN, " ")
-    return pc.utf8_trim(collapsed, characters=" ")
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    # Most text is already clean: find the values squishing would change (a regex match is ~10x
+    # cheaper than a replace) and rewrite only those.
+    dirty = pc.fill_null(pc.match_substring_regex(values, NEEDS_SQUISH), False)
+    if not pc.any(dirty).as_py():
+        return values
+    collapsed = pc.replace_substring_regex(values.filter(dirty), WHITESPACE_RUN, " ")
+    return pc.replace_with_mask(values, dirty, pc.utf8_trim(collapsed, characters=" "))
 
 
 CLEANERS = {"squish": squish, "lower": pc.utf8_lower, "upper": pc.utf8_upper}

@@ -23,16 +23,22 @@ from volt_assets.table_config import REASONS_TYPE, TableConfig
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
 
+# Valid rows gathered before they are folded into one row per key: a bound on memory when a
+# day updates a few keys a million times, and few folds (each copies the day's table) otherwise.
+FOLD_ROWS = 250_000
+
+
 def latest_per_key(table: pa.Table, key: str, order: list[str]) -> pa.Table:
-    """One row per key: the greatest by `order` (descending, nulls last), ties broken stably."""
+    """One row per key, ordered by key: the greatest by `order` (descending, nulls last), ties
+    broken stably. Sorts indices, not rows: the table is copied once, by the final `take`."""
     if table.num_rows <= 1:
         return table
     sort_keys = [(key, "ascending", "at_end")] + [(c, "descending", "at_end") for c in order]
-    table = table.take(pc.sort_indices(table, sort_keys=sort_keys))
-    keys = table[key].combine_chunks()
+    order_ = pc.sort_indices(table, sort_keys=sort_keys)
+    keys = table[key].take(order_).combine_chunks()
     first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
     mask = pa.concat_arrays([pa.array([True]), pc.fill_null(first, True)])
-    return table.filter(mask)
+    return table.take(order_.filter(mask))
 
 
 @dataclass
@@ -48,7 +54,9 @@ class StagingBuilder:
     def __init__(self, config: TableConfig, extracted_at: dict[str, dt.datetime]):
         self.config = config
         self.extracted_at = extracted_at  # part file name -> when it was captured
-        self.latest: pa.Table | None = None
+        self.latest: pa.Table | None = None  # one row per key, by key
+        self.pending: list[pa.Table] = []  # valid rows not folded into `latest` yet
+        self.pending_rows = 0
         self.quarantined: list[pa.Table] = []
         self.raw_rows = 0
         self.valid_rows = 0
@@ -78,13 +86,24 @@ class StagingBuilder:
         )
         valid = valid.append_column(pa.field("_deleted", pa.bool_(), nullable=False), deleted)
         valid = valid.append_column("_extracted_at", extracted.filter(accepted))
-        if self.latest is not None:
-            valid = pa.concat_tables([self.latest, valid])
-        self.latest = latest_per_key(valid, config.primary_key, [config.cursor, "_extracted_at"])
+        self.pending.append(valid)
+        self.pending_rows += valid.num_rows
+        if self.pending_rows >= FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the pending rows into `latest` (one row per key)."""
+        if not self.pending:
+            return
+        parts = ([self.latest] if self.latest is not None else []) + self.pending
+        self.pending, self.pending_rows = [], 0
+        config = self.config
+        self.latest = latest_per_key(pa.concat_tables(parts), config.primary_key, [config.cursor, "_extracted_at"])
 
     def finish(self, deletes: pa.Table | None = None) -> StagingDay:
         """Close the day; `deletes` (pk, noticed_at) become tombstones that win over versions."""
         config = self.config
+        self._fold()
         schema = config.staging_schema()
         latest = self.latest.cast(schema) if self.latest is not None else schema.empty_table()
         superseded = self.valid_rows - latest.num_rows
@@ -99,9 +118,8 @@ class StagingBuilder:
             columns[config.primary_key] = keys
             columns["_deleted"] = pa.array([True] * deletes.num_rows, pa.bool_())
             columns["_extracted_at"] = deletes["noticed_at"].cast(pa.timestamp("us", tz="UTC"))
-            latest = pa.concat_tables([latest, pa.table(columns, schema=schema)])
+            latest = pa.concat_tables([latest, pa.table(columns, schema=schema)]).sort_by(config.primary_key)
             tombstones = deletes.num_rows
-        latest = latest.sort_by(config.primary_key)
         quarantine = (
             pa.concat_tables(self.quarantined) if self.quarantined else config.quarantine_schema().empty_table()
         )

@@ -16,7 +16,7 @@ from bench.common import OUT, ROOT
 MB = 2**20
 TOOLS = {
     "project": "**volt_assets** (`dagster asset materialize`, raw + staging)",
-    "project_in_process": "volt_assets, same command with Dagster's in-process executor (`--config-json`)",
+    "project_multiprocess": "volt_assets, same command with a process per step (`--config-json` multiprocess)",
     "pandas": "seeds' way: pandas.read_sql → JSON + Parquet → put_object",
     "dlt_pyarrow": "dlt sql_table backend=pyarrow → filesystem (S3, Parquet)",
     "dlt_connectorx": "dlt sql_table backend=connectorx → filesystem (S3, Parquet)",
@@ -69,10 +69,10 @@ def comparison_table(section: dict, rows_hint: int | None) -> list[str]:
     if p and p.get("step_seconds") is not None:
         lines.append("")
         lines.append(f"Inside the project's run (event log): steps {_f(p.get('step_seconds'), 2)} s "
-                     f"(raw + staging step processes, checks included), the IO manager's `duration_seconds` "
-                     f"metadata {_f(p.get('asset_seconds'), 2)} s (extract/transform/upload of the outputs); "
-                     f"the rest of the wall time is the `dagster` process starting, loading the code location "
-                     f"and launching one process per step.")
+                     f"(raw + staging steps, checks and their events included), the IO manager's "
+                     f"`duration_seconds` metadata {_f(p.get('asset_seconds'), 2)} s (extract/transform/upload "
+                     f"of the outputs); the rest of the wall time is the `dagster` process starting, loading the "
+                     f"code location and creating the run (one planned-materialisation event per partition).")
     return lines
 
 

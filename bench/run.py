@@ -254,11 +254,11 @@ class Bench:
 
     # ------------------------------------------------------------------ the tools
     def project(self, section: str, tool: str, db: str, rep: int, first: dt.date, last: dt.date | None,
-                keep: bool = False, select: str = LAKE_ASSETS, in_process: bool = False) -> dict:
+                keep: bool = False, select: str = LAKE_ASSETS, multiprocess: bool = False) -> dict:
         bucket = self.bucket(f"{section.replace('_', '-')}-{tool.replace('_', '-')}-r{rep}")
         env = self.env(db, bucket)
         m = materialize(tool, env, OUT / "logs" / f"{section}-{tool}-{rep}.log", select, first, last,
-                        in_process=in_process)
+                        multiprocess=multiprocess)
         steps = m.report.get("steps", {})
         assets = m.report.get("assets", {})
         rows = (assets.get("raw/electrical_components") or {}).get("rows")
@@ -313,8 +313,8 @@ class Bench:
             self.log(f"{section}: repetition {rep}/{reps} ({rows:,} rows)")
             keep = section == "backfill" and rep == reps and not self.args.no_marts and self.args.marts_table == "main"
             self.project(section, "project", db, rep, first, last, keep=keep)
-            if section == "heavy_day" or self.args.in_process_backfill:
-                self.project(section, "project_in_process", db, rep, first, last, in_process=True)
+            if section == "heavy_day" or self.args.multiprocess_backfill:
+                self.project(section, "project_multiprocess", db, rep, first, last, multiprocess=True)
             for tool, module, extra in (
                 ("pandas", "bench.peers.pandas_way", []),
                 ("dlt_pyarrow", "bench.peers.dlt_way", ["--backend", "pyarrow"]),
@@ -537,8 +537,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="whose lake the marts run on: the small table's (default; dim_components rewrites its whole "
                         "history for every day, so 365 days of the main table cost days x rows) or the main table's")
     p.add_argument("--runs-reps", type=int, default=1, help="repetitions of the small table's one-run backfill")
-    p.add_argument("--in-process-backfill", action="store_true",
-                   help="also run the backfill with Dagster's in-process executor (the heavy day always is)")
+    p.add_argument("--multiprocess-backfill", action="store_true",
+                   help="also run the backfill with a process per step (the heavy day always is)")
     p.add_argument("--skip-pandas", action="store_true", help="skip the pandas peer")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, small samples")

@@ -180,8 +180,10 @@ def prefix_bytes(client: Any, bucket: str, prefix: str = "") -> tuple[int, int]:
 
 
 def empty_bucket(client: Any, bucket: str) -> None:
-    """Delete every object (moto keeps them in memory: free it between repetitions)."""
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+    """Delete every object version and delete marker (the bucket is versioned, and moto keeps
+    them all in memory: free it between repetitions)."""
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
         for i in range(0, len(keys), 1000):
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})

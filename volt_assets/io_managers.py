@@ -20,7 +20,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from volt_assets.lake.layout import layer_prefix, partition_prefix
+from volt_assets.lake.layout import layer_prefix, listed_version, partition_prefix
 from volt_assets.lake.store import LakeStore
 from volt_assets.partitions import UTC, days_between
 from volt_assets.resources import LakeResource
@@ -70,11 +70,15 @@ class LakePartitions:
     def manifest(self, day: dt.date) -> dict | None:
         return self.store.read_manifest(self.prefix(day))
 
-    def download(self, day: dt.date, names: Iterable[str], directory: Path) -> list[Path]:
+    def download(self, day: dt.date, names: Iterable[str], directory: Path, manifest: dict | None = None) -> list[Path]:
+        """Download files of the day to `directory`: the versions `manifest` lists (the day's
+        manifest, read here when not given)."""
+        if manifest is None:
+            manifest = self.manifest(day)
         paths = []
         for name in names:
             target = directory / f"{day.isoformat()}-{name}"
-            paths.append(self.store.download(self.prefix(day) + name, target))
+            paths.append(self.store.download(self.prefix(day) + name, target, version_id=listed_version(manifest, name)))
         return paths
 
     def read_parquet(self, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
@@ -85,7 +89,7 @@ class LakePartitions:
         tables = []
         for name in sorted(manifest.get("files", {})):
             if name.endswith(".parquet"):
-                body = self.store.get_bytes(self.prefix(day) + name)
+                body = self.store.read_listed(self.prefix(day), manifest, name)
                 tables.append(pq.read_table(pa.BufferReader(body), columns=columns))
         return pa.concat_tables(tables) if tables else None
 

@@ -445,7 +445,9 @@ def s3_client(endpoint_url: str, region: str = S3_REGION, read_timeout: float = 
 
 
 def ensure_bucket(client, name: str, region: str | None = S3_REGION) -> bool:
-    """Create bucket `name` in `region` unless it exists; True when created."""
+    """Create bucket `name` in `region` unless it exists, versioned as the deployed lake is
+    (`volt-assets bucket apply`): manifests record the version ids of their files. True when
+    created."""
     from botocore.exceptions import ClientError
 
     kwargs: dict[str, Any] = {"Bucket": name}
@@ -457,6 +459,7 @@ def ensure_bucket(client, name: str, region: str | None = S3_REGION) -> bool:
         if exc.response["Error"]["Code"] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             return False
         raise
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return True
 
 
@@ -541,7 +544,8 @@ def snapshot_s3(endpoint_url: str, dest: Path) -> int:
             with open(folder / _object_file(key), "wb") as out:
                 shutil.copyfileobj(obj["Body"], out)
             headers = {h: obj[h] for h in SNAPSHOT_HEADERS if obj.get(h)}
-            return {"key": key, "file": _object_file(key), "headers": headers, "metadata": obj.get("Metadata", {})}
+            return {"key": key, "file": _object_file(key), "headers": headers, "metadata": obj.get("Metadata", {}),
+                    "version_id": obj.get("VersionId")}
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             objects = list(pool.map(save, keys))
@@ -560,7 +564,12 @@ def snapshot_s3(endpoint_url: str, dest: Path) -> int:
 
 
 def restore_s3(endpoint_url: str, src: Path) -> int:
-    """Recreate the buckets and objects of a `snapshot_s3` folder; the object count."""
+    """Recreate the buckets and objects of a `snapshot_s3` folder; the object count.
+
+    The restored objects get new version ids: lake manifests (`_manifest.json`) are put last,
+    their files' version ids renamed to the restored ones (`remap_version_ids`)."""
+    from volt_assets.lake.layout import MANIFEST, remap_version_ids
+
     count = 0
     for index_path in sorted(src.glob("*/index.json")):
         index = json.loads(index_path.read_text(encoding="utf-8"))
@@ -568,12 +577,29 @@ def restore_s3(endpoint_url: str, src: Path) -> int:
         ensure_bucket(client, index["bucket"], index["region"])
         folder = index_path.parent / "objects"
 
-        def put(obj: dict[str, Any], client=client, bucket: str = index["bucket"], folder: Path = folder) -> None:
-            with open(folder / obj["file"], "rb") as body:
-                client.put_object(Bucket=bucket, Key=obj["key"], Body=body, Metadata=obj["metadata"], **obj["headers"])
+        versions: dict[tuple[str, str], str] = {}
 
+        def put(obj: dict[str, Any], client=client, bucket: str = index["bucket"], folder: Path = folder) -> None:
+            with open(folder / obj["file"], "rb") as f:
+                body: Any = f
+                if obj["key"].endswith("/" + MANIFEST):
+                    body = f.read()
+                    try:
+                        manifest = json.loads(body)
+                        remapped = remap_version_ids(manifest, obj["key"][: -len(MANIFEST)], versions)
+                        if remapped != manifest:
+                            body = json.dumps(remapped, indent=2, sort_keys=True).encode()
+                    except (ValueError, TypeError, AttributeError):  # not a lake manifest: restored as it was
+                        pass
+                answer = client.put_object(Bucket=bucket, Key=obj["key"], Body=body, Metadata=obj["metadata"],
+                                           **obj["headers"])
+            if obj.get("version_id") and answer.get("VersionId"):
+                versions[(obj["key"], obj["version_id"])] = answer["VersionId"]
+
+        manifests = [o for o in index["objects"] if o["key"].endswith("/" + MANIFEST)]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(put, index["objects"]))
+            list(pool.map(put, [o for o in index["objects"] if o not in manifests]))
+            list(pool.map(put, manifests))
         count += len(index["objects"])
     return count
 

@@ -94,5 +94,7 @@ class BucketAndDatabase:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
-    def read_object(self, key: str) -> bytes:
-        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+    def read_object(self, key: str, version_id: str | None = None) -> bytes:
+        """An object's body: the version `version_id` when given, else the current one."""
+        extra = {"VersionId": version_id} if version_id else {}
+        return self.s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()

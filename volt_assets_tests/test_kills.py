@@ -13,8 +13,9 @@ a lost node) at:
 | during the raw write       | the S3 proxy holds the PUT of raw D2's `_manifest.json`: the parts  |
 |                            | and `_versions.parquet` are uploaded, the manifest is not           |
 | between raw and staging    | the S3 proxy holds staging's first PUT                              |
-| during the staging write   | the S3 proxy holds the PUT of staging D2's `_manifest.json`         |
-|                            | (xfail: a known gap, see the test)                                  |
+| during the staging write   | the S3 proxy holds the PUT of staging D2's `_manifest.json`: the    |
+|                            | new `part-00000.parquet` is uploaded over the old one, the manifest |
+|                            | is not; readers get the version the old manifest lists              |
 | during the marts load      | a test session row-locks a mart row, so the load's DELETE waits     |
 |                            | inside its transaction; the run dies there                          |
 | during the mart copies     | the S3 proxy holds the PUT of a mart's Parquet copy of D2 (the      |
@@ -188,13 +189,9 @@ def test_kill_between_raw_and_staging(states, target):
     rerun_gives_the_undisturbed_result(states, target)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: staging, quarantine and mart copies overwrite `part-00000.parquet` in place before "
-    "the manifest, so a run killed between the two PUTs leaves the old manifest over the new file "
-    "(counts and sizes disagree) until the partition is re-run. Fixing it needs new object names "
-    "per write (the README promises fixed names to `*.parquet` glob readers) or S3 version ids "
-    "in the manifest: a design decision, see the issue 9 report."))
 def test_kill_during_the_staging_write(states, target):
+    """The fixed-name part is overwritten before the manifest: the old manifest records the old
+    part's S3 version id, so a reader following it still gets the old part whole."""
     kill_when_held(states, target, "PUT", rf"/staging/electrical_components/dt={D2}/_manifest\.json$")
     now = assert_old_or_new(states, target)
     new, old = changed_folders(states, now)

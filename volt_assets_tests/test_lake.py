@@ -251,3 +251,63 @@ def test_a_run_lists_the_folders_of_its_days_in_one_pass(volt_env):
     days = ("dt=2026-01-02", "dt=2026-01-03", "dt=2026-01-04")
     assert set(listed) == {k for k in keys if k.startswith("staging/t/") and k.split("/")[2] in days}
     assert set(listed.values()) == {1}
+
+
+def test_manifests_record_version_ids_and_readers_get_the_listed_version(volt_env):
+    """On the versioned lake bucket a manifest records each file's S3 version id, and a reader
+    that follows it gets that version even after the key was overwritten (a run killed between
+    a part's PUT and its manifest's PUT) or deleted; without an id it reads the current object."""
+    import pyarrow as pa
+
+    from volt_assets.io_managers import LakePartitions
+    from volt_assets.lake.staging import parquet_bytes
+    from volt_assets.lake.store import LakeStore, folder_manifest
+
+    s3, bucket = volt_env.s3, volt_env.bucket
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"  # as the project deploys it
+    store = LakeStore(s3, bucket)
+    day = dt.date(2026, 1, 2)
+    prefix = f"staging/t/dt={day}/"
+    old, new = pa.table({"id": [1, 2, 3]}), pa.table({"id": [4]})
+    store.write_folder(prefix, {"part-00000.parquet": parquet_bytes(old)}, {"counts": {"staged_rows": 3}})
+    manifest = store.read_manifest(prefix)
+    listed = manifest["files"]["part-00000.parquet"]
+    head = s3.head_object(Bucket=bucket, Key=prefix + "part-00000.parquet")
+    assert listed == {"bytes": head["ContentLength"], "version_id": head["VersionId"]}
+
+    # the next run's part lands, its manifest never does
+    s3.put_object(Bucket=bucket, Key=prefix + "part-00000.parquet", Body=parquet_bytes(new))
+    reader = LakePartitions(store, "staging", "t", [day])
+    assert reader.read_parquet(day).equals(old)
+    [path] = reader.download(day, ["part-00000.parquet"], volt_env.images_dir)
+    assert path.read_bytes() == parquet_bytes(old)
+    assert store.read_listed(prefix, manifest, "part-00000.parquet") == parquet_bytes(old)
+    # a manifest without ids (an unversioned bucket, an older lake) reads the current object
+    unversioned = {**manifest, "files": {"part-00000.parquet": {"bytes": listed["bytes"]}}}
+    assert store.read_listed(prefix, unversioned, "part-00000.parquet") == parquet_bytes(new)
+
+    # removing a file the new manifest no longer lists deletes the key, not the listed version
+    store.write_folder(prefix, {}, {"counts": {"staged_rows": 0}})
+    assert volt_env.list_keys(prefix) == [prefix + "_manifest.json"]
+    assert store.read_listed(prefix, manifest, "part-00000.parquet") == parquet_bytes(old)
+
+    # raw (replace=False): a later write's manifest lists files this store uploaded earlier
+    # without their ids (raw's tombstones are built from the capture's manifest): it gets them
+    raw = f"raw/t/dt={day}/"
+    parts = {"part-1.jsonl.gz": gzip.compress(b'{"id": 1}\n')}
+    store.write_folder(raw, parts, {"table": "t"}, replace=False)
+    captured = store.read_manifest(raw)
+    store.write_folder(raw, {"_deletes-1.parquet": parquet_bytes(old)}, folder_manifest(parts, {"table": "t"}),
+                       replace=False)
+    after = store.read_manifest(raw)["files"]
+    assert after["part-1.jsonl.gz"] == captured["files"]["part-1.jsonl.gz"]
+    assert after["_deletes-1.parquet"]["version_id"] == s3.head_object(
+        Bucket=bucket, Key=raw + "_deletes-1.parquet")["VersionId"]
+
+    # an unversioned bucket: no ids, readers read the current objects as before
+    plain = f"{bucket}-plain"
+    s3.create_bucket(Bucket=plain, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    plain_store = LakeStore(s3, plain)
+    plain_store.write_folder(prefix, {"part-00000.parquet": parquet_bytes(old)}, {})
+    assert plain_store.read_manifest(prefix)["files"] == {"part-00000.parquet": {"bytes": len(parquet_bytes(old))}}
+    assert LakePartitions(plain_store, "staging", "t", [day]).read_parquet(day).equals(old)

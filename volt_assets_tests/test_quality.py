@@ -163,15 +163,18 @@ def test_one_percent_bad_warns_and_downstream_runs(volt_env, source):
         totals = meta(mart, "per_day_totals")[D]
         assert totals["staging_revenue"] == totals["mart_revenue"] == "41.00"  # 2*5.50 + 3*10.00, not the cancelled
         assert totals["staging_units"] == totals["mart_units"] == 5
-        # a mart copy that disagrees with staging is an ERROR
-        key = f"mart/{MART}/dt={D}/part-00000.parquet"
+        # a mart copy that disagrees with staging is an ERROR (written with its manifest: a
+        # reader follows the manifest to the version it lists, not to whatever the key holds)
+        prefix = f"mart/{MART}/dt={D}/"
+        key = prefix + "part-00000.parquet"
         copy = pq.read_table(pa.BufferReader(volt_env.read_object(key)))
         revenue = pa.array([v.as_py() + 1 for v in copy["revenue"]], copy.schema.field("revenue").type)
         changed = copy.set_column(copy.schema.get_field_index("revenue"), "revenue", revenue)
         sink = pa.BufferOutputStream()
         pq.write_table(changed, sink)
-        volt_env.s3.put_object(Bucket=volt_env.bucket, Key=key, Body=sink.getvalue().to_pybytes())
-        outcome = reconcile_day(lake(volt_env), dt.date.fromisoformat(D))
+        store = lake(volt_env)
+        store.write_folder(prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix))
+        outcome = reconcile_day(store, dt.date.fromisoformat(D))
         assert outcome.verdict == "ERROR" and outcome.samples[0].key == "revenue"
 
 

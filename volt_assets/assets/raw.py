@@ -200,7 +200,7 @@ class RawCapture:
         name = listed_sidecar(manifest, RAW_VERSIONS)
         if name is None:
             return VERSIONS_SCHEMA.empty_table()
-        return pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + name))).cast(VERSIONS_SCHEMA)
+        return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(VERSIONS_SCHEMA)
 
     def notice_deletes(self, day: dt.date) -> FolderWrite | None:
         """Compare the source's live keys with the keys the lake knows up to D; tombstone the
@@ -226,7 +226,7 @@ class RawCapture:
                 known_parts.append(keys_of(self._versions(prefix, manifest)["pk"].combine_chunks()))
             gone_name = listed_sidecar(manifest, RAW_DELETES)
             if d < day and gone_name is not None:
-                gone = pq.read_table(pa.BufferReader(self.store.get_bytes(prefix + gone_name)))
+                gone = pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, gone_name)))
                 deleted_parts.append(keys_of(gone["pk"].combine_chunks()))
         known = _merge_keys(known_parts, key_type, integer_keys)
         if deleted_parts:

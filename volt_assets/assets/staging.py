@@ -55,11 +55,11 @@ def fetch_raw_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdi
             allow_retries=False,
         )
     parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
-    paths = raw.download(day, parts, workdir)
+    paths = raw.download(day, parts, workdir, manifest)
     deletes = None
     deletes_file = listed_sidecar(manifest, RAW_DELETES)
     if deletes_file is not None and (manifest.get("deletes") or {}).get("file") == deletes_file:
-        body = raw.store.get_bytes(raw.prefix(day) + deletes_file)
+        body = raw.store.read_listed(raw.prefix(day), manifest, deletes_file)
         deletes = pq.read_table(pa.BufferReader(body))
     return RawDay(day, manifest, paths, deletes)
 

@@ -61,7 +61,7 @@ def changed_components(store: LakeStore, days: list[dt.date]) -> dict[int, str |
                 allow_retries=False,
             )
         for name in sorted(n for n in manifest.get("files", {}) if n.endswith(".parquet")):
-            table = pq.read_table(pa.BufferReader(store.get_bytes(prefix + name)),
+            table = pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, name)),
                                   columns=["id", "image_filename", "_deleted"])
             for row in table.to_pylist():
                 if row["_deleted"]:

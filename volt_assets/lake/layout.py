@@ -24,6 +24,28 @@ def listed_sidecar(manifest: dict | None, kind: str) -> str | None:
     return max(names) if names else None
 
 
+def listed_version(manifest: dict | None, name: str) -> str | None:
+    """The S3 version id the manifest records for file `name` (None: read the current object;
+    a manifest written to an unversioned bucket, or before version ids were recorded)."""
+    info = (manifest or {}).get("files", {}).get(name)
+    return info.get("version_id") if isinstance(info, dict) else None
+
+
+def remap_version_ids(manifest: dict, prefix: str, versions: dict[tuple[str, str], str]) -> dict:
+    """The manifest of folder `prefix` with its files' version ids renamed by `versions`
+    ((key, old version id) -> the id of the same body in a copied or restored bucket). An id
+    `versions` does not know is dropped (the file is then read as the current object): a copy
+    holds only the objects that were current."""
+    files = {}
+    for name, info in manifest.get("files", {}).items():
+        info = dict(info)
+        old = info.pop("version_id", None)
+        if old is not None and (prefix + name, old) in versions:
+            info["version_id"] = versions[(prefix + name, old)]
+        files[name] = info
+    return {**manifest, "files": files}
+
+
 def partition_prefix(layer: str, name: str, day: dt.date) -> str:
     """`raw/orders/dt=2026-01-02/`: hive style, one folder per day."""
     return f"{layer}/{name}/dt={day.isoformat()}/"

@@ -2,10 +2,19 @@
 write order that keeps a partition whole for readers.
 
 A partition folder is complete when its `_manifest.json` lists its files. Writers put the
-files first, then the manifest, then remove files the manifest no longer lists, so a reader
-that follows the manifest never sees a mix of old and new. File names are deterministic
-(`part-00000.parquet`), so a re-run overwrites objects in place and a plain `*.parquet`
-glob sees at most one version of each part.
+files first, then the manifest, then remove files the manifest no longer lists. File names
+are deterministic (`part-00000.parquet`), so a re-run overwrites objects in place and a plain
+`*.parquet` glob sees at most one version of each part.
+
+The lake bucket is versioned, and the manifest records the S3 version id of every file it
+lists (`{"bytes": n, "version_id": "..."}`); readers that follow the manifest GET exactly
+that version (`read_listed`, `download(..., version_id=)`). So a run killed between a part's
+PUT and the manifest's PUT leaves the old manifest naming the old version, which a reader
+still gets whole: never the new file under the old manifest. The old version stays readable
+until the bucket's noncurrent-version expiry (`volt-assets bucket apply`) removes it. Without
+a version id (an unversioned bucket, a manifest written before ids were recorded) a reader
+gets the current object. Removing files (`delete`) deletes keys, not versions: on a versioned
+bucket that adds a delete marker and leaves every listed version of other files untouched.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +30,7 @@ import dagster as dg
 from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 from urllib3.exceptions import ProtocolError
 
-from volt_assets.lake.layout import MANIFEST, day_of_prefix, s3_uri
+from volt_assets.lake.layout import MANIFEST, day_of_prefix, listed_version, s3_uri
 
 MULTIPART_BYTES = 64 * 1024 * 1024  # local files this big go up in parts (boto3's upload_file)
 COPY_CHUNK = 1 << 20
@@ -61,6 +70,9 @@ def explain(exc: ClientError, bucket: str) -> LakeError | None:
 class LakeStore:
     client: Any
     bucket: str
+    # key -> the S3 version id of this store's last PUT of it: a manifest that lists a file
+    # this store uploaded earlier (raw's tombstones beside the day's parts) gets its id here.
+    uploaded: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def _call(self, method: str, **kwargs):
         try:
@@ -119,13 +131,19 @@ class LakeStore:
                 return sorted(days)
             token = page["NextContinuationToken"]
 
-    def get_bytes(self, key: str) -> bytes:
-        return self._call("get_object", Key=key)["Body"].read()
+    def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
+        """An object's body: the version `version_id` when given, else the current one."""
+        return self._call("get_object", Key=key, **_version(version_id))["Body"].read()
 
-    def download(self, key: str, path: Path, attempts: int = 3) -> Path:
-        """Stream an object to a local file (one GET; a connection cut mid-body starts over)."""
+    def read_listed(self, prefix: str, manifest: dict | None, name: str) -> bytes:
+        """File `name` of folder `prefix` as its manifest lists it (the recorded version)."""
+        return self.get_bytes(prefix + name, listed_version(manifest, name))
+
+    def download(self, key: str, path: Path, attempts: int = 3, version_id: str | None = None) -> Path:
+        """Stream an object (the version `version_id` when given) to a local file (one GET; a
+        connection cut mid-body starts over)."""
         for attempt in range(1, attempts + 1):
-            body = self._call("get_object", Key=key)["Body"]
+            body = self._call("get_object", Key=key, **_version(version_id))["Body"]
             try:
                 with open(path, "wb") as out:
                     shutil.copyfileobj(body, out, COPY_CHUNK)
@@ -159,23 +177,33 @@ class LakeStore:
         return s3_uri(self.bucket, key)
 
     # --- writing -------------------------------------------------------------------------
-    def put(self, key: str, body: bytes | Path, content_type: str = "application/octet-stream") -> int:
-        """Upload bytes or a local file (multipart for big files); returns the size."""
+    def put(self, key: str, body: bytes | Path, content_type: str = "application/octet-stream") -> tuple[int, str | None]:
+        """Upload bytes or a local file (multipart for big files); returns the size and the
+        version id S3 gave the new object (None on an unversioned bucket)."""
         try:
             if isinstance(body, Path):
                 size = body.stat().st_size
                 if size >= MULTIPART_BYTES:
                     self.client.upload_file(str(body), self.bucket, key, ExtraArgs={"ContentType": content_type})
-                    return size
-                # one PUT straight from the file: s3transfer's threads and futures cost more than
-                # the upload for the few-megabyte parts of a normal day
-                with open(body, "rb") as f:
-                    self.client.put_object(Bucket=self.bucket, Key=key, Body=f, ContentType=content_type)
-                return size
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
-            return len(body)
+                    # upload_file does not say which version it made: the object's current one
+                    # (a multipart upload's key has a unique name: no other writer replaces it)
+                    answer = self.client.head_object(Bucket=self.bucket, Key=key)
+                else:
+                    # one PUT straight from the file: s3transfer's threads and futures cost more
+                    # than the upload for the few-megabyte parts of a normal day
+                    with open(body, "rb") as f:
+                        answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=f, ContentType=content_type)
+            else:
+                size = len(body)
+                answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         except ClientError as exc:
             raise (explain(exc, self.bucket) or exc) from None
+        version_id = answer.get("VersionId")
+        if version_id in (None, "null"):  # "null": a bucket whose versioning is suspended
+            self.uploaded.pop(key, None)
+            return size, None
+        self.uploaded[key] = version_id
+        return size, version_id
 
     def write_folder(
         self, prefix: str, files: dict[str, bytes | Path], manifest: dict, replace: bool = True,
@@ -190,12 +218,19 @@ class LakeStore:
         here). Returns the bytes uploaded.
         """
         written = 0
+        versions: dict[str, str] = {}
         for name, body in files.items():
-            written += self.put(prefix + name, body, content_type_of(name))
-        manifest = folder_manifest(files, manifest)
+            size, version_id = self.put(prefix + name, body, content_type_of(name))
+            written += size
+            if version_id is not None:
+                versions[name] = version_id
+        for name, info in manifest.get("files", {}).items():  # listed without an id, uploaded earlier by this store
+            if name not in files and "version_id" not in info and (uploaded := self.uploaded.get(prefix + name)):
+                versions[name] = uploaded
+        manifest = folder_manifest(files, manifest, versions)
         listed = manifest["files"]
         body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-        written += self.put(prefix + MANIFEST, body, "application/json")
+        written += self.put(prefix + MANIFEST, body, "application/json")[0]
         if replace:
             keep = {prefix + MANIFEST} | {prefix + n for n in listed}
             before = existing if existing is not None else {o["Key"] for o in self.list_objects(prefix)}
@@ -206,18 +241,30 @@ class LakeStore:
         return written
 
     def delete(self, keys: list[str]) -> None:
+        """Delete keys (not versions): on a versioned bucket each gets a delete marker, and the
+        versions a manifest lists stay readable until the noncurrent-version expiry."""
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
             chunk = keys[start : start + 1000]
             self._call("delete_objects", Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
 
 
-def folder_manifest(files: dict[str, bytes | Path], manifest: dict) -> dict:
+def folder_manifest(files: dict[str, bytes | Path], manifest: dict, versions: dict[str, str] | None = None) -> dict:
     """The manifest as `write_folder` writes it: `files` listed with their sizes beside the
-    files the manifest already lists."""
+    files the manifest already lists, each with the S3 version id `versions` gives it (the
+    one place that rule lives). Without an id in `versions`, a file the manifest already
+    lists keeps the id it has; an uploaded file gets none (an unversioned bucket)."""
+    versions = versions or {}
     listed = dict(manifest.get("files", {}))
     for name, body in files.items():
         listed[name] = {"bytes": body.stat().st_size if isinstance(body, Path) else len(body)}
+    for name, version_id in versions.items():
+        if name in listed:
+            listed[name] = {**listed[name], "version_id": version_id}
     return {**manifest, "files": dict(sorted(listed.items()))}
+
+
+def _version(version_id: str | None) -> dict:
+    return {"VersionId": version_id} if version_id else {}
 
 
 def content_type_of(name: str) -> str:

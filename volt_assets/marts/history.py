@@ -76,7 +76,7 @@ def read_history(
         if gate_failed(config, manifest):
             return day, None, True
         parts = [
-            pq.read_table(pa.BufferReader(store.get_bytes(prefix + file)), columns=columns)
+            pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns)
             for file in sorted(manifest.get("files", {}))
             if file.endswith(".parquet")
         ]

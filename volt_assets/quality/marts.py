@@ -63,7 +63,7 @@ def read_mart_copy(store: LakeStore, day: dt.date) -> pa.Table | None:
         names = [o["Key"][len(prefix):] for o in store.list_objects(prefix) if o["Key"].endswith(".parquet")]
         if not names and not store.exists(prefix + MANIFEST):
             return None
-    tables = [pq.read_table(pa.BufferReader(store.get_bytes(prefix + n))) for n in sorted(names)]
+    tables = [pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, n))) for n in sorted(names)]
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 

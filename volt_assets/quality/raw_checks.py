@@ -145,8 +145,8 @@ class RawQuality:
         name = listed_sidecar(manifest, RAW_VERSIONS)
         if name is None:
             return pa.array([], pa.string())
-        key = partition_prefix("raw", self.config.name, day) + name
-        versions = pq.read_table(pa.BufferReader(self.store.get_bytes(key)), columns=["pk", "cursor"])
+        prefix = partition_prefix("raw", self.config.name, day)
+        versions = pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name)), columns=["pk", "cursor"])
         return _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
 
     def _reconcile_day(self, conn, day: dt.date, manifest: dict | None, captured: pa.Array | None) -> DayOutcome:

@@ -3,6 +3,7 @@ to compare against, and switching the process environment between them."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any, Iterator
 from psycopg2 import sql
 
 from volt_assets import stack
+from volt_assets.lake.layout import MANIFEST, remap_version_ids
 from volt_assets_tests.pipeline import BucketAndDatabase
 
 
@@ -94,8 +96,27 @@ def clone_twin(pg_server, s3_endpoint: str, source: Twin, home: Path) -> Twin:
             )
     finally:
         conn.close()
-    for key in source.list_keys():
-        clone.s3.copy_object(Bucket=clone.bucket, Key=key, CopySource={"Bucket": source.bucket, "Key": key})
+    # The copies get new version ids: the manifests are copied last, their files' ids renamed.
+    keys = source.list_keys()
+    manifests = [k for k in keys if k.endswith("/" + MANIFEST)]
+    current = {o["Key"]: o["VersionId"]
+               for page in source.s3.get_paginator("list_object_versions").paginate(Bucket=source.bucket)
+               for o in page.get("Versions", []) if o["IsLatest"]}
+    versions: dict[tuple[str, str], str] = {}
+    for key in keys:
+        if key in manifests:
+            continue
+        copy_source = {"Bucket": source.bucket, "Key": key, "VersionId": current[key]}
+        answer = clone.s3.copy_object(Bucket=clone.bucket, Key=key, CopySource=copy_source)
+        versions[(key, current[key])] = answer["VersionId"]
+    for key in manifests:
+        manifest = json.loads(source.read_object(key))
+        copied = remap_version_ids(manifest, key[: -len(MANIFEST)], versions)
+        listed = [n for n, info in manifest.get("files", {}).items() if "version_id" in info]
+        missing = [n for n in listed if "version_id" not in copied["files"][n]]
+        assert not missing, f"{key} lists versions that are not current, which a clone does not copy: {missing}"
+        clone.s3.put_object(Bucket=clone.bucket, Key=key, Body=json.dumps(copied, indent=2, sort_keys=True).encode(),
+                            ContentType="application/json")
     return clone
 
 

@@ -4,7 +4,9 @@
 capture time makes different between two otherwise identical runs is normalised:
 - raw part names `part-20260102T101112123456Z-00000.jsonl.gz` -> `part-<captured>-00000.jsonl.gz`
   (and the sidecars `_versions-<stamp>.parquet`, `_deletes-<stamp>.parquet` alike);
-- manifest fields that are clocks (`extracted_at`, `seconds`, `noticed_at`, ...);
+- manifest fields that are clocks (`extracted_at`, `seconds`, `noticed_at`, ...), and the
+  S3 version ids a manifest records for its files (`version_id` -> `<version>`: whether a
+  file has one is compared, its value is not);
 - Parquet columns that are clocks (`_extracted_at`, any `_..._at`): their values are not
   compared, but the bytes are: the expected table, given the actual run's clock columns,
   must encode to exactly the actual file's bytes.
@@ -12,6 +14,9 @@ capture time makes different between two otherwise identical runs is normalised:
 `problems()` is what a reader following `_manifest.json` would trip over: listed files that
 are missing or have another size than listed, counts that disagree with the files, raw
 `_versions.parquet` naming lines the listed parts do not hold.
+
+Like the pipeline's readers, both read each listed file at the version its manifest records
+(`version_id`), and the current object when it records none.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from volt_assets.lake.layout import RAW_VERSIONS, listed_sidecar
+from botocore.exceptions import ClientError
+
+from volt_assets.lake.layout import RAW_VERSIONS, listed_sidecar, listed_version
 from volt_assets.lake.staging import parquet_bytes
 
 MANIFEST = "_manifest.json"
@@ -48,7 +55,8 @@ def normalise_name(text: str) -> str:
 
 def _normalise(value: Any) -> Any:
     if isinstance(value, dict):
-        out = {normalise_name(k): _normalise(v) for k, v in value.items() if k not in VOLATILE}
+        out = {normalise_name(k): "<version>" if k == "version_id" else _normalise(v)
+               for k, v in value.items() if k not in VOLATILE}
         for name, info in out.items():
             # a raw sidecar's size follows the capture stamps it holds (compared row by row instead)
             if name.startswith(("_versions-", "_deletes-")) and isinstance(info, dict):
@@ -116,7 +124,7 @@ def snapshot(target, marts: bool = True) -> Snapshot:
         snap.manifests[folder] = _normalise(manifest)
         for name in sorted(manifest.get("files", {})):
             full = folder + name
-            body = target.read_object(full)
+            body = target.read_object(full, listed_version(manifest, name))
             nname = folder + normalise_name(name)
             if name.endswith(".jsonl.gz"):
                 snap.raw_lines.setdefault(folder, []).extend(jsonl_lines(gzip.decompress(body)))
@@ -221,7 +229,7 @@ def problems(target) -> list[str]:
         manifest = json.loads(target.read_object(key))
         listed = manifest.get("files", {})
         for name, info in listed.items():
-            size = objects.get(folder + name)
+            size = _listed_size(target, folder + name, info, objects)
             if size is None:
                 out.append(f"{folder}{name}: listed in the manifest but missing")
             elif "bytes" in info and info["bytes"] != size:
@@ -229,7 +237,7 @@ def problems(target) -> list[str]:
         counts = manifest.get("counts")
         parts = [n for n in listed if n.endswith(".parquet") and not n.startswith("_")]
         if counts and parts:
-            rows = sum(pq.read_metadata(io.BytesIO(target.read_object(folder + n))).num_rows for n in parts)
+            rows = sum(pq.read_metadata(io.BytesIO(_read_listed(target, folder, manifest, n))).num_rows for n in parts)
             layer = folder.split("/", 1)[0]
             want = (
                 counts["staged_rows"] + counts.get("tombstones", 0) if layer == "staging"
@@ -242,6 +250,22 @@ def problems(target) -> list[str]:
     return out
 
 
+def _read_listed(target, folder: str, manifest: dict, name: str) -> bytes:
+    return target.read_object(folder + name, listed_version(manifest, name))
+
+
+def _listed_size(target, key: str, info: dict, objects: dict[str, int]) -> int | None:
+    """The size of the version the manifest lists (None: missing), else of the current object."""
+    if not info.get("version_id"):
+        return objects.get(key)
+    try:
+        return target.s3.head_object(Bucket=target.bucket, Key=key, VersionId=info["version_id"])["ContentLength"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion", "NotFound", "400"):
+            return None
+        raise
+
+
 def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
     """The listed versions index (`_versions-<stamp>.parquet`) must name exactly the (pk, cursor) of the lines the listed parts hold."""
     from volt_assets.table_config import load_tables
@@ -250,11 +274,11 @@ def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
     lines = []
     for name in manifest.get("files", {}):
         if name.endswith(".jsonl.gz"):
-            lines += jsonl_lines(gzip.decompress(target.read_object(folder + name)))
+            lines += jsonl_lines(gzip.decompress(_read_listed(target, folder, manifest, name)))
     records = [json.loads(line) for line in lines]
     in_parts = sorted((str(r[pk]), r[cursor]) for r in records)
     name = listed_sidecar(manifest, RAW_VERSIONS)
-    versions = pq.read_table(io.BytesIO(target.read_object(folder + name)))
+    versions = pq.read_table(io.BytesIO(_read_listed(target, folder, manifest, name)))
     listed = sorted(zip(versions["pk"].to_pylist(), versions["cursor"].to_pylist()))
     if in_parts != listed:
         extra = sorted(set(listed) - set(in_parts))

@@ -146,6 +146,21 @@ def asset_layer_and_name(asset_key: dg.AssetKey) -> tuple[str, str]:
     return layer, "/".join(rest)
 
 
+_VERSIONING_CHECKED: set[str] = set()  # buckets this process has looked at
+
+
+def warn_if_unversioned(store: LakeStore, log) -> None:
+    """Say (once per bucket and process) when the lake bucket keeps no versions: manifests then
+    carry no version ids, and a run killed between a file and its manifest leaves a half."""
+    if store.bucket in _VERSIONING_CHECKED:
+        return
+    _VERSIONING_CHECKED.add(store.bucket)
+    if store.versioned() is False:
+        log.warning(f"the lake bucket {store.bucket!r} is not versioned: manifests cannot pin their files' "
+                    "versions, so a run killed between a file and its manifest leaves that partition half "
+                    "written until it is re-run. `volt-assets bucket apply` turns versioning on.")
+
+
 class S3LakeIOManager(dg.ConfigurableIOManager):
     """Writes `LakeOutput`s to the lake bucket and hands downstream a `LakePartitions`."""
 
@@ -155,6 +170,7 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         store = self.lake.store()
+        warn_if_unversioned(store, context.log)
         layer, name = asset_layer_and_name(context.asset_key)
         started = time.perf_counter()
         rows = written = 0

@@ -327,10 +327,15 @@ def test_iam_policies_never_grant_wildcards(name):
 
 
 def test_the_pipeline_reads_and_writes_only_the_lake_prefixes():
-    prefixes = {"raw", "staging", "quarantine", "mart", "images", "landing"}
+    from volt_assets.lake.layout import LAKE_LAYERS
+    from volt_assets.quality.report import LAYER
+
+    prefixes = set(LAKE_LAYERS)
+    assert LAYER in prefixes  # the quality reports' prefix (it was once missing from the policy)
     granted = [a for s in statements("pipeline") for a in as_list(s["Action"])]
     assert not [a for a in granted if re.match(r"s3:(Put|Delete)Bucket|s3:Put\w*Configuration|s3:CreateBucket", a)]
     objects = next(s for s in statements("pipeline") if "s3:PutObject" in as_list(s["Action"]))
+    assert "s3:GetObjectVersion" in as_list(objects["Action"])  # readers GET the versions manifests list
     assert {r.split("/")[1] for r in objects["Resource"]} == prefixes
     listing = next(s for s in statements("pipeline") if as_list(s["Action"]) == ["s3:ListBucket"])
     assert {p.split("/")[0] for p in listing["Condition"]["StringLike"]["s3:prefix"]} == prefixes

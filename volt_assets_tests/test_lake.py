@@ -311,3 +311,24 @@ def test_manifests_record_version_ids_and_readers_get_the_listed_version(volt_en
     plain_store.write_folder(prefix, {"part-00000.parquet": parquet_bytes(old)}, {})
     assert plain_store.read_manifest(prefix)["files"] == {"part-00000.parquet": {"bytes": len(parquet_bytes(old))}}
     assert LakePartitions(plain_store, "staging", "t", [day]).read_parquet(day).equals(old)
+
+
+def test_a_run_on_an_unversioned_bucket_is_told_so_once(volt_env):
+    from volt_assets.io_managers import _VERSIONING_CHECKED, warn_if_unversioned
+    from volt_assets.lake.store import LakeStore
+
+    class Log:
+        def __init__(self):
+            self.warnings = []
+
+        def warning(self, text):
+            self.warnings.append(text)
+
+    s3 = volt_env.s3
+    plain = f"{volt_env.bucket}-plain"
+    s3.create_bucket(Bucket=plain, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    log = Log()
+    _VERSIONING_CHECKED.discard(volt_env.bucket)
+    for bucket in (volt_env.bucket, plain, plain):  # versioned: quiet; unversioned: said once
+        warn_if_unversioned(LakeStore(s3, bucket), log)
+    assert len(log.warnings) == 1 and repr(plain) in log.warnings[0] and "bucket apply" in log.warnings[0]

@@ -164,6 +164,13 @@ class LakeStore:
                 return False
             raise (explain(exc, self.bucket) or exc) from None
 
+    def versioned(self) -> bool | None:
+        """Whether the bucket keeps object versions (None: S3 would not say, e.g. no permission)."""
+        try:
+            return self.client.get_bucket_versioning(Bucket=self.bucket).get("Status") == "Enabled"
+        except ClientError:
+            return None
+
     def read_manifest(self, prefix: str) -> dict | None:
         """The manifest of a partition folder, or None when the folder was never completed."""
         try:

@@ -182,8 +182,13 @@ def prefix_bytes(client: Any, bucket: str, prefix: str = "") -> tuple[int, int]:
 def empty_bucket(client: Any, bucket: str) -> None:
     """Delete every object version and delete marker (the bucket is versioned, and moto keeps
     them all in memory: free it between repetitions)."""
-    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+    # Always list from the start again until nothing is left: moto's version-listing markers
+    # skipped entries once pages were being deleted (a "BucketNotEmpty" after a 1M-row run).
+    while True:
+        page = client.list_object_versions(Bucket=bucket, MaxKeys=1000)
         keys = [{"Key": o["Key"], "VersionId": o["VersionId"]}
                 for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if not keys:
+            return
         for i in range(0, len(keys), 1000):
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})

@@ -18,6 +18,8 @@ refused rows are attributed to rules.
 | accepted rows break no refuse rule                                        | rules.validate        |
 | staging's latest-per-key is independent of row order and batch splits,    |                       |
 | and raw rows = staged + quarantined + superseded                          | lake.staging          |
+| any JSON object, compact or spaced: each member's text is cut out exactly, |                       |
+| and the chunk test flags every text holding a 16-digit number              | lake.exact_json       |
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from volt_assets import partitions
+from volt_assets.lake import exact_json
 from volt_assets.lake import extract as ex
 from volt_assets.lake.rules import broken_mask, squish, validate
 from volt_assets.lake.staging import StagingBuilder
@@ -294,3 +297,48 @@ def test_staging_keeps_the_latest_valid_version_whatever_the_order_and_batches(r
         latest[key] = (second, Decimal(price))
     got = {r["id"]: (r["name"], r["price"]) for r in whole.staging.to_pylist()}
     assert got == {k: (f"v{s}", p) for k, (s, p) in latest.items()}
+
+
+json_numbers = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.decimals(min_value=-(10**20), max_value=10**20, places=12).map(lambda d: format(d, "f")),
+    st.sampled_from(["12345678901234567890.123456789", "2.50", "-0.0", "1e400", "1E-7", "0.1000000000000000055"]),
+)
+json_values = st.recursive(
+    st.one_of(st.none().map(lambda _: "null"), st.booleans().map(lambda b: "true" if b else "false"),
+              json_numbers, st.text(max_size=12).map(json.dumps)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+        st.dictionaries(st.text(max_size=6), inner, max_size=4).map(
+            lambda d: "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in d.items()) + "}"),
+    ),
+    max_leaves=12,
+)
+
+
+@NO_DEADLINE
+@given(st.dictionaries(st.text(min_size=1, max_size=8), json_values, min_size=1, max_size=6), st.booleans())
+def test_top_level_values_cut_out_each_member_exactly(members, spaced):
+    """Each member's text comes back as written (numbers digit for digit), and compacting it keeps
+    the same JSON: what staging stores for a line DuckDB would round."""
+    sep = ", " if spaced else ","
+    line = ("{" + sep.join(f"{json.dumps(k)}:{' ' if spaced else ''}{v}" for k, v in members.items()) + "}\n").encode()
+    got = exact_json.top_level_values(line, set(members))
+    assert {k: v.decode() for k, v in got.items()} == members
+    for key, text in members.items():
+        compact = exact_json._compact(text.encode()).decode()
+        assert json.loads(compact, parse_float=Decimal, parse_int=Decimal) == json.loads(
+            text, parse_float=Decimal, parse_int=Decimal)
+
+
+@NO_DEADLINE
+@given(st.text(max_size=200), st.integers(min_value=16, max_value=40), st.integers(min_value=0, max_value=300))
+def test_the_chunk_test_never_misses_a_long_number(text, digits, at):
+    number = "1" + "2" * (digits - 1)
+    body = text.encode()
+    at = min(at, len(body))
+    chunk = body[:at] + number.encode() + body[at:]
+    assert exact_json.may_hold_long_numbers(chunk)
+    # ... nor one split across two chunks, as the extraction streams them (it keeps a 16-byte tail)
+    cut = at + digits // 2
+    assert exact_json.may_hold_long_numbers(chunk[:cut][-16:] + chunk[cut:])

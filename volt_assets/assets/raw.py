@@ -166,6 +166,7 @@ class RawCapture:
                 "rows_read": extract.rows,
                 "files": sorted(files_of),
                 "seconds": round(extract.seconds, 3),
+                "long_numbers": extract.long_numbers,  # staging reads these parts exactly (exact_json.py)
             }
         ]
         new_manifest = {

@@ -88,7 +88,8 @@ def build_day(config: TableConfig, raw_day: RawDay) -> StagingDay:
         for name in extraction.get("files", []):
             extracted_at[f"{raw_day.day.isoformat()}-{name}"] = when
     builder = StagingBuilder(config, extracted_at)
-    for batch in read_text_batches(config, raw_day.paths):
+    exact = any(e.get("long_numbers", True) for e in raw_day.manifest.get("extractions", []))
+    for batch in read_text_batches(config, raw_day.paths, exact=exact):
         builder.add(batch)
     for path in raw_day.paths:
         path.unlink()

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
+from volt_assets.lake.exact_json import may_hold_long_numbers
 from volt_assets.table_config import TableConfig, arrow_type, postgres_type_family
 
 PART_BYTES = 256 * 1024 * 1024  # uncompressed bytes per raw part file
@@ -124,6 +125,8 @@ class PartWriter:
         self._current_bytes = 0
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self.long_numbers = False  # may a line hold a number DuckDB would round (exact_json.py)
+        self._tail = b""  # the end of the previous chunk: a run of digits may straddle two
 
     def _open(self) -> None:
         path = self.directory / f"{self.stem}-{len(self.paths):05d}.jsonl.gz"
@@ -147,6 +150,9 @@ class PartWriter:
             return
         self.rows += data.count(b"\n")
         self.bytes += len(data)
+        if not self.long_numbers:
+            self.long_numbers = may_hold_long_numbers(self._tail + data)
+            self._tail = data[-16:]
         if self._current is None:
             self._open()
         if self._current_bytes + len(data) > self.part_bytes and self._current_bytes > 0:
@@ -173,6 +179,7 @@ class Extract:
     bytes: int
     seconds: float
     columns: list[str]
+    long_numbers: bool = False  # a line may hold a number DuckDB would round (exact_json.py)
 
 
 def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int = PART_BYTES,
@@ -193,7 +200,8 @@ def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_
     writer.close()
     conn.rollback()  # end the read-only transaction
     columns = [c for c in list(config.columns) + list(actual) if c in actual]
-    return Extract(writer.paths, writer.rows, writer.bytes, time.perf_counter() - started, list(dict.fromkeys(columns)))
+    return Extract(writer.paths, writer.rows, writer.bytes, time.perf_counter() - started,
+                   list(dict.fromkeys(columns)), writer.long_numbers)
 
 
 # Hard-delete detection probes the known keys one by one (an index lookup each) when they are

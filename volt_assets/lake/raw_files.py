@@ -1,21 +1,23 @@
 """Reading raw JSON Lines back as text: every value as the exact text it was captured as.
 
-DuckDB's JSON reader parses the gzip parts (fast, multi-threaded, streaming); each declared
-column is read as VARCHAR (jsonb as JSON text) so nothing is rounded or guessed before the
-rules in `rules.py` type it. Columns the source added later are simply not selected here;
+DuckDB's JSON reader parses the gzip parts (fast, streaming); each declared column is read as
+VARCHAR (jsonb as JSON text) so nothing is guessed before the rules in `rules.py` type it.
+DuckDB reads JSON numbers through doubles: on the rare lines with a number of more than 15
+significant digits, the json columns' text is taken from the line as written instead
+(exact_json.py); declared numeric columns are at most numeric(15,s) (table_config.py). Columns the source added later are simply not selected here;
 they stay in the raw files.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-
-import threading
 
 import duckdb
 import pyarrow as pa
 
+from volt_assets.lake.exact_json import exact_values
 from volt_assets.table_config import TableConfig
 
 BATCH_ROWS = 20_000
@@ -44,12 +46,18 @@ def _connection() -> duckdb.DuckDBPyConnection:
 
 
 def read_text_batches(
-    config: TableConfig, paths: list[Path], columns: list[str] | None = None, batch_rows: int = BATCH_ROWS
+    config: TableConfig, paths: list[Path], columns: list[str] | None = None, batch_rows: int = BATCH_ROWS,
+    exact: bool = False,
 ) -> Iterator[pa.RecordBatch]:
-    """Batches of string columns (declared columns, or `columns`) plus `_file` (part name)."""
+    """Batches of string columns (declared columns, or `columns`) plus `_file` (part name).
+
+    `exact`: the parts may hold numbers DuckDB would round (the capture said so): their lines'
+    json values are then taken from the line as written (exact_json.py)."""
     columns = columns or list(config.columns)
     if not paths:
         return
+    json_columns = [c for c in columns if c in config.json_columns]
+    exact_texts = exact_values(paths, json_columns) if exact and json_columns else {}
     files = [str(p) for p in paths]
     query = (
         "SELECT {select}, parse_filename(filename) AS _file FROM read_json(?, format='newline_delimited', "
@@ -57,12 +65,33 @@ def read_text_batches(
     ).format(select=", ".join(f'"{c}"::VARCHAR AS "{c}"' for c in columns), spec=_columns_spec(config, columns))
     # A cursor of the shared connection: its own result, closed when the batches are done.
     cur = _connection().cursor()
+    lines: dict[str, int] = {}  # part -> lines read so far (DuckDB keeps the files' line order)
     try:
         for batch in cur.sql(query, params=[files]).to_arrow_reader(batch_rows):
             if batch.num_rows:
-                yield batch
+                yield _with_exact_texts(batch, exact_texts, json_columns, lines) if exact_texts else batch
     finally:
         cur.close()
+
+
+def _with_exact_texts(batch: pa.RecordBatch, texts: dict, columns: list[str], lines: dict[str, int]) -> pa.RecordBatch:
+    """Put the exact json texts of the lines that have them in place of DuckDB's."""
+    rows = []
+    for i, part in enumerate(batch.column(batch.schema.get_field_index("_file")).to_pylist()):
+        number = lines.get(part, 0)
+        lines[part] = number + 1
+        if (part, number) in texts:
+            rows.append((i, texts[(part, number)]))
+    if not rows:
+        return batch
+    for column in columns:
+        index = batch.schema.get_field_index(column)
+        values = batch.column(index).to_pylist()
+        for i, exact in rows:
+            if column in exact:
+                values[i] = exact[column]
+        batch = batch.set_column(index, column, pa.array(values, pa.string()))
+    return batch
 
 
 def read_versions(config: TableConfig, paths: list[Path]) -> pa.Table:

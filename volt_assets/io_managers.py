@@ -45,6 +45,7 @@ class FolderWrite:
     cursor_range: tuple[str | None, str | None] = (None, None)
     remove: list[str] = field(default_factory=list)  # superseded files, deleted after the manifest
     metadata: dict = field(default_factory=dict)  # more figures for the day's materialisation page
+    unchanged: bool = False  # nothing to write (the folder stays as it is); still accounted for the day
 
 
 @dataclass
@@ -173,15 +174,15 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         warn_if_unversioned(store, context.log)
         layer, name = asset_layer_and_name(context.asset_key)
         started = time.perf_counter()
-        rows = written = 0
+        rows = written = written_rows = 0  # rows: what the partitions hold; written_rows: of those written now
         days: dict[str, dict] = {}
         cursor = {"min": None, "max": None}
-        folders, last_log = 0, started
+        folders, seen, last_log = 0, 0, started  # folders written; writes handled (written or kept)
         run_days = [dt.date.fromisoformat(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
         before = RunFolders(store, run_days)
 
         def account(write: FolderWrite, size: int) -> None:
-            nonlocal rows, written, folders, last_log
+            nonlocal rows, written, folders, seen, last_log, written_rows
             written += size
             entry = days.setdefault(write.day.isoformat(), {"rows": 0, "bytes": 0})
             entry["bytes"] += size
@@ -197,13 +198,18 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
             if hi is not None:
                 cursor["max"] = hi if cursor["max"] is None else max(cursor["max"], hi)
                 entry["cursor_max"] = max(entry.get("cursor_max", hi), hi)
-            folders += 1
+            seen += 1
+            if not write.unchanged:
+                folders += 1
+                written_rows += write.rows if write.primary else 0
             # Every log line is an event the instance stores (one commit each): a 365-day run
             # logs its first folders, then progress at most every PROGRESS_SECONDS, then a total.
             now = time.perf_counter()
-            if folders <= DETAILED_WRITES or now - last_log >= PROGRESS_SECONDS:
-                context.log.info(f"wrote {store.uri(write.prefix)}: {write.rows} rows, {size} bytes"
-                                 + ("" if folders <= DETAILED_WRITES else f" ({folders} folders so far)"))
+            if seen <= DETAILED_WRITES or now - last_log >= PROGRESS_SECONDS:
+                uri = store.uri(write.prefix)
+                text = (f"kept {uri} as it is: {write.rows} rows, nothing new" if write.unchanged
+                        else f"wrote {uri}: {write.rows} rows, {size} bytes")
+                context.log.info(text + ("" if seen <= DETAILED_WRITES else f" ({folders} folders written so far)"))
                 last_log = now
 
         # Folders are written by WRITERS threads while the asset builds the next days, so S3's
@@ -214,6 +220,9 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         latest: dict[str, Future] = {}
         with ThreadPoolExecutor(WRITERS, thread_name_prefix="volt-lake-write") as pool:
             for write in obj.writes:
+                if write.unchanged:
+                    pending.append((write, None))
+                    continue
                 existing = before.existing(write)
                 if write.prefix in latest:
                     latest[write.prefix].result()
@@ -223,23 +232,24 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
                 pending.append((write, future))
                 if any(isinstance(body, Path) for body in write.files.values()):
                     future.result()  # a local file must be uploaded before the asset moves on and removes it
-                while pending and (len(pending) > WRITERS or pending[0][1].done()):
+                while pending and (len(pending) > WRITERS or pending[0][1] is None or pending[0][1].done()):
                     done, future = pending.popleft()
-                    account(done, future.result())
+                    account(done, future.result() if future else 0)
             while pending:
                 done, future = pending.popleft()
-                account(done, future.result())
+                account(done, future.result() if future else 0)
         seconds = time.perf_counter() - started
-        if folders > DETAILED_WRITES:
-            context.log.info(f"wrote {folders} folders under {store.uri(layer_prefix(layer, name))}: "
-                             f"{rows} rows, {written} bytes in {seconds:.1f} s")
+        if seen > DETAILED_WRITES:
+            kept = f", kept {seen - folders} as they were" if seen > folders else ""
+            context.log.info(f"wrote {folders} folders under {store.uri(layer_prefix(layer, name))}{kept}: "
+                             f"{written_rows} rows, {written} bytes in {seconds:.1f} s")
         metadata = {
             "rows": dg.MetadataValue.int(rows),
             "bytes": dg.MetadataValue.int(written),
             "s3_uri": dg.MetadataValue.path(store.uri(layer_prefix(layer, name))),
             "partitions_written": dg.MetadataValue.int(len(days)),
             "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "rows_per_second": dg.MetadataValue.float(round(rows / seconds, 1) if seconds > 0 else 0.0),
+            "rows_per_second": dg.MetadataValue.float(round(written_rows / seconds, 1) if seconds > 0 else 0.0),
             "cursor_min": dg.MetadataValue.text(cursor["min"] or ""),
             "cursor_max": dg.MetadataValue.text(cursor["max"] or ""),
         }

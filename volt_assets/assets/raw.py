@@ -104,8 +104,8 @@ class RawCapture:
     def _keys_of(self, values: pa.Array) -> pa.Array:
         return pc.unique(values.drop_null().cast(self._key_type()[0]))
 
-    def capture(self, day: dt.date, workdir: Path) -> FolderWrite | None:
-        """Extract day D and add its new versions to raw D; None when nothing is new."""
+    def capture(self, day: dt.date, workdir: Path) -> FolderWrite:
+        """Extract day D and add its new versions to raw D (`unchanged` when nothing is new)."""
         config = self.config
         prefix = partition_prefix("raw", config.name, day)
         window = day_window(day) if config.incremental else None
@@ -140,8 +140,11 @@ class RawCapture:
         else:
             old = VERSIONS_SCHEMA.empty_table()
         if manifest is not None and not paths:
+            # nothing new since the last capture: raw D stays as it is, and its page says what it holds
             self._remember(day, manifest, old)
-            return None  # nothing new since the last capture: raw D stays as it is
+            return FolderWrite(day=day, prefix=prefix, files={}, manifest=manifest, replace=False,
+                               rows=old.num_rows, unchanged=True,
+                               cursor_range=(manifest.get("cursor_min"), manifest.get("cursor_max")))
         files_of = {p.name: p for p in paths}
         tagged = pa.table(
             {
@@ -347,7 +350,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                             continue
                         added_before = capture.rows_added
                         late = capture.capture(previous, workdir)
-                        if late is not None:
+                        if not late.unchanged:
                             late.primary = False
                             stats["late_rows"] += capture.rows_added - added_before
                             context.log.warning(
@@ -357,8 +360,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                 for day in days:
                     write = capture.capture(day, workdir)
                     quality.observe(day, capture.manifests[day], capture.versions)
-                    if write is not None:
-                        yield write
+                    yield write
                     for p in workdir.glob(f"{day.isoformat()}-*/*"):
                         p.unlink()  # keep the disk bounded too
                 tombstones = capture.notice_deletes(days[-1])

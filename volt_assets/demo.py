@@ -71,12 +71,13 @@ def summarise(run_id: str, home: Path) -> list[tuple[str, str, int, str]]:
     for key in sorted(set(partitions) | set(checks)):
         days = sorted(p for p in partitions[key] if p)
         span = f"{days[0]}..{days[-1]} ({len(days)})" if days else "-"
-        table.append((key, span, rows.get(key, 0), " ".join(checks[key]) or "-"))
+        # "-": the asset reports no rows (the pictures count components, in their own metadata)
+        table.append((key, span, rows.get(key, "-"), " ".join(checks[key]) or "-"))
     instance.dispose()
     return table
 
 
-def print_summary(table: list[tuple[str, str, int, str]]) -> None:
+def print_summary(table: list[tuple[str, str, int | str, str]]) -> None:
     headers = ("asset", "partitions", "rows", "checks")
     widths = [max(len(str(r[i])) for r in table + [headers]) for i in range(3)]
     print()

@@ -11,6 +11,7 @@ day (late commits, see README) and notices hard deletes for its last day.
 import datetime as dt
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -33,6 +34,7 @@ from volt_assets.quality.raw_checks import RawQuality, raw_check_specs
 from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable
 from volt_assets.table_config import TableConfig, arrow_type
 
+HISTORY_READERS = 8  # raw days read at once when hard-delete detection gathers the known keys
 VERSIONS_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string()), ("file", pa.string())])
 DELETES_SCHEMA = pa.schema([("pk", pa.string()), ("noticed_at", pa.timestamp("us", tz="UTC"))])
 
@@ -215,23 +217,30 @@ class RawCapture:
         key_type, integer_keys = self._key_type()
         keys_of = self._keys_of
 
-        known_parts: list[pa.Array] = []
-        deleted_parts: list[pa.Array] = []
-        # the run's own days may still be uploading: they are known from memory
-        for d in sorted(set(self.store.list_days(layer_prefix("raw", config.name))) | set(self.keys_by_day)):
-            if d > day:
-                break
+        def day_keys(d: dt.date) -> tuple[pa.Array, pa.Array | None]:
+            """(keys raw D holds, keys its noticed deletes ended before `day`, if any)."""
             prefix = partition_prefix("raw", config.name, d)
             if d in self.keys_by_day:  # captured by this run: its keys are in hand
                 manifest = self.manifests[d]
-                known_parts.append(self.keys_by_day[d])
+                known = self.keys_by_day[d]
             else:
                 manifest = self.store.read_manifest(prefix)
-                known_parts.append(keys_of(self._versions(prefix, manifest)["pk"].combine_chunks()))
+                known = keys_of(self._versions(prefix, manifest)["pk"].combine_chunks())
             gone_name = listed_sidecar(manifest, RAW_DELETES)
             if d < day and gone_name is not None:
                 gone = pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, gone_name)))
-                deleted_parts.append(keys_of(gone["pk"].combine_chunks()))
+                return known, keys_of(gone["pk"].combine_chunks())
+            return known, None
+
+        # the run's own days may still be uploading: they are known from memory
+        history = [d for d in sorted(set(self.store.list_days(layer_prefix("raw", config.name))) | set(self.keys_by_day))
+                   if d <= day]
+        # The days before the run are read from S3, a few at a time: on a daily run a year in,
+        # that is 365 manifests and indexes, where latency, not bandwidth, is the cost.
+        with ThreadPoolExecutor(HISTORY_READERS, thread_name_prefix="volt-raw-history") as pool:
+            found = list(pool.map(day_keys, history))
+        known_parts = [k for k, _ in found]
+        deleted_parts = [g for _, g in found if g is not None]
         known = _merge_keys(known_parts, key_type, integer_keys)
         if deleted_parts:
             gone_before = _merge_keys(deleted_parts, key_type, integer_keys)

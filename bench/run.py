@@ -180,13 +180,10 @@ class Bench:
 
     def tune_postgres(self) -> None:
         """Bulk-load friendly settings for the bench's own throwaway server."""
-        conn = self.pg.connect()
-        conn.autocommit = True
-        with conn.cursor() as cur:
+        with self.pg.admin_cursor() as cur:
             # for the seeding's bulk load only; queries run with pgserver's defaults, as in the stack
             for setting, value in (("max_wal_size", "'4GB'"), ("checkpoint_timeout", "'30min'")):
                 cur.execute(f"ALTER SYSTEM SET {setting} = {value}")
-        conn.close()
         from volt_assets import stack
 
         stack.stop_postgres(OUT / "pg")

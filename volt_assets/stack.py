@@ -159,6 +159,18 @@ class PgHandle:
 
         return psycopg2.connect(self.dsn(dbname), **kwargs)
 
+    @contextlib.contextmanager
+    def admin_cursor(self, dbname: str = "postgres"):
+        """A cursor on a connection of its own in autocommit (CREATE/DROP DATABASE, roles),
+        closed afterwards."""
+        conn = self.connect(dbname)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
+
 
 def _pg_bin(tool: str) -> Path:
     spec = importlib.util.find_spec("pgserver")
@@ -378,30 +390,20 @@ def ensure_database(pg: PgHandle, name: str) -> bool:
     """Create database `name` unless it exists; True when created."""
     from psycopg2 import sql
 
-    conn = pg.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone():
-                return False
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    finally:
-        conn.close()
+    with pg.admin_cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone():
+            return False
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
 
 
 def drop_database(pg: PgHandle, name: str) -> None:
     """Drop database `name` if it exists, ending the sessions still on it (PostgreSQL 13+ FORCE)."""
     from psycopg2 import sql
 
-    conn = pg.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    with pg.admin_cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --------------------------------------------------------------------------- S3 (moto)

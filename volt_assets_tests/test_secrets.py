@@ -48,15 +48,10 @@ def leaks(text: str) -> list[str]:
 def secret_env(volt_env, pg_server, monkeypatch):
     """The test database owned by a role with a distinctive password; the pipeline uses that
     role, a distinctive AWS secret (moto accepts any) and an API token."""
-    conn = pg_server.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PG_PASSWORD)))
-            cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(volt_env.dbname), sql.Identifier(ROLE)))
-    finally:
-        conn.close()
+    with pg_server.admin_cursor() as cur:
+        cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PG_PASSWORD)))
+        cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(volt_env.dbname), sql.Identifier(ROLE)))
     values = {"POSTGRES_USER": ROLE, "POSTGRES_PASSWORD": PG_PASSWORD, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
               "VOLT_API_TOKEN": API_TOKEN}
     for key, value in values.items():
@@ -77,13 +72,8 @@ def secret_env(volt_env, pg_server, monkeypatch):
     conn.close()
     yield {**volt_env.env, **values}
     stack.drop_database(pg_server, volt_env.dbname)  # the role owns it: drop it before the role
-    conn = pg_server.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
-    finally:
-        conn.close()
+    with pg_server.admin_cursor() as cur:
+        cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
 
 
 def every_key() -> list[str]:

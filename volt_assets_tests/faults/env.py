@@ -79,23 +79,16 @@ def clone_twin(pg_server, s3_endpoint: str, source: Twin, home: Path) -> Twin:
     (`CREATE DATABASE ... TEMPLATE`, then S3 CopyObject of every key) is much faster than
     materialising it again, and the copy is byte-identical, raw capture names included."""
     clone = make_twin(pg_server, s3_endpoint, source.env, home)
-    conn = pg_server.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(clone.dbname)))
-            # a template must have no other sessions (a finished run may leave one closing)
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (source.dbname,),
-            )
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(clone.dbname), sql.Identifier(source.dbname)
-                )
-            )
-    finally:
-        conn.close()
+    with pg_server.admin_cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(clone.dbname)))
+        # a template must have no other sessions (a finished run may leave one closing)
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (source.dbname,),
+        )
+        cur.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(clone.dbname), sql.Identifier(source.dbname))
+        )
     # The copies get new version ids: the manifests are copied last, their files' ids renamed.
     keys = source.list_keys()
     manifests = [k for k in keys if k.endswith("/" + MANIFEST)]

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from volt_assets import stack
-from volt_assets_tests.pipeline import BucketAndDatabase
+from volt_assets_tests.pipeline import BucketAndDatabase, create_source_schema
 
 
 @dataclass
@@ -104,3 +104,12 @@ def volt_env(
     )
 
     stack.drop_database(pg_server, dbname)  # also ends the connections a test left open
+
+
+@pytest.fixture
+def source(volt_env: VoltEnv):
+    """A connection to the test database with Volt's source tables created (empty)."""
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    yield conn
+    conn.close()

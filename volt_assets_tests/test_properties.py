@@ -43,7 +43,6 @@ from volt_assets.lake.rules import broken_mask, squish, validate
 from volt_assets.lake.staging import StagingBuilder
 from volt_assets.table_config import table
 from volt_assets_tests.faults.env import using_env
-from volt_assets_tests.pipeline import create_source_schema
 
 UTC = dt.timezone.utc
 MICRO = dt.timedelta(microseconds=1)
@@ -116,14 +115,6 @@ def test_dagster_partition_windows_are_the_day_windows(day):
 
 
 # --- the extraction's window on PostgreSQL ----------------------------------------------------------
-
-
-@pytest.fixture
-def source(volt_env):
-    conn = volt_env.connect()
-    create_source_schema(conn)
-    yield conn
-    conn.close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -14,7 +14,6 @@ import json
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from volt_assets.assets.common import SINGLE_RUN, partitions
 from volt_assets.definitions import build_definitions
@@ -26,7 +25,7 @@ from volt_assets.quality.raw_checks import RawQuality
 from volt_assets.quality.report import blocking_errors, read_report
 from volt_assets.resources import PostgresResource
 from volt_assets.table_config import table
-from volt_assets_tests.pipeline import RANGE_END, RANGE_START, component, create_source_schema, insert, ts
+from volt_assets_tests.pipeline import RANGE_END, RANGE_START, component, insert, ts
 
 D = "2026-01-02"
 COMPONENTS = ["raw/electrical_components", "staging/electrical_components"]
@@ -87,14 +86,6 @@ def order(id_: int, component_id: int, day: str, **values) -> dict:
            "ordered_at": ts(f"{day} 09:00"), "updated_at": ts(f"{day} 09:00")}
     row.update(values)
     return row
-
-
-@pytest.fixture
-def source(volt_env):
-    conn = volt_env.connect()
-    create_source_schema(conn)
-    yield conn
-    conn.close()
 
 
 def with_marts(selection: list[str]) -> list[str]:

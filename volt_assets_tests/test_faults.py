@@ -4,7 +4,7 @@ run at once with a message that says what to fix.
 | fault                                   | absorbed by                                  |
 | --------------------------------------- | -------------------------------------------- |
 | S3 500 / 503 / SlowDown, reset          | botocore standard retries (max_attempts 8)   |
-| PostgreSQL connection dropped mid-COPY  | `extract.with_reconnect` (restarts the read) |
+| PostgreSQL connection dropped mid-COPY  | `extract.SourceSession` (restarts the read)  |
 | PostgreSQL down for a moment at connect | `PostgresResource.new_connection` retries    |
 | anything else transient in a step       | Dagster `RetryPolicy` on the network assets  |
 | bad credentials, missing bucket / table | nothing: fails at once, says what to fix     |
@@ -13,27 +13,14 @@ run at once with a message that says what to fix.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import time
-import urllib.request
 
-import boto3
-import dagster as dg
 import pytest
-from botocore.config import Config
 
-from volt_assets import stack
-from volt_assets.lake import extract as ex
-from volt_assets.lake.store import LakeError, LakeStore
-from volt_assets.resources import PostgresResource, SourceUnavailable, s3_resource
-from volt_assets.table_config import load_tables
 from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import drop_twin, make_twin, using_env
-from volt_assets_tests.faults.runs import run_in_child
 from volt_assets_tests.faults.s3 import S3FaultProxy
 from volt_assets_tests.faults.tcp import TcpProxy
-from volt_assets_tests.pipeline import component, create_source_schema, insert, materialize
+from volt_assets_tests.pipeline import materialize
 
 DAYS = [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = (DAYS[0].isoformat(), DAYS[-1].isoformat())

@@ -316,11 +316,5 @@ class SourceSession:
         self.close()
 
 
-def with_reconnect(database, action, attempts: int = 3, log=None):
-    """Run `action(conn)` once on a connection of its own, reconnecting after a drop."""
-    with SourceSession(database, log, attempts) as session:
-        return session.run(action)
-
-
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

@@ -94,6 +94,12 @@ def postgres_type_family(declared: str) -> str:
     }.get(t, t)
 
 
+# Types a primary key or cursor may have: their text is the same however it is read (raw's
+# versions index compares captures by it), which floating and numeric values' is not.
+KEY_TYPES = frozenset({"bigint", "integer", "smallint", "text", "character varying", "character",
+                       "date", "timestamp with time zone"})
+
+
 @dataclass(frozen=True)
 class Rule:
     """One validation rule on one column; `refuse` rules quarantine, `checks` only report."""
@@ -203,6 +209,9 @@ def parse_config(document: dict) -> dict[str, TableConfig]:
         for key in ("primary_key", "cursor"):
             if raw[key] not in columns:
                 raise ValueError(f"{where}: {key} {raw[key]!r} is not a declared column")
+            if postgres_type_family(columns[raw[key]]) not in KEY_TYPES:
+                raise ValueError(f"{where}: {key} {raw[key]!r} is {columns[raw[key]]}; a key or cursor must be "
+                                 f"one of {', '.join(sorted(KEY_TYPES))} (its text must be exact)")
         if raw.get("sync", "incremental") not in ("incremental", "full"):
             raise ValueError(f"{where}: sync must be incremental or full")
         refuse = tuple(_rule(r, "ERROR") for r in raw.get("refuse", ()))

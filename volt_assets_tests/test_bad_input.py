@@ -572,6 +572,23 @@ def test_a_numeric_wider_than_raw_can_carry_exactly_is_refused_by_the_configurat
         config("numeric(16,2)").source_schema()
 
 
+def test_a_key_or_cursor_whose_text_is_not_exact_is_refused_by_the_configuration():
+    """Raw compares captured versions by their key and cursor text: a numeric or floating key
+    (1.50 read back as 1.5) would capture the same versions twice, so the configuration refuses it."""
+    from volt_assets.table_config import parse_config
+
+    def config(pk_type: str, cursor_type: str = "timestamptz"):
+        return parse_config({"tables": {"t": {"primary_key": "id", "cursor": "u", "columns": {
+            "id": pk_type, "u": cursor_type}}}})["t"]
+
+    assert config("bigint").primary_key == config("text").primary_key == "id"
+    for pk_type in ("numeric(12,2)", "double precision"):
+        with pytest.raises(ValueError, match=f"table 't': primary_key 'id' is {re.escape(pk_type)}"):
+            config(pk_type)
+    with pytest.raises(ValueError, match="cursor 'u' is jsonb"):
+        config("bigint", "jsonb")
+
+
 # --- pictures -------------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ refused rows are attributed to rules.
 | Dagster's partition window of key D is day_window(D)                      | partitions.daily_partitions |
 | PostgreSQL's extract of day D holds exactly the rows whose cursor is in D, |                       |
 | and the rendered cursor parses back to the same microsecond (years 1-9999)| lake.extract          |
+| its versions (same snapshot) are the lines' (pk, cursor), any text key    | lake.extract          |
 | squish collapses every Unicode White_Space run and trims; idempotent      | rules.squish          |
 | not_blank refuses exactly the values that are only whitespace             | rules.broken_mask     |
 | a numeric(12,2) is typed exactly or refused with a reason, never rounded  | rules.coerce          |
@@ -141,14 +142,47 @@ def test_postgres_extract_of_a_day_holds_exactly_its_rows(source, tmp_path, inst
         out = tmp_path / f"{len(list(tmp_path.iterdir()))}-{n}"
         out.mkdir()
         result = ex.extract(source, config, partitions.day_window(day), out, "part")
+        lines = []
         for path in result.paths:
             for line in gzip.decompress(path.read_bytes()).splitlines():
                 record = json.loads(line)
+                lines.append((str(record["id"]), record["updated_at"]))
                 found.setdefault(record["id"], []).append(day)
                 rendered = pc.cast(pa.array([record["updated_at"]]), pa.timestamp("us", tz="UTC"))[0].as_py()
                 assert rendered == cursors[record["id"]], record
                 assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["updated_at"])
+        # the versions read in the same snapshot are exactly the lines' (pk, cursor) texts
+        assert sorted(zip(*result.versions.to_pydict().values())) == sorted(lines)
     assert found == {i: [partitions.day_of(c)] for i, c in enumerate(cursors)}
+
+
+# Text a key can hold in PostgreSQL: anything but NUL, including CSV's quote, comma and newlines.
+key_texts = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(key_texts | st.sampled_from(["", " ", '"', ",", "a,b", 'q"x"', "\n", "\r\n", "NULL", "\\N"]),
+                min_size=1, max_size=15, unique=True))
+def test_the_versions_of_a_text_keyed_table_are_its_lines_keys(source, tmp_path, keys):
+    """Raw's versions index (the second COPY of the extraction's snapshot) holds each line's key
+    exactly as its JSON line does, whatever the text: empty, quotes, commas, line breaks."""
+    from volt_assets.table_config import parse_config
+
+    config = parse_config({"tables": {"keyed": {"primary_key": "k", "cursor": "u", "columns": {
+        "k": "text", "u": "timestamptz"}}}})["keyed"]
+    day = dt.date(2026, 3, 1)
+    with source.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS keyed")
+        cur.execute("CREATE TABLE keyed (k text PRIMARY KEY, u timestamptz NOT NULL)")
+        for i, key in enumerate(keys):
+            cur.execute("INSERT INTO keyed VALUES (%s, %s)", (key, dt.datetime(2026, 3, 1, 1, tzinfo=UTC) + i * MICRO))
+    source.commit()
+    out = tmp_path / f"x{len(list(tmp_path.iterdir()))}"
+    out.mkdir()
+    result = ex.extract(source, config, partitions.day_window(day), out, "part")
+    lines = [json.loads(line) for path in result.paths for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert sorted(zip(*result.versions.to_pydict().values())) == sorted((r["k"], r["u"]) for r in lines)
+    assert sorted(result.versions["pk"].to_pylist()) == sorted(keys)
 
 
 # --- cleaning and typing ---------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from volt_assets.lake import extract as ex
 from volt_assets.lake.layout import (
     MANIFEST, RAW_DELETES, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix, sidecar_name,
 )
-from volt_assets.lake.raw_files import read_versions
 from volt_assets.lake.staging import parquet_bytes
 from volt_assets.lake.store import MULTIPART_BYTES, LakeStore, folder_manifest
 from volt_assets.partitions import context_days, day_window
@@ -125,7 +124,7 @@ class RawCapture:
 
         extract = self.session.run(run)
         manifest = self.read_manifest(prefix)
-        new_versions = read_versions(config, extract.paths)
+        new_versions = extract.versions
         paths, rows = extract.paths, extract.rows
         if manifest is not None:
             old = self._versions(prefix, manifest)

@@ -77,10 +77,11 @@ class MissingSourceTable(RuntimeError):
     pass
 
 
-def _select_list(config: TableConfig, actual: dict[str, str]) -> sql.Composed:
-    """Declared columns first (timestamps rendered exactly), then columns the source added."""
+def _select_list(config: TableConfig, actual: dict[str, str], columns: list[str] | None = None) -> sql.Composed:
+    """Declared columns first (timestamps rendered exactly), then columns the source added
+    (or only `columns`, rendered alike)."""
     items = []
-    for column in list(config.columns) + [c for c in actual if c not in config.columns]:
+    for column in columns or list(config.columns) + [c for c in actual if c not in config.columns]:
         if column not in actual:
             continue  # dropped at the source: nothing to read, drift says so
         ident = sql.Identifier(column)
@@ -93,7 +94,8 @@ def _select_list(config: TableConfig, actual: dict[str, str]) -> sql.Composed:
     return sql.SQL(", ").join(items)
 
 
-def extract_query(config: TableConfig, actual: dict[str, str], window) -> sql.Composed:
+def _window_rows(config: TableConfig, actual: dict[str, str], window, columns: list[str] | None = None) -> sql.Composed:
+    """SELECT of the window's rows (declared columns, or `columns`), rendered as raw writes them."""
     where = sql.SQL("")
     if window is not None:
         where = sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
@@ -101,15 +103,44 @@ def extract_query(config: TableConfig, actual: dict[str, str], window) -> sql.Co
         )
     # ORDER BY the table's own columns (qualified): the bare names would mean the rendered
     # text of the select list, which no index provides, so PostgreSQL would sort the whole day.
-    inner = sql.SQL("SELECT {cols} FROM {t}{where} ORDER BY {t}.{c}, {t}.{pk}").format(
-        cols=_select_list(config, actual),
+    return sql.SQL("SELECT {cols} FROM {t}{where} ORDER BY {t}.{c}, {t}.{pk}").format(
+        cols=_select_list(config, actual, columns),
         t=sql.Identifier(config.name),
         where=where,
         c=sql.Identifier(config.cursor),
         pk=sql.Identifier(config.primary_key),
     )
+
+
+def extract_query(config: TableConfig, actual: dict[str, str], window) -> sql.Composed:
     return sql.SQL("COPY (SELECT row_to_json(t) FROM ({inner}) t) TO STDOUT WITH " + COPY_OPTIONS).format(
-        inner=inner
+        inner=_window_rows(config, actual, window)
+    )
+
+
+def versions_query(config: TableConfig, actual: dict[str, str], window) -> sql.Composed:
+    """(pk, cursor) of the same rows as CSV, each as the text its JSON line holds: to_json
+    renders a value as row_to_json does, `#>> '{}'` takes it out as text (strings unquoted)."""
+    pk, cursor = sql.Identifier(config.primary_key), sql.Identifier(config.cursor)
+    return sql.SQL(
+        "COPY (SELECT to_json(t.{pk}) #>> '{{}}', to_json(t.{c}) #>> '{{}}' FROM ({inner}) t) TO STDOUT WITH (FORMAT csv)"
+    ).format(pk=pk, c=cursor, inner=_window_rows(config, actual, window, [config.primary_key, config.cursor]))
+
+
+VERSIONS_CSV_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string())])
+
+
+def _read_versions_csv(path: Path) -> pa.Table:
+    if not path.stat().st_size:
+        return VERSIONS_CSV_SCHEMA.empty_table()
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=["pk", "cursor"]),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),  # text keys may hold anything
+        # COPY writes NULL unquoted and empty text as "": keep them apart
+        convert_options=pacsv.ConvertOptions(column_types=dict(zip(VERSIONS_CSV_SCHEMA.names, VERSIONS_CSV_SCHEMA.types)),
+                                             strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                             null_values=[""]),  # not pyarrow's "NULL", "NA", ...
     )
 
 
@@ -180,6 +211,8 @@ class Extract:
     seconds: float
     columns: list[str]
     long_numbers: bool = False  # a line may hold a number DuckDB would round (exact_json.py)
+    # (pk, cursor) text of every line, read in the same snapshot: the captured versions' identity
+    versions: pa.Table = field(default_factory=VERSIONS_CSV_SCHEMA.empty_table)
 
 
 def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int = PART_BYTES,
@@ -194,14 +227,25 @@ def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_
         )
     started = time.perf_counter()
     writer = PartWriter(directory, stem, part_bytes)
+    versions_csv = directory / f"{stem}-versions.csv"
+    conn.rollback()  # a transaction of its own, so its isolation can still be chosen
     with conn.cursor() as cur:
+        # Both COPYs read one snapshot: the versions are exactly the lines, without parsing
+        # the JSON back (a second, narrow index scan is cheaper than reading the part).
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute("SET LOCAL TIME ZONE 'UTC'")
         cur.copy_expert(extract_query(config, actual, window), writer, size=1 << 20)
-    writer.close()
+        writer.close()
+        with open(versions_csv, "wb") as sink:
+            cur.copy_expert(versions_query(config, actual, window), sink, size=1 << 20)
     conn.rollback()  # end the read-only transaction
+    versions = _read_versions_csv(versions_csv)
+    versions_csv.unlink()
+    if versions.num_rows != writer.rows:  # one snapshot: only a bug could make these differ
+        raise RuntimeError(f"{config.name}: {writer.rows} lines but {versions.num_rows} versions in one snapshot")
     columns = [c for c in list(config.columns) + list(actual) if c in actual]
     return Extract(writer.paths, writer.rows, writer.bytes, time.perf_counter() - started,
-                   list(dict.fromkeys(columns)), writer.long_numbers)
+                   list(dict.fromkeys(columns)), writer.long_numbers, versions)
 
 
 # Hard-delete detection probes the known keys one by one (an index lookup each) when they are

@@ -93,12 +93,3 @@ def _with_exact_texts(batch: pa.RecordBatch, texts: dict, columns: list[str], li
         batch = batch.set_column(index, column, pa.array(values, pa.string()))
     return batch
 
-
-def read_versions(config: TableConfig, paths: list[Path]) -> pa.Table:
-    """(pk, cursor) text of every line in the parts: the identity of each captured version."""
-    batches = list(read_text_batches(config, paths, [config.primary_key, config.cursor]))
-    schema = pa.schema([("pk", pa.string()), ("cursor", pa.string())])
-    if not batches:
-        return schema.empty_table()
-    table = pa.Table.from_batches(batches)
-    return pa.table({"pk": table[config.primary_key], "cursor": table[config.cursor]}, schema=schema)

@@ -20,8 +20,9 @@ LAKE_ASSETS = "raw/electrical_components,staging/electrical_components"
 MULTIPROCESS = '{"execution": {"config": {"multiprocess": {}}}}'
 
 
-def materialize_cmd(select: str, first: dt.date, last: dt.date | None = None, multiprocess: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "volt_assets", "--select", select]
+def materialize_cmd(select: str, first: dt.date, last: dt.date | None = None, multiprocess: bool = False,
+                    module: str = "volt_assets") -> list[str]:
+    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select", select]
     if multiprocess:
         cmd += ["--config-json", MULTIPROCESS]
     if last is None or last == first:
@@ -79,9 +80,10 @@ def run_stats(dagster_home: Path) -> dict:
 
 
 def materialize(name: str, env: dict, log: Path, select: str, first: dt.date, last: dt.date | None = None,
-                timeout: float = 3600, multiprocess: bool = False) -> Measure:
-    """One `dagster asset materialize` process, measured, with its run's numbers in .report."""
-    measure = run_measured(name, materialize_cmd(select, first, last, multiprocess), env, log, timeout=timeout)
+                timeout: float = 3600, multiprocess: bool = False, module: str = "volt_assets") -> Measure:
+    """One `dagster asset materialize` process, measured, with its run's numbers in .report.
+    `module`: the code location (bench.floor: the same assets doing nothing)."""
+    measure = run_measured(name, materialize_cmd(select, first, last, multiprocess, module), env, log, timeout=timeout)
     # the instance's dagster.yaml reads its PostgreSQL settings from the environment
     os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_POSTGRES_")})
     measure.report = run_stats(Path(env["DAGSTER_HOME"]))

@@ -6,7 +6,8 @@ days, one heavy day of 200,000 rows) and measures, repetitions interleaved:
 
 1. the project: `dagster asset materialize --select raw/...,staging/... --partition-range`
    over the 365 days (whole process, and the run's own step durations and metadata), and the
-   heavy day alone;
+   heavy day alone; the same backfill with Dagster's planned events as one per asset; and
+   Dagster's own floor (bench/floor.py: the same assets, partitions and instance, doing nothing);
 2. the seeds' way (bench/peers/pandas_way.py), dlt with backend pyarrow and connectorx
    (bench/peers/dlt_way.py), and the limits: bundled psql `\\copy (SELECT ...) TO '/dev/null'`
    and pyarrow writing the same rows to zstd Parquet in memory;
@@ -44,6 +45,9 @@ from bench.common import OUT, ROOT, TABLE, Measure, empty_bucket, median, prefix
 from bench.project import LAKE_ASSETS, materialize
 from bench.seed import seed
 
+# Dagster's documented trade: a range run stores one planned event per asset, not one per
+# partition, but a failed run's partitions are not marked failed (README, Operations).
+PLANNED_SUBSET = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 START = dt.date(2025, 11, 1)  # 365 days: 2025-11-01 .. 2026-10-31, all in the past
 HEAVY_DAY = 300  # 2026-08-28
 NORMAL_DAY = 100
@@ -251,11 +255,12 @@ class Bench:
 
     # ------------------------------------------------------------------ the tools
     def project(self, section: str, tool: str, db: str, rep: int, first: dt.date, last: dt.date | None,
-                keep: bool = False, select: str = LAKE_ASSETS, multiprocess: bool = False) -> dict:
+                keep: bool = False, select: str = LAKE_ASSETS, multiprocess: bool = False,
+                module: str = "volt_assets", extra_env: dict[str, str] | None = None) -> dict:
         bucket = self.bucket(f"{section.replace('_', '-')}-{tool.replace('_', '-')}-r{rep}")
-        env = self.env(db, bucket)
+        env = {**self.env(db, bucket), **(extra_env or {})}
         m = materialize(tool, env, OUT / "logs" / f"{section}-{tool}-{rep}.log", select, first, last,
-                        multiprocess=multiprocess)
+                        multiprocess=multiprocess, module=module)
         steps = m.report.get("steps", {})
         assets = m.report.get("assets", {})
         rows = (assets.get("raw/electrical_components") or {}).get("rows")
@@ -312,6 +317,11 @@ class Bench:
             self.project(section, "project", db, rep, first, last, keep=keep)
             if section == "heavy_day" or self.args.multiprocess_backfill:
                 self.project(section, "project_multiprocess", db, rep, first, last, multiprocess=True)
+            if section == "backfill":
+                # Dagster's opt-in: one planned event per asset instead of one per partition
+                self.project(section, "project_planned_subset", db, rep, first, last, extra_env=PLANNED_SUBSET)
+            # what Dagster itself costs for the same run: same keys, partitions, executor, instance
+            self.project(section, "dagster_floor", db, rep, first, last, module="bench.floor")
             for tool, module, extra in (
                 ("pandas", "bench.peers.pandas_way", []),
                 ("dlt_pyarrow", "bench.peers.dlt_way", ["--backend", "pyarrow"]),

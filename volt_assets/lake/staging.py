@@ -133,8 +133,16 @@ class StagingBuilder:
         return StagingDay(staging=latest, quarantine=quarantine, counts=counts)
 
 
+def parquet_options(schema: pa.Schema) -> dict:
+    """The lake's Parquet settings for a table: zstd, and dictionary encoding for text columns
+    only. Ids, amounts and timestamps are nearly all distinct: trying a dictionary on them
+    first (pyarrow's default) doubled the write time of a staging day and made it 17 % bigger."""
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return {**PARQUET_OPTIONS, "use_dictionary": text}
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     """zstd Parquet, byte-identical for identical tables (no timestamps in the file)."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    pq.write_table(table, sink, **parquet_options(table.schema))
     return sink.getvalue()

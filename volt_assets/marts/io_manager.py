@@ -27,7 +27,7 @@ from psycopg2 import sql
 
 from volt_assets.lake.layout import layer_prefix, partition_prefix
 from volt_assets.io_managers import add_partition_metadata
-from volt_assets.lake.staging import PARQUET_OPTIONS
+from volt_assets.lake.staging import parquet_options
 from volt_assets.partitions import UTC, days_between
 from volt_assets.resources import LakeResource, PostgresResource, SourceUnavailable, permanent_pg_error
 from volt_assets.settings import mask_dsn, project_root
@@ -160,7 +160,7 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
                     rows += mart_day.rows.num_rows
                 if mart_day.copy is not None:
                     path = tmp / f"{mart_day.day.isoformat()}.parquet"
-                    pq.write_table(mart_day.copy, path, **PARQUET_OPTIONS)
+                    pq.write_table(mart_day.copy, path, **parquet_options(mart_day.copy.schema))
                     copies.append((mart_day.day, path, mart_day.copy.num_rows))
             if writer is not None:
                 writer.close()

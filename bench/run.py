@@ -317,11 +317,13 @@ class Bench:
             self.project(section, "project", db, rep, first, last, keep=keep)
             if section == "heavy_day" or self.args.multiprocess_backfill:
                 self.project(section, "project_multiprocess", db, rep, first, last, multiprocess=True)
+            # what Dagster itself costs for the same run: same keys, partitions, executor, instance
+            self.project(section, "dagster_floor", db, rep, first, last, module="bench.floor")
             if section == "backfill":
                 # Dagster's opt-in: one planned event per asset instead of one per partition
                 self.project(section, "project_planned_subset", db, rep, first, last, extra_env=PLANNED_SUBSET)
-            # what Dagster itself costs for the same run: same keys, partitions, executor, instance
-            self.project(section, "dagster_floor", db, rep, first, last, module="bench.floor")
+                self.project(section, "dagster_floor_planned_subset", db, rep, first, last, module="bench.floor",
+                             extra_env=PLANNED_SUBSET)
             for tool, module, extra in (
                 ("pandas", "bench.peers.pandas_way", []),
                 ("dlt_pyarrow", "bench.peers.dlt_way", ["--backend", "pyarrow"]),

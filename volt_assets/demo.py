@@ -35,7 +35,7 @@ def _pipeline_env() -> dict[str, str]:
     """A clean environment for the pipeline: the stack's settings, not this process's copy
     (this process applied its settings before the stack and the seed wrote theirs)."""
     env = dict(os.environ)
-    stack = settings.parse_env_file(settings.stack_env_path())
+    stack = settings.read_stack_env()
     if env.get("VOLT_USE_STACK", "1") != "0":
         for key, value in stack.items():
             env[key] = value

@@ -13,7 +13,7 @@ import os
 import sys
 
 from volt_assets.seeding import SeedOptions, SeedReport, SourceNotEmpty, seed_shop
-from volt_assets.settings import mask_dsn, parse_env_file, stack_env_path, update_stack_env
+from volt_assets.settings import mask_dsn, read_stack_env, stack_env_path, update_stack_env
 
 DEFAULTS = SeedOptions()
 
@@ -74,7 +74,7 @@ def uses_stack() -> bool:
     """Whether this run seeded the embedded stack's database (not a server the user configured)."""
     if os.environ.get("VOLT_USE_STACK", "1") == "0" or not stack_env_path().is_file():
         return False
-    stack = parse_env_file(stack_env_path())
+    stack = read_stack_env()
     return all(os.environ.get(k) == stack.get(k) for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB"))
 
 

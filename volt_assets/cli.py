@@ -19,6 +19,7 @@ COMMANDS = {
     "presign": ("volt_assets.images.presign", "print a presigned URL of a component's picture"),
     "serve": ("volt_assets.images.service", "serve presigned picture URLs over HTTP for the Volt API"),
     "bucket": ("volt_assets.bucket", "apply the lake bucket's policies (lifecycle, versioning, encryption)"),
+    "lake": ("volt_assets.lake_sql", "query the lake with DuckDB (`lake sql \"SELECT ...\"`)"),
 }
 
 

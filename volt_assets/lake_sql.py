@@ -22,6 +22,7 @@ import json
 import os
 import re
 import sys
+from decimal import Decimal
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -120,6 +121,10 @@ def _text(value: Any, null: str = "NULL") -> str:
     return str(value)
 
 
+def align(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)
+
+
 def format_rows(names: list[str], rows: Iterable[tuple], fmt: str) -> list[str]:
     """The lines to print: an aligned table, CSV, or one JSON object a row."""
     rows = list(rows)
@@ -133,9 +138,12 @@ def format_rows(names: list[str], rows: Iterable[tuple], fmt: str) -> list[str]:
         return out.getvalue().splitlines()
     cells = [[_text(v) for v in row] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip(),
+    # Numbers right-aligned, as SQL shells print them.
+    right = [bool(rows) and all(isinstance(r[i], (int, float, Decimal)) or r[i] is None for r in rows)
+             for i in range(len(names))]
+    lines = ["  ".join(align(n, w, r) for n, w, r in zip(names, widths, right)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines += ["  ".join(align(c, w, r) for c, w, r in zip(row, widths, right)).rstrip() for row in cells]
     lines.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
     return lines
 

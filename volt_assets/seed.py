@@ -111,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     except psycopg2.Error as exc:
         print(f"volt-assets seed: cannot connect to {where()}: {_safe(str(exc).strip())}", file=sys.stderr)
         return 1
+    print(f"seeding {where()}: {options.components:,} components, {options.users:,} users, "
+          f"{options.orders:,} orders over {options.days} days", flush=True)
     try:
-        report = seed_shop(conn, options)
+        report = seed_shop(conn, options, progress=lambda message: print(f"  {message}", flush=True))
     except SourceNotEmpty as exc:
         print(f"volt-assets seed: refused: {exc}", file=sys.stderr)
         return 2

@@ -48,8 +48,8 @@ def test_the_lake_answers_the_readmes_query_and_layer_views(source, volt_env, ca
     assert done.stdout.splitlines() == [
         "dt          count_star()",
         "----------  ------------",
-        "2026-01-02  20",
-        "2026-01-03  3",
+        "2026-01-02            20",
+        "2026-01-03             3",
         "(2 rows)",
     ]
 

@@ -81,10 +81,10 @@ def test_duckdb_setup_for_the_embedded_stack_and_for_aws(volt_env):
         "CREATE OR REPLACE SECRET volt_lake (TYPE s3, KEY_ID 'testing', SECRET 'testing', "
         f"REGION 'eu-central-1', ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false);",
     ]
-    real = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value",
+    real = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-for-tests",
             "AWS_DEFAULT_REGION": "eu-west-1"}
     assert duckdb_setup(real)[2] == ("CREATE OR REPLACE SECRET volt_lake (TYPE s3, KEY_ID 'AKIAEXAMPLE', "
                                      "SECRET '<AWS_SECRET_ACCESS_KEY>', REGION 'eu-west-1');")
-    assert "SECRET 's3cr3t-value'" in duckdb_setup(real, show_secret=True)[2]
+    assert "SECRET 's3cr3t-for-tests'" in duckdb_setup(real, show_secret=True)[2]
     assert duckdb_setup({"AWS_DEFAULT_REGION": "eu-west-1"})[2] == (
         "CREATE OR REPLACE SECRET volt_lake (TYPE s3, PROVIDER credential_chain, REGION 'eu-west-1');")

@@ -45,9 +45,9 @@ def test_quotes_export_and_comments(tmp_path):
     path.write_text(
         "# a comment line\n"
         "export S3_BUCKET_NAME=lake-a   # inline comment\n"
-        'POSTGRES_PASSWORD="pa ss # not a comment"\n'
-        "AWS_SECRET_ACCESS_KEY='lit$eral'  # comment\n"
-        "VOLT_API_TOKEN=tok#en\n"
+        'POSTGRES_PASSWORD="fake pa ss # not a comment"\n'
+        "AWS_SECRET_ACCESS_KEY='fake-lit$eral'  # comment\n"
+        "VOLT_API_TOKEN=fake-tok#en\n"
         "  AWS_DEFAULT_REGION = eu-west-1\n"
         "VOLT_IMAGES_DIR=\n"
         "JUST_A_NAME\n",
@@ -55,9 +55,9 @@ def test_quotes_export_and_comments(tmp_path):
     )
     assert settings.parse_env_file(path) == {
         "S3_BUCKET_NAME": "lake-a",
-        "POSTGRES_PASSWORD": "pa ss # not a comment",
-        "AWS_SECRET_ACCESS_KEY": "lit$eral",
-        "VOLT_API_TOKEN": "tok#en",  # '#' starts a comment only after whitespace
+        "POSTGRES_PASSWORD": "fake pa ss # not a comment",
+        "AWS_SECRET_ACCESS_KEY": "fake-lit$eral",
+        "VOLT_API_TOKEN": "fake-tok#en",  # '#' starts a comment only after whitespace
         "AWS_DEFAULT_REGION": "eu-west-1",
         "VOLT_IMAGES_DIR": "",
     }

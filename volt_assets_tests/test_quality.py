@@ -19,7 +19,6 @@ from volt_assets.assets.common import SINGLE_RUN, partitions
 from volt_assets.definitions import build_definitions
 from volt_assets.lake.extract import SourceSession
 from volt_assets.lake.store import LakeStore
-from volt_assets.quality.defs import marts_available
 from volt_assets.quality.marts import MART, reconcile_day
 from volt_assets.quality.raw_checks import RawQuality
 from volt_assets.quality.report import blocking_errors, read_report
@@ -89,7 +88,7 @@ def order(id_: int, component_id: int, day: str, **values) -> dict:
 
 
 def with_marts(selection: list[str]) -> list[str]:
-    return selection + ([MART_KEY] if marts_available() else [])
+    return selection + [MART_KEY]  # the marts are part of the code location: never skipped
 
 
 def test_more_than_five_percent_bad_blocks_downstream(volt_env, source):
@@ -118,11 +117,11 @@ def test_more_than_five_percent_bad_blocks_downstream(volt_env, source):
     assert instance.get_latest_materialization_event(dg.AssetKey(["staging", "electrical_components"]))
     assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
     assert not volt_env.list_keys(f"mart/{MART}/dt={D}/")
-    if marts_available():
-        assert instance.get_latest_materialization_event(dg.AssetKey(MART_KEY.split("/"))) is None
+    assert instance.get_latest_materialization_event(dg.AssetKey(MART_KEY.split("/"))) is None
 
-    # the quality report, readable without the UI
-    report = read_report(lake(volt_env), "electrical_components", dt.date.fromisoformat(D))
+    # the quality report, readable without the UI, at the path the README gives
+    report = json.loads(volt_env.read_object(f"quality/electrical_components/dt={D}/report.json"))
+    assert volt_env.list_keys(f"quarantine/electrical_components/dt={D}/")  # next to its quarantine
     assert report["verdict"] == "ERROR"
     assert report["checks"]["price_positive"]["samples"] == [{"key": "101", "reason": "price: not positive: '-1.00'"}]
     assert report["checks"]["schema_drift"]["verdict"] == "PASS"
@@ -148,25 +147,24 @@ def test_one_percent_bad_warns_and_downstream_runs(volt_env, source):
     raw = evaluations(result, "raw/electrical_components")
     assert raw["source_reconciliation"].passed and raw["files_present"].passed
     assert meta(raw["source_reconciliation"], "rows_checked") == 100
-    if marts_available():
-        mart = evaluations(result, MART_KEY)["matches_staging"]
-        assert mart.passed, mart.description
-        totals = meta(mart, "per_day_totals")[D]
-        assert totals["staging_revenue"] == totals["mart_revenue"] == "41.00"  # 2*5.50 + 3*10.00, not the cancelled
-        assert totals["staging_units"] == totals["mart_units"] == 5
-        # a mart copy that disagrees with staging is an ERROR (written with its manifest: a
-        # reader follows the manifest to the version it lists, not to whatever the key holds)
-        prefix = f"mart/{MART}/dt={D}/"
-        key = prefix + "part-00000.parquet"
-        copy = pq.read_table(pa.BufferReader(volt_env.read_object(key)))
-        revenue = pa.array([v.as_py() + 1 for v in copy["revenue"]], copy.schema.field("revenue").type)
-        changed = copy.set_column(copy.schema.get_field_index("revenue"), "revenue", revenue)
-        sink = pa.BufferOutputStream()
-        pq.write_table(changed, sink)
-        store = lake(volt_env)
-        store.write_folder(prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix))
-        outcome = reconcile_day(store, dt.date.fromisoformat(D))
-        assert outcome.verdict == "ERROR" and outcome.samples[0].key == "revenue"
+    mart = evaluations(result, MART_KEY)["matches_staging"]
+    assert mart.passed, mart.description
+    totals = meta(mart, "per_day_totals")[D]
+    assert totals["staging_revenue"] == totals["mart_revenue"] == "41.00"  # 2*5.50 + 3*10.00, not the cancelled
+    assert totals["staging_units"] == totals["mart_units"] == 5
+    # a mart copy that disagrees with staging is an ERROR (written with its manifest: a
+    # reader follows the manifest to the version it lists, not to whatever the key holds)
+    prefix = f"mart/{MART}/dt={D}/"
+    key = prefix + "part-00000.parquet"
+    copy = pq.read_table(pa.BufferReader(volt_env.read_object(key)))
+    revenue = pa.array([v.as_py() + 1 for v in copy["revenue"]], copy.schema.field("revenue").type)
+    changed = copy.set_column(copy.schema.get_field_index("revenue"), "revenue", revenue)
+    sink = pa.BufferOutputStream()
+    pq.write_table(changed, sink)
+    store = lake(volt_env)
+    store.write_folder(prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix))
+    outcome = reconcile_day(store, dt.date.fromisoformat(D))
+    assert outcome.verdict == "ERROR" and outcome.samples[0].key == "revenue"
 
 
 def test_added_and_retyped_source_columns_are_reported_and_extraction_continues(volt_env, source):
@@ -264,3 +262,63 @@ def test_range_run_gives_one_result_per_check_with_days_and_references(volt_env,
     fresh = job.execute_in_process(instance=instance)
     results = {e.asset_key.to_user_string(): e for e in fresh.get_asset_check_evaluations()}
     assert results["staging/orders"].passed and results["raw/users"].passed
+
+
+def test_the_gate_lets_five_percent_pass_and_stops_above(volt_env, source):
+    """error_above 0.05 pinned on both sides: 49 and 50 of 1000 refused WARN, 51 is an ERROR."""
+    days = {"2026-01-01": 49, "2026-01-02": 50, "2026-01-03": 51}
+    for n, (day, bad) in enumerate(days.items()):
+        rows = components(1000, day, start=10_000 * (n + 1))
+        for row in rows[:bad]:
+            row["price"] = "0.00"
+        insert(source, "electrical_components", rows)
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = run(COMPONENTS, ("2026-01-01", "2026-01-03"), instance)
+
+    assert not result.success
+    gate = evaluations(result, "staging/electrical_components")["quarantine_share"]
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(gate, "error_days") == ["2026-01-03"]
+    verdicts = {day: read_report(lake(volt_env), "electrical_components", dt.date.fromisoformat(day))
+                ["checks"]["quarantine_share"]["verdict"] for day in days}
+    assert verdicts == {"2026-01-01": "WARN", "2026-01-02": "WARN", "2026-01-03": "ERROR"}
+    assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
+
+
+def test_row_accounting_fails_when_raw_and_staging_disagree(volt_env, source):
+    insert(source, "electrical_components", components(5, D))
+    assert run(COMPONENTS, D, downstream=False).success
+    # the raw manifest claims a row the part files do not hold
+    key = f"raw/electrical_components/dt={D}/_manifest.json"
+    manifest = json.loads(volt_env.read_object(key))
+    assert manifest["row_count"] == 5
+    manifest["row_count"] = 6
+    volt_env.s3.put_object(Bucket=volt_env.bucket, Key=key, Body=json.dumps(manifest).encode())
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = run(["staging/electrical_components"], D, instance)
+
+    assert not result.success
+    accounting = evaluations(result, "staging/electrical_components")["row_accounting"]
+    assert not accounting.passed and accounting.blocking
+    assert accounting.severity == dg.AssetCheckSeverity.ERROR
+    assert "raw manifest row_count 6 but staging read 5 rows" in json.dumps(meta(accounting, "samples"))
+    assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
+
+
+def test_freshness_allows_26_hours_by_default(volt_env, monkeypatch):
+    """With VOLT_FRESHNESS_LAG_HOURS unset, partition D (data until D+1 00:00) is fresh 26 h
+    after D+1 00:00 and stale a minute later."""
+    from volt_assets.quality.freshness import LAG_VARIABLE, judge, lag
+
+    monkeypatch.delenv(LAG_VARIABLE, raising=False)
+    instance = dg.DagsterInstance.ephemeral()
+    key = dg.AssetKey(["staging", "orders"])
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition="2026-01-02"))
+    data_until = dt.datetime(2026, 1, 3, tzinfo=dt.timezone.utc)
+    fresh = judge(key, instance, data_until + dt.timedelta(hours=26), lag())
+    stale = judge(key, instance, data_until + dt.timedelta(hours=26, minutes=1), lag())
+    assert fresh.passed and not stale.passed
+    assert fresh.metadata["latest_partition"].value == "2026-01-02"
+    assert stale.metadata["overdue_hours"].value == 0.02  # one minute, in hours

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,8 @@ def raw_lines(volt_env, table: str, day: str) -> list[dict]:
     lines = []
     for key in volt_env.list_keys(prefix):
         if key.endswith(".jsonl.gz"):
-            lines += [json.loads(line) for line in gzip.decompress(volt_env.read_object(key)).splitlines()]
+            lines += [json.loads(line, parse_float=Decimal)  # numbers exactly as written
+                      for line in gzip.decompress(volt_env.read_object(key)).splitlines()]
     return lines
 
 
@@ -72,7 +74,7 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     by_id = {line["id"]: line for line in lines}
     assert by_id[1]["updated_at"] == "2026-01-02T00:00:00.000000Z"
     assert by_id[2]["updated_at"] == "2026-01-02T23:59:59.999999Z"
-    assert by_id[4]["price"] == -1.00 and isinstance(by_id[3]["specs"], dict)  # numbers and jsonb stay JSON
+    assert str(by_id[4]["price"]) == "-1.00" and isinstance(by_id[3]["specs"], dict)  # numbers and jsonb stay JSON
     manifest = json.loads(shop.read_object(f"{RAW}/dt=2026-01-02/_manifest.json"))
     assert manifest["row_count"] == 44
     assert manifest["cursor_min"] == "2026-01-02T00:00:00.000000Z"
@@ -337,3 +339,38 @@ def test_a_run_on_an_unversioned_bucket_is_told_so_once(volt_env):
     for bucket in (volt_env.bucket, plain, plain):  # versioned: quiet; unversioned: said once
         warn_if_unversioned(LakeStore(s3, bucket), log)
     assert len(log.warnings) == 1 and repr(plain) in log.warnings[0] and "bucket apply" in log.warnings[0]
+
+
+def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tombstoned(volt_env, monkeypatch):
+    """max_delete_share 0.10 pinned on both sides, on runs of the latest partition (yesterday):
+    11 of 100 known keys gone fails and leaves raw and staging as they were; 10 of 100 is
+    tombstoned."""
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    first = yesterday - dt.timedelta(days=2)
+    monkeypatch.setenv("VOLT_PARTITIONS_START", first.isoformat())
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(conn, "electrical_components", [component(i, f"{first} 10:{i % 60:02d}") for i in range(1, 101)])
+    assert materialize(BOTH, (first.isoformat(), yesterday.isoformat())).success
+
+    def lake_state() -> dict[str, bytes]:
+        keys = volt_env.list_keys("raw/") + volt_env.list_keys("staging/")
+        return {k: volt_env.read_object(k) for k in keys}
+
+    before = lake_state()
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM electrical_components WHERE id <= 11 RETURNING id")
+        assert cur.rowcount == 11
+    conn.commit()
+    result = materialize(BOTH, yesterday.isoformat(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "refusing to tombstone 11 of 100 known" in str(failure.event_specific_data.error.message)
+    after = lake_state()
+    assert after == before  # not a byte of raw or staging changed, no deletes sidecar written
+
+    insert(conn, "electrical_components", [component(11, f"{first} 10:11")])  # back: 10 of 100 gone
+    assert materialize(BOTH, yesterday.isoformat()).success
+    rows = staging_rows(volt_env, "electrical_components", yesterday.isoformat())
+    assert sorted(r["id"] for r in rows if r["_deleted"]) == list(range(1, 11))
+    conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -91,6 +92,23 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     assert staged[3]["category"] == "circuit-breakers" and staged[3]["currency"] == "EUR"
     assert json.loads(staged[3]["specs"]) == {"poles": 3, "nested": {"a": [1, 2, {"b": None}]}}
     assert str(staged[1]["price"]) == "10.00" and staged[1]["_deleted"] is False
+
+    # the declared staging schema, written out (README: money decimal128(12,2), timestamps
+    # timestamp[us, UTC], jsonb as JSON text, `_deleted`, `_extracted_at`), zstd compressed
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    key = f"{STAGING}/dt=2026-01-02/part-00000.parquet"
+    schema = read_parquet(shop, key).schema
+    utc = pa.timestamp("us", tz="UTC")
+    assert [(f.name, f.type) for f in schema] == [
+        ("id", pa.int64()), ("sku", pa.string()), ("name", pa.string()), ("category", pa.string()),
+        ("manufacturer", pa.string()), ("description", pa.string()), ("price", pa.decimal128(12, 2)),
+        ("currency", pa.string()), ("stock_quantity", pa.int32()), ("voltage_rating", pa.decimal128(10, 2)),
+        ("specs", pa.string()), ("image_filename", pa.string()), ("created_at", utc), ("updated_at", utc),
+        ("deleted_at", utc), ("_deleted", pa.bool_()), ("_extracted_at", utc)]
+    metadata = pq.ParquetFile(io.BytesIO(shop.read_object(key))).metadata
+    assert {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)} == {"ZSTD"}
 
 
 def test_empty_day_gives_an_empty_partition(shop):
@@ -194,9 +212,12 @@ def test_late_commit_is_merged_into_the_previous_day(shop):
     # A transaction that began on day 1 commits after day 1 was captured.
     conn = shop.connect()
     insert(conn, "electrical_components", [component(77, "2026-01-01 23:59:30")])
-    assert materialize(BOTH, "2026-01-02").success
+    late = materialize(BOTH, "2026-01-02")
+    assert late.success
     ids = [line["id"] for line in raw_lines(shop, "electrical_components", "2026-01-01")]
     assert ids.count(77) == 1
+    [raw_event] = [e for e in late.get_asset_materialization_events() if e.asset_key.to_user_string() == RAW]
+    assert raw_event.materialization.metadata["late_rows_merged"].value == 1
     assert materialize([STAGING], "2026-01-01").success
     assert 77 in {r["id"] for r in staging_rows(shop, "electrical_components", "2026-01-01")}
 

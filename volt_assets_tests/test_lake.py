@@ -395,3 +395,37 @@ def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tomb
     rows = staging_rows(volt_env, "electrical_components", yesterday.isoformat())
     assert sorted(r["id"] for r in rows if r["_deleted"]) == list(range(1, 11))
     conn.close()
+
+
+def test_raw_parts_roll_over_at_the_part_limit_on_line_ends(volt_env, monkeypatch):
+    """256 MB parts in production; lowered to 4 KiB here, a day of ~25 KiB becomes several
+    parts, each finished on a line end, none bigger than the limit plus the chunk that crossed
+    it, no line lost."""
+    from volt_assets.lake import extract as ex
+
+    assert ex.PART_BYTES == 256 * 1024 * 1024  # the README's figure
+    limit, chunk = 4096, 512  # rows are compressed in chunks of FLUSH_BYTES (1 MiB in production)
+    monkeypatch.setattr(ex, "PART_BYTES", limit)
+    monkeypatch.setattr(ex, "FLUSH_BYTES", chunk)
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(conn, "electrical_components",
+           [component(i, f"2026-01-02 10:{i % 60:02d}", description=f"part {i} " + "x" * 300) for i in range(1, 61)])
+    conn.close()
+    assert materialize(BOTH, "2026-01-02").success
+
+    prefix = f"{RAW}/dt=2026-01-02/"
+    parts = [k for k in volt_env.list_keys(prefix) if k.endswith(".jsonl.gz")]
+    texts = [gzip.decompress(volt_env.read_object(k)) for k in parts]
+    assert len(parts) >= 3, [len(t) for t in texts]
+    longest_line = max(len(line) + 1 for t in texts for line in t.splitlines())
+    for text in texts:
+        assert text.endswith(b"\n") and all(json.loads(line)["id"] for line in text.splitlines())
+        # rolled over once past the limit: the chunk that crossed it is finished in the part
+        assert len(text) <= limit + chunk + longest_line
+    assert all(len(t) > limit for t in texts[:-1])
+    ids = sorted(json.loads(line)["id"] for t in texts for line in t.splitlines())
+    assert ids == list(range(1, 61))
+    manifest = json.loads(volt_env.read_object(prefix + "_manifest.json"))
+    assert set(parts) == {prefix + n for n in manifest["files"] if n.endswith(".jsonl.gz")}
+    assert len(staging_rows(volt_env, "electrical_components", "2026-01-02")) == 60

@@ -363,9 +363,9 @@ def test_a_run_on_an_unversioned_bucket_is_told_so_once(volt_env):
 
 
 def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tombstoned(volt_env, monkeypatch):
-    """max_delete_share 0.10 pinned on both sides, on runs of the latest partition (yesterday):
-    11 of 100 known keys gone fails and leaves raw and staging as they were; 10 of 100 is
-    tombstoned."""
+    """max_delete_share 0.10 pinned on both sides, on runs reaching the latest partition
+    (yesterday): 11 of 100 known keys gone fails and leaves raw and staging as they were; 10 of
+    100 is tombstoned, on the range run's last day only."""
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=2)
     monkeypatch.setenv("VOLT_PARTITIONS_START", first.isoformat())
@@ -391,9 +391,12 @@ def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tomb
     assert after == before  # not a byte of raw or staging changed, no deletes sidecar written
 
     insert(conn, "electrical_components", [component(11, f"{first} 10:11")])  # back: 10 of 100 gone
-    assert materialize(BOTH, yesterday.isoformat()).success
-    rows = staging_rows(volt_env, "electrical_components", yesterday.isoformat())
-    assert sorted(r["id"] for r in rows if r["_deleted"]) == list(range(1, 11))
+    # a range run scans the source's keys for its last day: the tombstones land there only
+    assert materialize(BOTH, (first.isoformat(), yesterday.isoformat())).success
+    tombstones = {d: sorted(r["id"] for r in staging_rows(volt_env, "electrical_components", d.isoformat())
+                            if r["_deleted"])
+                  for d in (first, first + dt.timedelta(days=1), yesterday)}
+    assert tombstones == {first: [], first + dt.timedelta(days=1): [], yesterday: list(range(1, 11))}
     conn.close()
 
 

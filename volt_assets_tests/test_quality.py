@@ -322,3 +322,29 @@ def test_freshness_allows_26_hours_by_default(volt_env, monkeypatch):
     assert fresh.passed and not stale.passed
     assert fresh.metadata["latest_partition"].value == "2026-01-02"
     assert stale.metadata["overdue_hours"].value == 0.02  # one minute, in hours
+
+
+def test_drift_is_named_before_extraction(volt_env, source, monkeypatch):
+    """The source lost the cursor column: the extraction cannot run, and the run has already
+    said, column by column, what drifted."""
+    import volt_assets.assets.raw as raw_assets
+
+    # (the failure is retried today, three times with backoff: not what this test is about)
+    monkeypatch.setattr(raw_assets, "NETWORK_RETRY", dg.RetryPolicy(max_retries=0))
+    insert(source, "electrical_components", components(3, D))
+    with source.cursor() as cur:
+        cur.execute("ALTER TABLE electrical_components DROP COLUMN updated_at")
+        cur.execute("ALTER TABLE electrical_components ADD COLUMN changed_at timestamptz")
+    source.commit()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(["raw/electrical_components"], D, instance, downstream=False)
+
+    assert not result.success
+    entries = instance.all_logs(result.run_id)
+    texts = [(e.dagster_event.event_type_value if e.dagster_event else "LOG", e.user_message or "") for e in entries]
+    warned = [i for i, (_, m) in enumerate(texts) if "schema drift in electrical_components" in m]
+    failed = [i for i, (kind, _) in enumerate(texts) if kind in ("STEP_FAILURE", "STEP_UP_FOR_RETRY")]
+    assert warned and failed and warned[0] < failed[0], texts
+    said = texts[warned[0]][1]
+    assert "column dropped: updated_at" in said and "column added: changed_at" in said, said

@@ -138,8 +138,8 @@ def test_the_lake_checker_compares_a_mart_copy_with_its_manifest(volt_env):
     """faults.lake.problems, which judges every faulted run, does see a wrong mart copy."""
     import pyarrow as pa
 
-    from volt_assets.lake.staging import parquet_bytes
-    from volt_assets.lake.store import LakeStore
+    from volt_assets.lib.transform import parquet_bytes
+    from volt_assets.lib.store import LakeStore
 
     store = LakeStore(volt_env.s3, volt_env.bucket)
     body = parquet_bytes(pa.table({"x": [1, 2, 3]}))

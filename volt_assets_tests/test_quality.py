@@ -15,15 +15,15 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from volt_assets.assets.common import SINGLE_RUN, partitions
+from volt_assets.defs.policies import SINGLE_RUN, partitions
 from volt_assets.definitions import build_definitions
-from volt_assets.lake.extract import SourceSession
-from volt_assets.lake.store import LakeStore
-from volt_assets.quality.marts import MART, reconcile_day
-from volt_assets.quality.raw_checks import RawQuality
-from volt_assets.quality.report import blocking_errors, read_report
-from volt_assets.resources import PostgresResource
-from volt_assets.table_config import table
+from volt_assets.lib.extract import SourceSession
+from volt_assets.lib.store import LakeStore
+from volt_assets.defs.quality.marts import MART, reconcile_day
+from volt_assets.defs.quality.raw_checks import RawQuality
+from volt_assets.defs.quality.report import blocking_errors, read_report
+from volt_assets.defs.resources import PostgresResource
+from volt_assets.lib.table_config import table
 from volt_assets_tests.pipeline import RANGE_END, RANGE_START, component, insert, ts
 
 D = "2026-01-02"
@@ -310,7 +310,7 @@ def test_row_accounting_fails_when_raw_and_staging_disagree(volt_env, source):
 def test_freshness_allows_26_hours_by_default(volt_env, monkeypatch):
     """With VOLT_FRESHNESS_LAG_HOURS unset, partition D (data until D+1 00:00) is fresh 26 h
     after D+1 00:00 and stale a minute later."""
-    from volt_assets.quality.freshness import LAG_VARIABLE, judge, lag
+    from volt_assets.defs.quality.freshness import LAG_VARIABLE, judge, lag
 
     monkeypatch.delenv(LAG_VARIABLE, raising=False)
     instance = dg.DagsterInstance.ephemeral()
@@ -327,7 +327,7 @@ def test_freshness_allows_26_hours_by_default(volt_env, monkeypatch):
 def test_drift_is_named_before_extraction(volt_env, source, monkeypatch):
     """The source lost the cursor column: the extraction cannot run, and the run has already
     said, column by column, what drifted."""
-    import volt_assets.assets.raw as raw_assets
+    import volt_assets.defs.lake.raw as raw_assets
 
     # (the failure is retried today, three times with backoff: not what this test is about)
     monkeypatch.setattr(raw_assets, "NETWORK_RETRY", dg.RetryPolicy(max_retries=0))

@@ -14,7 +14,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from volt_assets import table_config
+from volt_assets.lib import table_config
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize, read_parquet, ts
 
 D = "2026-01-03"

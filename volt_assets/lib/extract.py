@@ -216,8 +216,8 @@ class Extract:
     versions: pa.Table = field(default_factory=VERSIONS_CSV_SCHEMA.empty_table)
 
 
-def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int | None = None,
-            actual: dict[str, str] | None = None) -> Extract:
+def extract(conn, config: TableConfig, window, directory: Path, stem: str,
+            part_bytes: int | None = None, actual: dict[str, str] | None = None) -> Extract:
     """Stream the rows of `window` (None: the whole table) into gzip JSON Lines parts.
     `actual`: the source's columns (`source_columns`) when the caller read them for the run."""
     actual = actual or source_columns(conn, config.name)

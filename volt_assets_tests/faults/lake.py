@@ -250,7 +250,7 @@ def problems(target) -> list[str]:
 
 
 def _manifest_rows(layer: str, manifest: dict) -> int | None:
-    """The rows a folder's Parquet files must hold, by what its manifest says (None: it says nothing)."""
+    """The rows a folder's Parquet files must hold, as its manifest says (None: it says none)."""
     counts = manifest.get("counts") or {}
     if layer == "staging" and counts:
         return counts["staged_rows"] + counts.get("tombstones", 0)

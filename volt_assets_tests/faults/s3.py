@@ -377,5 +377,6 @@ class S3FaultProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
-        if exc[0] is None and self.proxy_errors:  # a broken proxy must not pass for an injected fault
+        # a broken proxy must not pass for an injected fault
+        if exc[0] is None and self.proxy_errors:
             raise AssertionError(f"the S3 proxy failed to parse traffic: {self.proxy_errors[:5]}")

@@ -92,27 +92,28 @@ def latest_copy(store: LakeStore) -> dt.date | None:
 def build_dim_components() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("electrical_components",), __doc__, daily=False)
     def dim_components(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
-        days = context_days(context)
-        store = lake.store()
-        loaded = latest_copy(store)
-        through = max(days[-1], loaded) if loaded else days[-1]
-        history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
-
-        def mart_days():
-            with duckdb_over(components=history) as con:
-                def as_of(day: dt.date) -> pa.Table:
-                    return con.sql(HISTORY_AS_OF, params={"day": day}).to_arrow_table().cast(SCHEMA)
-
-                for day in days:
-                    snapshot = as_of(day)
-                    yield MartDay(day, rows=snapshot if day == through else None, copy=snapshot)
-                if through > days[-1]:
-                    yield MartDay(through, rows=as_of(through))
-
-        return MartOutput(
-            days=mart_days(),
-            replace="table",
-            metadata={"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()},
-        )
+        metadata: dict = {}
+        # Lazy: the IO manager consumes the days under the mart's writer lock, so `through`
+        # (the latest copy) is read after any other run of this mart has finished.
+        return MartOutput(days=mart_days(lake.store(), context_days(context), metadata), replace="table",
+                          metadata=metadata)
 
     return dim_components
+
+
+def mart_days(store: LakeStore, days: list[dt.date], metadata: dict):
+    """The run's days as of each, then the history as of the latest day loaded when that is later."""
+    loaded = latest_copy(store)
+    through = max(days[-1], loaded) if loaded else days[-1]
+    history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
+    metadata.update({"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()})
+    with duckdb_over(components=history) as con:
+        for day in days:
+            snapshot = as_of(con, day)
+            yield MartDay(day, rows=snapshot if day == through else None, copy=snapshot)
+        if through > days[-1]:
+            yield MartDay(through, rows=as_of(con, through))
+
+
+def as_of(con, day: dt.date) -> pa.Table:
+    return con.sql(HISTORY_AS_OF, params={"day": day}).to_arrow_table().cast(SCHEMA)

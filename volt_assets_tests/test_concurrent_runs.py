@@ -34,7 +34,8 @@ from volt_assets import stack
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"
 SELECT = ",".join(LAKE + MARTS)
-WAITED = "waiting for lock"
+WAITED = "waiting for lock"  # the writer locks' log line
+POOL_WAIT = "Step blocked by limit for pool volt_"  # Dagster's, when a pool holds a step back
 
 
 def cli(env: dict[str, str], partition: str, cwd: Path) -> subprocess.Popen:
@@ -107,8 +108,7 @@ def test_a_day_run_during_a_backfill_on_the_projects_instance(shop, pg_server, s
             time.sleep(1.5)
             tick = cli(twin.env, DAYS[-1].isoformat(), home / "staggered" / "tick")
             logs = [finish(backfill, home / "staggered" / "backfill"), finish(tick, home / "staggered" / "tick")]
-            assert any("pool" in log.lower() and "block" in log.lower() for log in logs) or \
-                any(WAITED in log for log in logs), "the runs never overlapped"
+            assert any(POOL_WAIT in log for log in logs), "the runs never overlapped"
             assert_same_as_sequential(twin, expected)
         finally:
             drop_twin(pg_server, twin)

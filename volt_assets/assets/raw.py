@@ -285,7 +285,7 @@ class RawCapture:
         """Compare the source's live keys with the keys the lake knows up to D and has not
         tombstoned yet; add the missing ones to D's tombstones (those D already has stay).
         Called only by a run reaching the present (`reaches_present`). Refuses (dg.Failure) to
-        delete more than `max_delete_share`; None when there is nothing to write."""
+        delete more than `max_delete_share`; None when raw D has no manifest."""
         config = self.config
         known = self._live_in_lake(day)
         found, live_count = self._find_missing(known)
@@ -304,9 +304,9 @@ class RawCapture:
         manifest = self.manifests[day] if day in self.manifests else self.store.read_manifest(prefix)
         if manifest is None:
             return None
+        # D's tombstones stay, row for row; the record says what this check saw (so the last
+        # of two runs at once leaves what one run alone would have)
         earlier = self._deletes(prefix, manifest)
-        if earlier is not None and not missing:
-            return None  # nothing new: D's tombstones stay as they are, byte for byte
         manifest = dict(manifest)
         noticed = ex.utc_now()
         deletes = pa.table({"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA)

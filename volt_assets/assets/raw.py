@@ -315,9 +315,11 @@ class RawCapture:
         name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
         superseded = [n for n in [listed_sidecar(manifest, RAW_DELETES)] if n]
         manifest["files"] = {n: v for n, v in manifest.get("files", {}).items() if n not in superseded}
-        manifest["deletes"] = {"file": name, "count": deletes.num_rows, "new": len(missing),
-                               "noticed_at": noticed.isoformat(), "known_keys": len(known),
-                               "live_keys": live_count}
+        # known_keys counts D's earlier tombstones too: a re-run after a killed one records
+        # what the first run would have
+        before = earlier.num_rows if earlier is not None else 0
+        manifest["deletes"] = {"file": name, "count": deletes.num_rows, "noticed_at": noticed.isoformat(),
+                               "known_keys": len(known) + before, "live_keys": live_count}
         return FolderWrite(day=day, prefix=prefix, files={name: parquet_bytes(deletes)},
                            manifest=manifest, replace=False, rows=0, primary=False, remove=superseded)
 

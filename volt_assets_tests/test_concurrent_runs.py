@@ -25,7 +25,7 @@ import pytest
 
 from volt_assets.settings import project_root
 from volt_assets_tests.faults import dataset, lake
-from volt_assets_tests.faults.env import clone_twin, drop_twin, make_twin, using_env, without_env
+from volt_assets_tests.faults.env import clone_twin, drop_twin, make_twin, without_env
 from volt_assets_tests.faults.runs import IN_PROCESS
 from volt_assets_tests.pipeline import SUITE_TODAY
 from volt_assets_tests.test_marts import LAKE, MARTS

@@ -43,7 +43,7 @@ from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, using_env, without_env
 from volt_assets_tests.faults.runs import ForkedRun, wait_until
 from volt_assets_tests.faults.s3 import S3FaultProxy
-from volt_assets_tests.pipeline import materialize
+from volt_assets_tests.pipeline import SUITE_TODAY, materialize
 
 DAYS = [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = (DAYS[0].isoformat(), DAYS[-1].isoformat())
@@ -81,6 +81,7 @@ def states(pg_server, s3_endpoint, tmp_path_factory):
         "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
         "AWS_DEFAULT_REGION": stack.S3_REGION,
         "VOLT_PARTITIONS_START": "2026-01-01",
+        "VOLT_TODAY": SUITE_TODAY,  # every run notices hard deletes (conftest)
         "VOLT_USE_STACK": "0",
         "VOLT_IMAGES_DIR": str(home),
     }

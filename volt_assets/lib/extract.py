@@ -97,7 +97,9 @@ def _select_list(config: TableConfig, actual: dict[str, str], columns: list[str]
 def _window_rows(config: TableConfig, actual: dict[str, str], window, columns: list[str] | None = None) -> sql.Composed:
     """SELECT of the window's rows (declared columns, or `columns`), rendered as raw writes them."""
     where = sql.SQL("")
-    if window is not None:
+    if window is not None and window[0] is None:  # the first partition: everything before its end
+        where = sql.SQL(" WHERE {c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(window[1]))
+    elif window is not None:
         where = sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
             c=sql.Identifier(config.cursor), s=sql.Literal(window[0]), e=sql.Literal(window[1])
         )

@@ -49,6 +49,23 @@ FATAL_CODES = {
 }
 
 
+@dataclass
+class FolderWrite:
+    """One partition folder to write: files (bytes or a local file) and its manifest."""
+
+    day: dt.date
+    prefix: str
+    files: dict[str, bytes | Path]
+    manifest: dict
+    replace: bool = True
+    rows: int = 0  # rows this write adds to the asset's output (0 for side folders)
+    primary: bool = True  # the asset's own folder (False: quarantine, a late-row merge, ...)
+    cursor_range: tuple[str | None, str | None] = (None, None)
+    remove: list[str] = field(default_factory=list)  # superseded files, deleted after the manifest
+    metadata: dict = field(default_factory=dict)  # more figures for the day's materialisation page
+    unchanged: bool = False  # nothing to write (the folder stays as it is); still accounted for the day
+
+
 class LakeError(dg.Failure):
     """A lake operation failed for a reason a person must fix (no secrets in the text).
 

@@ -11,7 +11,7 @@ Downstream assets receive a `LakePartitions` reader over the days they depend on
 import datetime as dt
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from volt_assets.lib.layout import layer_prefix, listed_version, partition_prefix
-from volt_assets.lib.store import LakeStore
+from volt_assets.lib.store import FolderWrite, LakeStore
 from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.defs.resources import LakeResource
 
@@ -29,23 +29,6 @@ from volt_assets.defs.resources import LakeResource
 WRITERS = 4  # folders uploading at once
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
 PROGRESS_SECONDS = 10.0
-
-
-@dataclass
-class FolderWrite:
-    """One partition folder to write: files (bytes or a local file) and its manifest."""
-
-    day: dt.date
-    prefix: str
-    files: dict[str, bytes | Path]
-    manifest: dict
-    replace: bool = True
-    rows: int = 0  # rows this write adds to the asset's output (0 for side folders)
-    primary: bool = True  # the asset's own folder (False: quarantine, a late-row merge, ...)
-    cursor_range: tuple[str | None, str | None] = (None, None)
-    remove: list[str] = field(default_factory=list)  # superseded files, deleted after the manifest
-    metadata: dict = field(default_factory=dict)  # more figures for the day's materialisation page
-    unchanged: bool = False  # nothing to write (the folder stays as it is); still accounted for the day
 
 
 @dataclass
@@ -162,6 +145,140 @@ def warn_if_unversioned(store: LakeStore, log) -> None:
                     "written until it is re-run. `volt-assets bucket apply` turns versioning on.")
 
 
+class RunTally:
+    """What a run's folder writes add up to: totals, the cursor range, and each day's figures
+    (`days`, what add_partition_metadata puts on each day's materialisation)."""
+
+    def __init__(self, uri: Callable[[str], str]):
+        self.uri = uri  # the S3 URI of a key
+        self.rows = 0  # rows the written or kept partitions hold
+        self.bytes = 0
+        self.written_rows = 0  # rows of the folders written now
+        self.folders = 0  # folders written
+        self.seen = 0  # writes handled (written or kept as they were)
+        self.days: dict[str, dict] = {}
+        self.cursor_min: str | None = None
+        self.cursor_max: str | None = None
+
+    def add(self, write: FolderWrite, size: int) -> None:
+        """Account one handled write that uploaded `size` bytes."""
+        self.bytes += size
+        entry = self.days.setdefault(write.day.isoformat(), {"rows": 0, "bytes": 0})
+        entry["bytes"] += size
+        if write.primary:
+            self.rows += write.rows
+            entry["rows"] += write.rows
+            entry["s3_uri"] = self.uri(write.prefix)
+            entry.update(write.metadata)
+        lo, hi = write.cursor_range
+        if lo is not None:
+            self.cursor_min = lo if self.cursor_min is None else min(self.cursor_min, lo)
+            entry["cursor_min"] = min(entry.get("cursor_min", lo), lo)
+        if hi is not None:
+            self.cursor_max = hi if self.cursor_max is None else max(self.cursor_max, hi)
+            entry["cursor_max"] = max(entry.get("cursor_max", hi), hi)
+        self.seen += 1
+        if not write.unchanged:
+            self.folders += 1
+            self.written_rows += write.rows if write.primary else 0
+
+    def metadata(self, where: str, seconds: float) -> dict:
+        """The output metadata of the run (`where`: the asset's S3 URI)."""
+        return {
+            "rows": dg.MetadataValue.int(self.rows),
+            "bytes": dg.MetadataValue.int(self.bytes),
+            "s3_uri": dg.MetadataValue.path(where),
+            "partitions_written": dg.MetadataValue.int(len(self.days)),
+            "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "rows_per_second": dg.MetadataValue.float(round(self.written_rows / seconds, 1) if seconds > 0 else 0.0),
+            "cursor_min": dg.MetadataValue.text(self.cursor_min or ""),
+            "cursor_max": dg.MetadataValue.text(self.cursor_max or ""),
+        }
+
+
+class WriteProgress:
+    """The run's log lines about its writes. Every log line is an event the instance stores
+    (one commit each): a 365-day run logs its first folders, then progress at most every
+    PROGRESS_SECONDS, then a total."""
+
+    def __init__(self, log, uri: Callable[[str], str], started: float, clock=time.perf_counter):
+        self.log, self.uri, self.clock = log, uri, clock
+        self.last_log = started
+
+    def wrote(self, write: FolderWrite, size: int, tally: RunTally) -> None:
+        """Say what happened to one write (`tally` has accounted it)."""
+        now = self.clock()
+        if tally.seen <= DETAILED_WRITES or now - self.last_log >= PROGRESS_SECONDS:
+            uri = self.uri(write.prefix)
+            text = (f"kept {uri} as it is: {write.rows} rows, nothing new" if write.unchanged
+                    else f"wrote {uri}: {write.rows} rows, {size} bytes")
+            self.log.info(text + ("" if tally.seen <= DETAILED_WRITES else f" ({tally.folders} folders written so far)"))
+            self.last_log = now
+
+    def summary(self, tally: RunTally, where: str, seconds: float) -> None:
+        """The total, when the writes were too many to log one by one."""
+        if tally.seen > DETAILED_WRITES:
+            kept = f", kept {tally.seen - tally.folders} as they were" if tally.seen > tally.folders else ""
+            self.log.info(f"wrote {tally.folders} folders under {where}{kept}: "
+                          f"{tally.written_rows} rows, {tally.bytes} bytes in {seconds:.1f} s")
+
+
+class FolderUploader:
+    """Writes folders on WRITERS threads while the asset builds the next days, so S3's latency
+    overlaps the work. A folder's own order (files, manifest, removals) is kept by
+    write_folder, and two writes to one folder run one after the other. At most WRITERS + 1
+    writes are held at once: memory stays a few days' worth."""
+
+    def __init__(self, store: LakeStore, before: RunFolders):
+        self.store, self.before = store, before
+        self.pending: deque[tuple[FolderWrite, Future | None]] = deque()
+        self.latest: dict[str, Future] = {}  # the last write submitted to each folder
+        self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="volt-lake-write")
+
+    def __enter__(self) -> "FolderUploader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True)
+
+    def write_all(self, writes: Iterable[FolderWrite]) -> Iterator[tuple[FolderWrite, int]]:
+        """Each write, once done, with the bytes it uploaded (0 when unchanged), in order."""
+        for write in writes:
+            self.submit(write)
+            if not write.unchanged:  # a kept folder is handed back with the next one written
+                yield from self.finished()
+        yield from self.finished(everything=True)
+
+    def submit(self, write: FolderWrite) -> None:
+        if write.unchanged:
+            self.pending.append((write, None))
+            return
+        existing = self.before.existing(write)
+        if write.prefix in self.latest:
+            self.latest[write.prefix].result()
+        future = self.pool.submit(self.store.write_folder, write.prefix, write.files, write.manifest,
+                                  replace=write.replace, remove=write.remove, existing=existing)
+        self.latest[write.prefix] = future
+        self.pending.append((write, future))
+        if any(isinstance(body, Path) for body in write.files.values()):
+            future.result()  # a local file must be uploaded before the asset moves on and removes it
+
+    def finished(self, everything: bool = False) -> Iterator[tuple[FolderWrite, int]]:
+        """The oldest writes that are done (all of them, waiting, with `everything`); the
+        oldest is waited for when more than WRITERS are pending."""
+        while self.pending and (everything or len(self.pending) > WRITERS or self.pending[0][1] is None
+                                or self.pending[0][1].done()):
+            write, future = self.pending.popleft()
+            yield write, (future.result() if future else 0)
+
+
+def run_days(context: dg.OutputContext) -> list[dt.date]:
+    """The days the output's run targets (none for an unpartitioned output)."""
+    if not context.has_asset_partitions:
+        return []
+    return [dt.date.fromisoformat(k) for k in context.asset_partition_keys]
+
+
 class S3LakeIOManager(dg.ConfigurableIOManager):
     """Writes `LakeOutput`s to the lake bucket and hands downstream a `LakePartitions`."""
 
@@ -174,91 +291,22 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         warn_if_unversioned(store, context.log)
         layer, name = asset_layer_and_name(context.asset_key)
         started = time.perf_counter()
-        rows = written = written_rows = 0  # rows: what the partitions hold; written_rows: of those written now
-        days: dict[str, dict] = {}
-        cursor = {"min": None, "max": None}
-        folders, seen, last_log = 0, 0, started  # folders written; writes handled (written or kept)
-        run_days = [dt.date.fromisoformat(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
-        before = RunFolders(store, run_days)
-
-        def account(write: FolderWrite, size: int) -> None:
-            nonlocal rows, written, folders, seen, last_log, written_rows
-            written += size
-            entry = days.setdefault(write.day.isoformat(), {"rows": 0, "bytes": 0})
-            entry["bytes"] += size
-            if write.primary:
-                rows += write.rows
-                entry["rows"] += write.rows
-                entry["s3_uri"] = store.uri(write.prefix)
-                entry.update(write.metadata)
-            lo, hi = write.cursor_range
-            if lo is not None:
-                cursor["min"] = lo if cursor["min"] is None else min(cursor["min"], lo)
-                entry["cursor_min"] = min(entry.get("cursor_min", lo), lo)
-            if hi is not None:
-                cursor["max"] = hi if cursor["max"] is None else max(cursor["max"], hi)
-                entry["cursor_max"] = max(entry.get("cursor_max", hi), hi)
-            seen += 1
-            if not write.unchanged:
-                folders += 1
-                written_rows += write.rows if write.primary else 0
-            # Every log line is an event the instance stores (one commit each): a 365-day run
-            # logs its first folders, then progress at most every PROGRESS_SECONDS, then a total.
-            now = time.perf_counter()
-            if seen <= DETAILED_WRITES or now - last_log >= PROGRESS_SECONDS:
-                uri = store.uri(write.prefix)
-                text = (f"kept {uri} as it is: {write.rows} rows, nothing new" if write.unchanged
-                        else f"wrote {uri}: {write.rows} rows, {size} bytes")
-                context.log.info(text + ("" if seen <= DETAILED_WRITES else f" ({folders} folders written so far)"))
-                last_log = now
-
-        # Folders are written by WRITERS threads while the asset builds the next days, so S3's
-        # latency overlaps the work; a folder's own order (files, manifest, removals) is kept
-        # by write_folder, and two writes to one folder run one after the other. At most
-        # WRITERS + 1 writes are held at once: memory stays a few days' worth.
-        pending: deque[tuple[FolderWrite, Future]] = deque()
-        latest: dict[str, Future] = {}
-        with ThreadPoolExecutor(WRITERS, thread_name_prefix="volt-lake-write") as pool:
-            for write in obj.writes:
-                if write.unchanged:
-                    pending.append((write, None))
-                    continue
-                existing = before.existing(write)
-                if write.prefix in latest:
-                    latest[write.prefix].result()
-                future = pool.submit(store.write_folder, write.prefix, write.files, write.manifest,
-                                     replace=write.replace, remove=write.remove, existing=existing)
-                latest[write.prefix] = future
-                pending.append((write, future))
-                if any(isinstance(body, Path) for body in write.files.values()):
-                    future.result()  # a local file must be uploaded before the asset moves on and removes it
-                while pending and (len(pending) > WRITERS or pending[0][1] is None or pending[0][1].done()):
-                    done, future = pending.popleft()
-                    account(done, future.result() if future else 0)
-            while pending:
-                done, future = pending.popleft()
-                account(done, future.result() if future else 0)
+        tally = RunTally(store.uri)
+        progress = WriteProgress(context.log, store.uri, started)
+        with FolderUploader(store, RunFolders(store, run_days(context))) as uploader:
+            for write, size in uploader.write_all(obj.writes):
+                tally.add(write, size)
+                progress.wrote(write, size, tally)
         seconds = time.perf_counter() - started
-        if seen > DETAILED_WRITES:
-            kept = f", kept {seen - folders} as they were" if seen > folders else ""
-            context.log.info(f"wrote {folders} folders under {store.uri(layer_prefix(layer, name))}{kept}: "
-                             f"{written_rows} rows, {written} bytes in {seconds:.1f} s")
-        metadata = {
-            "rows": dg.MetadataValue.int(rows),
-            "bytes": dg.MetadataValue.int(written),
-            "s3_uri": dg.MetadataValue.path(store.uri(layer_prefix(layer, name))),
-            "partitions_written": dg.MetadataValue.int(len(days)),
-            "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "rows_per_second": dg.MetadataValue.float(round(written_rows / seconds, 1) if seconds > 0 else 0.0),
-            "cursor_min": dg.MetadataValue.text(cursor["min"] or ""),
-            "cursor_max": dg.MetadataValue.text(cursor["max"] or ""),
-        }
+        where = store.uri(layer_prefix(layer, name))
+        progress.summary(tally, where, seconds)
+        metadata = tally.metadata(where, seconds)
         # No per-day table here: in a range run Dagster copies the output metadata onto every
         # day's event, so a 365-day table would be stored 365 times. Each day's figures go on
         # that day's own event instead (add_partition_metadata).
         metadata.update({k: v for k, v in obj.stats.get("metadata", {}).items()})
         context.add_output_metadata(metadata)
-        add_partition_metadata(context, days)
+        add_partition_metadata(context, tally.days)
 
     def load_input(self, context: dg.InputContext) -> LakePartitions:
         layer, name = asset_layer_and_name(context.asset_key)

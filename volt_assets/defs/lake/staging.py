@@ -25,13 +25,14 @@ import pyarrow.parquet as pq
 from volt_assets.defs.policies import (
     LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, missing_partition, partitions,
 )
-from volt_assets.defs.lake.io_manager import FolderWrite, LakeOutput, LakePartitions
+from volt_assets.defs.lake.io_manager import LakeOutput, LakePartitions
 from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
 from volt_assets.lib.raw_files import read_text_batches
 from volt_assets.lib.transform import StagingBuilder, StagingDay, parquet_bytes
 from volt_assets.lib.partitions import context_days
+from volt_assets.lib.store import FolderWrite
 from volt_assets.lib.table_config import TableConfig
 from volt_assets.defs.quality.staging_checks import StagingQuality, staging_check_specs
 
@@ -135,44 +136,56 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
                             [folder_lock("staging", config.name, d) for d in days], context.log,
                             f"staging/{config.name}")
         with locks:
-            yield from build_days(context, raw, days)
-
-    def build_days(context: dg.AssetExecutionContext, raw: LakePartitions, days: list[dt.date]):
-        per_day: dict[str, dict] = {}
-        quality = StagingQuality(config, raw.store)  # judges each day as it streams past
-
-        def writes():
-            with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
-                for raw_day in prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days):
-                    day, raw_manifest = raw_day.day, raw_day.manifest
-                    built = build_day(config, raw_day)
-                    per_day[day.isoformat()] = built.counts
-                    quality.observe(day, built, raw_manifest)
-                    manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
-                                "raw_extracted_at": (raw_manifest or {}).get("extracted_at")}
-                    yield FolderWrite(
-                        day=day,
-                        prefix=partition_prefix("staging", config.name, day),
-                        files={PART: parquet_bytes(built.staging)},
-                        manifest={**manifest, "layer": "staging"},
-                        rows=built.staging.num_rows,
-                        cursor_range=cursor_range(built.staging, config.cursor),
-                        metadata=built.counts,  # raw_rows, staged_rows, quarantined_rows, ... of the day
-                    )
-                    q_files = {PART: parquet_bytes(built.quarantine)} if built.quarantine.num_rows else {}
-                    yield FolderWrite(
-                        day=day,
-                        prefix=partition_prefix("quarantine", config.name, day),
-                        files=q_files,
-                        manifest={**manifest, "layer": "quarantine"},
-                        rows=built.quarantine.num_rows,
-                        primary=False,
-                    )
-            totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
-            stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
-
-        stats: dict = {}
-        yield dg.Output(LakeOutput(writes=writes(), stats=stats))
-        yield from quality.results()
+            yield from build_days(config, raw, days)
 
     return staging_asset
+
+
+def build_days(config: TableConfig, raw: LakePartitions, days: list[dt.date]):
+    """The staging asset's body: the output (its writes streamed to the IO manager), then the
+    quality checks judged on the days as they streamed past."""
+    quality = StagingQuality(config, raw.store)
+    stats: dict = {}
+    yield dg.Output(LakeOutput(writes=staging_writes(config, raw, days, quality, stats), stats=stats))
+    yield from quality.results()
+
+
+def staging_writes(config: TableConfig, raw: LakePartitions, days: list[dt.date],
+                   quality: StagingQuality, stats: dict):
+    """Staging D and quarantine D for each day, raw days prefetched; the run's totals land in
+    `stats`."""
+    per_day: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
+        for raw_day in prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days):
+            built = build_day(config, raw_day)
+            per_day[raw_day.day.isoformat()] = built.counts
+            quality.observe(raw_day.day, built, raw_day.manifest)
+            yield from day_writes(config, raw_day, built)
+    totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
+    stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
+
+
+def day_writes(config: TableConfig, raw_day: RawDay, built: StagingDay) -> list[FolderWrite]:
+    """The two folder writes of one day: staging D, then quarantine D (empty when none refused)."""
+    day, raw_manifest = raw_day.day, raw_day.manifest
+    manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
+                "raw_extracted_at": (raw_manifest or {}).get("extracted_at")}
+    staging = FolderWrite(
+        day=day,
+        prefix=partition_prefix("staging", config.name, day),
+        files={PART: parquet_bytes(built.staging)},
+        manifest={**manifest, "layer": "staging"},
+        rows=built.staging.num_rows,
+        cursor_range=cursor_range(built.staging, config.cursor),
+        metadata=built.counts,  # raw_rows, staged_rows, quarantined_rows, ... of the day
+    )
+    q_files = {PART: parquet_bytes(built.quarantine)} if built.quarantine.num_rows else {}
+    quarantine = FolderWrite(
+        day=day,
+        prefix=partition_prefix("quarantine", config.name, day),
+        files=q_files,
+        manifest={**manifest, "layer": "quarantine"},
+        rows=built.quarantine.num_rows,
+        primary=False,
+    )
+    return [staging, quarantine]

@@ -21,7 +21,13 @@ import pyarrow.parquet as pq
 
 from volt_assets.lib import extract as ex
 from volt_assets.lib.layout import (
-    MANIFEST, RAW_DELETES, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix, sidecar_name,
+    MANIFEST,
+    RAW_DELETES,
+    RAW_VERSIONS,
+    layer_prefix,
+    listed_sidecar,
+    partition_prefix,
+    sidecar_name,
 )
 from volt_assets.lib.partitions import capture_window
 from volt_assets.lib.store import MULTIPART_BYTES, FolderWrite, LakeStore, folder_manifest
@@ -66,13 +72,18 @@ def cursor_bounds(versions: pa.Table) -> tuple[str | None, str | None]:
     return pc.min(versions["cursor"]).as_py(), pc.max(versions["cursor"]).as_py()
 
 
-def _filter_lines(paths: list[Path], config: TableConfig, keep: set[tuple[str, str]], out: Path) -> tuple[list[Path], int]:
+def _filter_lines(
+    paths: list[Path], config: TableConfig, keep: set[tuple[str, str]], out: Path
+) -> tuple[list[Path], int]:
     """Rewrite parts keeping only lines whose (pk, cursor) is in `keep` (re-captures only)."""
     kept_paths, rows = [], 0
     for path in paths:
         target = out / path.name
         n = 0
-        with gzip.open(path, "rb") as src, gzip.GzipFile(target, "wb", compresslevel=1, mtime=0) as dst:
+        with (
+            gzip.open(path, "rb") as src,
+            gzip.GzipFile(target, "wb", compresslevel=1, mtime=0) as dst,
+        ):
             for line in src:
                 record = json.loads(line)
                 pk, cursor = record.get(config.primary_key), record.get(config.cursor)
@@ -85,8 +96,16 @@ def _filter_lines(paths: list[Path], config: TableConfig, keep: set[tuple[str, s
     return kept_paths, rows
 
 
-def raw_manifest(config: TableConfig, day: dt.date, window, previous: dict, versions: pa.Table,
-                 extraction: dict, columns, superseded: list[str]) -> dict:
+def raw_manifest(
+    config: TableConfig,
+    day: dt.date,
+    window,
+    previous: dict,
+    versions: pa.Table,
+    extraction: dict,
+    columns,
+    superseded: list[str],
+) -> dict:
     """Raw D's manifest after one capture: `previous` (the manifest D had, or {}) with this
     capture's `extraction` record added, the files it supersedes left out."""
     lo, hi = cursor_bounds(versions)
@@ -123,7 +142,9 @@ def _merge_keys(parts: list[pa.Array], key_type: pa.DataType, integer_keys: bool
     """The distinct keys of several arrays: a sorted int64 numpy array for integer keys, else
     an Arrow string array."""
     if integer_keys:
-        arrays = [p.to_numpy(zero_copy_only=False).astype(np.int64, copy=False) for p in parts if len(p)]
+        arrays = [
+            p.to_numpy(zero_copy_only=False).astype(np.int64, copy=False) for p in parts if len(p)
+        ]
         return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, np.int64)
     return pc.unique(pa.chunked_array(parts, key_type).combine_chunks())
 
@@ -145,8 +166,15 @@ class RawCapture:
     manifest request. After `capture(D)`, `manifests[D]` is raw D's manifest as written (or as
     it stays) and `versions` its (pk, cursor) index."""
 
-    def __init__(self, config: TableConfig, session: ex.SourceSession, store: LakeStore, log,
-                 actual: dict[str, str] | None = None, listed: set[str] | None = None):
+    def __init__(
+        self,
+        config: TableConfig,
+        session: ex.SourceSession,
+        store: LakeStore,
+        log,
+        actual: dict[str, str] | None = None,
+        listed: set[str] | None = None,
+    ):
         self.config, self.session, self.store, self.log = config, session, store, log
         self.actual, self.listed = actual, listed
         self.rows_added = 0  # versions this run captured that raw did not have yet
@@ -185,11 +213,19 @@ class RawCapture:
             fresh = new_versions(extract.versions, old)
             paths, rows = self._new_lines(day, extract, fresh, workdir)
             if not paths:
-                # nothing new since the last capture: raw D stays as it is, and its page says what it holds
+                # nothing new since the last capture: raw D stays as it is, and its page says
+                # what it holds
                 self._remember(day, manifest, old)
-                return FolderWrite(day=day, prefix=prefix, files={}, manifest=manifest, replace=False,
-                                   rows=old.num_rows, unchanged=True,
-                                   cursor_range=(manifest.get("cursor_min"), manifest.get("cursor_max")))
+                return FolderWrite(
+                    day=day,
+                    prefix=prefix,
+                    files={},
+                    manifest=manifest,
+                    replace=False,
+                    rows=old.num_rows,
+                    unchanged=True,
+                    cursor_range=(manifest.get("cursor_min"), manifest.get("cursor_max")),
+                )
         versions = pa.concat_tables([old, tag_versions(fresh, f"part-{stamp}")]) if paths else old
         extraction = {
             "extracted_at": extracted_at.isoformat(),
@@ -197,9 +233,12 @@ class RawCapture:
             "rows_read": extract.rows,
             "files": sorted(p.name for p in paths),
             "seconds": round(extract.seconds, 3),
-            "long_numbers": extract.long_numbers,  # staging reads these parts exactly (exact_json.py)
+            # staging reads these parts exactly (exact_json.py)
+            "long_numbers": extract.long_numbers,
         }
-        return self._added(day, prefix, manifest, window, versions, extraction, extract.columns, paths, stamp)
+        return self._added(
+            day, prefix, manifest, window, versions, extraction, extract.columns, paths, stamp
+        )
 
     def _extract(self, day: dt.date, window, workdir: Path, stem: str) -> ex.Extract:
         """Extract D into a fresh folder per attempt (a retried read starts from nothing)."""
@@ -212,7 +251,9 @@ class RawCapture:
 
         return self.session.run(run)
 
-    def _new_lines(self, day: dt.date, extract: ex.Extract, fresh: pa.Table, workdir: Path) -> tuple[list[Path], int]:
+    def _new_lines(
+        self, day: dt.date, extract: ex.Extract, fresh: pa.Table, workdir: Path
+    ) -> tuple[list[Path], int]:
         """The extracted parts cut down to the `fresh` versions, and their rows."""
         if fresh.num_rows == 0:
             return [], 0
@@ -223,24 +264,42 @@ class RawCapture:
         filtered.mkdir(exist_ok=True)
         return _filter_lines(extract.paths, self.config, keep, filtered)
 
-    def _added(self, day: dt.date, prefix: str, manifest: dict | None, window, versions: pa.Table,
-               extraction: dict, columns, paths: list[Path], stamp: str) -> FolderWrite:
+    def _added(
+        self,
+        day: dt.date,
+        prefix: str,
+        manifest: dict | None,
+        window,
+        versions: pa.Table,
+        extraction: dict,
+        columns,
+        paths: list[Path],
+        stamp: str,
+    ) -> FolderWrite:
         """The write adding one capture's parts and the new versions index to raw D."""
         # The index is rewritten under a new name: the one the current manifest lists stays
         # untouched until the new manifest replaces it (a run killed in between changes nothing).
         superseded = [n for n in [listed_sidecar(manifest, RAW_VERSIONS)] if n]
-        new_manifest = raw_manifest(self.config, day, window, manifest or {}, versions, extraction,
-                                    columns, superseded)
+        new_manifest = raw_manifest(
+            self.config, day, window, manifest or {}, versions, extraction, columns, superseded
+        )
         # Parts small enough for one PUT travel as bytes: the IO manager may still be uploading
         # them when this generator has moved on and removed its temporary files.
-        files: dict[str, bytes | Path] = {p.name: p.read_bytes() if p.stat().st_size < MULTIPART_BYTES else p
-                                          for p in paths}
+        files: dict[str, bytes | Path] = {
+            p.name: p.read_bytes() if p.stat().st_size < MULTIPART_BYTES else p for p in paths
+        }
         files[sidecar_name(RAW_VERSIONS, stamp)] = parquet_bytes(versions)
         self.rows_added += extraction["rows_added"]
         self._remember(day, folder_manifest(files, new_manifest), versions)
         return FolderWrite(
-            day=day, prefix=prefix, files=files, manifest=new_manifest, replace=False,
-            rows=versions.num_rows, cursor_range=cursor_bounds(versions), remove=superseded,
+            day=day,
+            prefix=prefix,
+            files=files,
+            manifest=new_manifest,
+            replace=False,
+            rows=versions.num_rows,
+            cursor_range=cursor_bounds(versions),
+            remove=superseded,
         )
 
     def _versions(self, prefix: str, manifest: dict | None) -> pa.Table:
@@ -248,7 +307,9 @@ class RawCapture:
         name = listed_sidecar(manifest, RAW_VERSIONS)
         if name is None:
             return VERSIONS_SCHEMA.empty_table()
-        return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(VERSIONS_SCHEMA)
+        return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(
+            VERSIONS_SCHEMA
+        )
 
     def _day_keys(self, d: dt.date, day: dt.date) -> tuple[pa.Array | None, pa.Array | None]:
         """(keys raw d holds, when d <= `day`; keys tombstoned in d, if it has any)."""
@@ -268,14 +329,18 @@ class RawCapture:
         name = listed_sidecar(manifest, RAW_DELETES)
         if name is None:
             return None
-        return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(DELETES_SCHEMA)
+        return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(
+            DELETES_SCHEMA
+        )
 
     def _live_in_lake(self, day: dt.date) -> pa.Array:
         """Keys raw holds on days <= D that no day of the lake has tombstoned yet (a tombstone
         stays where it was written, on any day: it is never noticed twice)."""
         key_type, integer_keys = self._key_type()
         # the run's own days may still be uploading: they are known from memory
-        history = sorted(set(self.store.list_days(layer_prefix("raw", self.config.name))) | set(self.keys_by_day))
+        history = sorted(
+            set(self.store.list_days(layer_prefix("raw", self.config.name))) | set(self.keys_by_day)
+        )
         # The days are read from S3 a few at a time: on a daily run a year in, that is 365
         # manifests and indexes, where latency, not bandwidth, is the cost.
         with ThreadPoolExecutor(HISTORY_READERS, thread_name_prefix="volt-raw-history") as pool:
@@ -321,29 +386,57 @@ class RawCapture:
         missing = sorted(found)
         refuse_mass_delete(self.config, len(missing), len(known))
         prefix = partition_prefix("raw", self.config.name, day)
-        manifest = self.manifests[day] if day in self.manifests else self.store.read_manifest(prefix)
+        manifest = (
+            self.manifests[day] if day in self.manifests else self.store.read_manifest(prefix)
+        )
         if manifest is None:
             return None
         return self._tombstones(day, prefix, manifest, missing, len(known), live_count)
 
-    def _tombstones(self, day: dt.date, prefix: str, manifest: dict, missing: list[str],
-                    known: int, live_count: int) -> FolderWrite:
+    def _tombstones(
+        self,
+        day: dt.date,
+        prefix: str,
+        manifest: dict,
+        missing: list[str],
+        known: int,
+        live_count: int,
+    ) -> FolderWrite:
         """The write adding `missing` to D's tombstones."""
         # D's tombstones stay, row for row; the record says what this check saw (so the last
         # of two runs at once leaves what one run alone would have)
         earlier = self._deletes(prefix, manifest)
         manifest = dict(manifest)
         noticed = ex.utc_now()
-        deletes = pa.table({"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA)
+        deletes = pa.table(
+            {"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA
+        )
         if earlier is not None:
-            deletes = pa.concat_tables([earlier, deletes])  # the tombstones D had, then the new ones
+            deletes = pa.concat_tables(
+                [earlier, deletes]
+            )  # the tombstones D had, then the new ones
         name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
         superseded = [n for n in [listed_sidecar(manifest, RAW_DELETES)] if n]
-        manifest["files"] = {n: v for n, v in manifest.get("files", {}).items() if n not in superseded}
+        manifest["files"] = {
+            n: v for n, v in manifest.get("files", {}).items() if n not in superseded
+        }
         # known_keys counts D's earlier tombstones too: a re-run after a killed one records
         # what the first run would have
         before = earlier.num_rows if earlier is not None else 0
-        manifest["deletes"] = {"file": name, "count": deletes.num_rows, "noticed_at": noticed.isoformat(),
-                               "known_keys": known + before, "live_keys": live_count}
-        return FolderWrite(day=day, prefix=prefix, files={name: parquet_bytes(deletes)},
-                           manifest=manifest, replace=False, rows=0, primary=False, remove=superseded)
+        manifest["deletes"] = {
+            "file": name,
+            "count": deletes.num_rows,
+            "noticed_at": noticed.isoformat(),
+            "known_keys": known + before,
+            "live_keys": live_count,
+        }
+        return FolderWrite(
+            day=day,
+            prefix=prefix,
+            files={name: parquet_bytes(deletes)},
+            manifest=manifest,
+            replace=False,
+            rows=0,
+            primary=False,
+            remove=superseded,
+        )

@@ -5,6 +5,8 @@ Lake assets return a `LakeOutput`: folder writes produced lazily, one day at a t
 write in the order that keeps a partition whole for readers (`LakeStore.write_folder`) and
 records rows, bytes, the S3 URI, the cursor range, duration and rows/s as output metadata.
 Downstream assets receive a `LakePartitions` reader over the days they depend on.
+`handle_output` delegates to named steps: `FolderUploader` writes the folders, `RunTally`
+adds up each day's and the run's figures, `WriteProgress` says what happened in the log.
 """
 
 
@@ -190,7 +192,9 @@ class RunTally:
             "s3_uri": dg.MetadataValue.path(where),
             "partitions_written": dg.MetadataValue.int(len(self.days)),
             "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "rows_per_second": dg.MetadataValue.float(round(self.written_rows / seconds, 1) if seconds > 0 else 0.0),
+            "rows_per_second": dg.MetadataValue.float(
+                round(self.written_rows / seconds, 1) if seconds > 0 else 0.0
+            ),
             "cursor_min": dg.MetadataValue.text(self.cursor_min or ""),
             "cursor_max": dg.MetadataValue.text(self.cursor_max or ""),
         }
@@ -212,7 +216,9 @@ class WriteProgress:
             uri = self.uri(write.prefix)
             text = (f"kept {uri} as it is: {write.rows} rows, nothing new" if write.unchanged
                     else f"wrote {uri}: {write.rows} rows, {size} bytes")
-            self.log.info(text + ("" if tally.seen <= DETAILED_WRITES else f" ({tally.folders} folders written so far)"))
+            if tally.seen > DETAILED_WRITES:
+                text += f" ({tally.folders} folders written so far)"
+            self.log.info(text)
             self.last_log = now
 
     def summary(self, tally: RunTally, where: str, seconds: float) -> None:
@@ -261,7 +267,8 @@ class FolderUploader:
         self.latest[write.prefix] = future
         self.pending.append((write, future))
         if any(isinstance(body, Path) for body in write.files.values()):
-            future.result()  # a local file must be uploaded before the asset moves on and removes it
+            # a local file must be uploaded before the asset moves on and removes it
+            future.result()
 
     def finished(self, everything: bool = False) -> Iterator[tuple[FolderWrite, int]]:
         """The oldest writes that are done (all of them, waiting, with `everything`); the

@@ -1,4 +1,4 @@
-"""The lake end to end (issue 3): raw capture, staging, quarantine, on real PostgreSQL + S3."""
+"""The lake end to end: raw capture, staging, quarantine, on real PostgreSQL + S3."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class Shop:
         self.conn.commit()
         self.deleted_on[table][id_] = day
 
-    # --- the contract's as-of rule, spelled out -------------------------------------------
+    # --- the README's as-of rule, spelled out -------------------------------------------
     def latest_valid(self, table: str, id_, day: dt.date) -> dict | None:
         """The key's latest valid version with updated_at before day+1 (deleted or not)."""
         end = day_start(day + dt.timedelta(days=1))

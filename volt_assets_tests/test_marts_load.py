@@ -103,7 +103,7 @@ def test_marts_go_to_MARTS_DATABASE_URL_and_hide_its_password(volt_env, pg_serve
     assert ":***@" in loaded.event_specific_data.materialization.metadata["database"].value
 
 
-# The contract's (and sql/marts/'s) tables, written out here: column, PostgreSQL type, NOT NULL.
+# The README's (and sql/marts/'s) tables, written out here: column, PostgreSQL type, NOT NULL.
 DDL = {
     "dim_components": [
         ("component_id", "bigint", True), ("sku", "text", False), ("name", "text", True),
@@ -144,7 +144,7 @@ def arrow_type_for(pg_type: str) -> str:
 
 
 def test_the_ddl_and_the_arrow_schemas_agree(volt_env):
-    """The tables come from sql/marts/ with the contract's types, keys and indexes; the assets
+    """The tables come from sql/marts/ with the README's types, keys and indexes; the assets
     cast to Arrow schemas of the same columns and matching types."""
     conn = volt_env.connect()
     ensure_tables(conn)

@@ -1,4 +1,4 @@
-"""Quality checks (issue 5), on real PostgreSQL + S3 and real Dagster runs.
+"""Quality checks, on real PostgreSQL + S3 and real Dagster runs.
 
 Each test materialises the lake (and the marts, when the marts package is there) through the
 code location's own definitions, plus a small test asset downstream of staging, and reads the

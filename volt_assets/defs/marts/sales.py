@@ -9,7 +9,7 @@ order whose component was unknown then, or has no category, counts under 'unknow
 
 revenue = sum(quantity * unit_price); avg_unit_price = revenue / units_sold rounded half up to
 cents: the average price paid per unit sold (weighted by quantity, not a mean of order prices).
-Amounts are added in the orders' own currencies (the contract has no currency column, no FX).
+Amounts are added in the orders' own currencies (the mart has no currency column, no FX).
 """
 
 import datetime as dt

@@ -16,6 +16,7 @@ The capture itself is lib/raw_capture.py's `RawCapture`; this module wires it in
 
 import datetime as dt
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -74,7 +75,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         locks = WriterLocks(lambda: source.new_connection(application_name(context.run_id)),
                             raw_locks(config, context_days(context)), context.log, f"raw/{config.name}")
         with locks, ex.SourceSession(source, context.log) as session:  # one connection for the reads
-            yield from capture_days(context, config, session, lake.store())
+            yield from capture_days(context, config, session, lake.store(), locks.release)
 
     return raw_asset
 
@@ -95,7 +96,7 @@ def checked_source_columns(config: TableConfig, session: ex.SourceSession) -> di
 
 
 def capture_days(context: dg.AssetExecutionContext, config: TableConfig, session: ex.SourceSession,
-                 store: LakeStore):
+                 store: LakeStore, release: Callable[[], None]):
     """The raw asset's body: the output (its writes streamed to the IO manager), then the
     schema-drift check and the raw checks."""
     days = context_days(context)
@@ -108,7 +109,8 @@ def capture_days(context: dg.AssetExecutionContext, config: TableConfig, session
     capture = RawCapture(config, session, store, context.log, actual=actual, listed=listed)
     quality = RawQuality(config, session, store, drift, context.log)
     stats: dict = {"late_rows": 0}
-    output = LakeOutput(writes=raw_writes(config, days, capture, quality, drift, stats, context.log), stats=stats)
+    writes = raw_writes(config, days, capture, quality, drift, stats, context.log)
+    output = LakeOutput(writes=writes, stats=stats, release_on_failure=release)
     yield dg.Output(output)
     yield drift_check_result(drift)
     yield from quality.results(days)
@@ -166,7 +168,10 @@ def notice_deletes(capture: RawCapture, day: dt.date) -> FolderWrite | None:
     try:
         return capture.notice_deletes(day)
     except MassDeleteRefused as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        refused = str(exc)
+    # raised outside the except block: the Failure carries no caught exception, and no frame
+    # holds one in a cycle through its traceback
+    raise dg.Failure(description=refused, allow_retries=False)
 
 
 def drift_check_result(drift: ex.Drift) -> dg.AssetCheckResult:

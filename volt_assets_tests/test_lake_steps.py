@@ -275,7 +275,6 @@ class Lines:
     def info(self, text: str) -> None:
         self.lines.append(text)
 
-    warning = info
 
 
 def test_progress_logs_the_first_writes_then_every_ten_seconds_then_a_total():
@@ -363,39 +362,3 @@ def test_the_uploader_writes_every_folder_and_hands_them_back_in_order(volt_env)
     assert body.read() == b"second"  # the day's second write landed after its first
     assert json.loads(store.get_bytes("staging/t/dt=2026-01-02/_manifest.json"))["n"] == 22
 
-
-def test_a_failed_write_frees_the_runs_writer_locks_at_once(volt_env):
-    """The asset's generator holding the locks is never resumed when writing fails: the IO
-    manager frees them, so the next run need not wait for the garbage collector."""
-    import dagster as dg
-
-    from volt_assets.defs.lake.io_manager import LakeOutput
-    from volt_assets.defs.policies import LAKE_IO_MANAGER
-    from volt_assets.defs.resources import shared_resources
-    from volt_assets.lib.locks import WriterLocks, folder_lock
-
-    names = [folder_lock("raw", "t", D), folder_lock("raw", "t", "deletes")]
-    held = WriterLocks(volt_env.connect, names, Lines(), "raw/t", timeout=0).__enter__()
-    with pytest.raises(dg.Failure, match="gave up"):  # held: another run cannot take them
-        WriterLocks(volt_env.connect, names, Lines(), "raw/t", timeout=0).__enter__()
-
-    def writes():
-        yield FolderWrite(
-            day=D, prefix=f"raw/t/dt={D}/", files={"part-1.jsonl": b"{}"}, manifest={}
-        )
-        raise RuntimeError("the source went away")
-
-    output = LakeOutput(writes=writes(), release_on_failure=held.release)
-    with dg.build_resources(shared_resources()) as resources:  # the code location's own
-        manager = getattr(resources, LAKE_IO_MANAGER)
-        with pytest.raises(RuntimeError, match="the source went away"):
-            manager.handle_output(
-                dg.build_output_context(asset_key=dg.AssetKey(["raw", "t"])), output
-            )
-
-    with WriterLocks(volt_env.connect, names, Lines(), "raw/t", timeout=0):
-        pass  # taken at once
-    assert volt_env.list_keys(f"raw/t/dt={D}/") == [
-        f"raw/t/dt={D}/_manifest.json",
-        f"raw/t/dt={D}/part-1.jsonl",
-    ]

@@ -39,9 +39,6 @@ class LakeOutput:
 
     writes: Iterable[FolderWrite]
     stats: dict = field(default_factory=dict)
-    # Frees the run's writer locks when writing fails: the asset's generator, which holds
-    # them, is never resumed then and would keep them until it is garbage-collected.
-    release_on_failure: Callable[[], None] | None = None
 
 
 @dataclass
@@ -303,15 +300,10 @@ class S3LakeIOManager(dg.ConfigurableIOManager):
         started = time.perf_counter()
         tally = RunTally(store.uri)
         progress = WriteProgress(context.log, store.uri, started)
-        try:
-            with FolderUploader(store, RunFolders(store, run_days(context))) as uploader:
-                for write, size in uploader.write_all(obj.writes):
-                    tally.add(write, size)
-                    progress.wrote(write, size, tally)
-        except BaseException:
-            if obj.release_on_failure is not None:
-                obj.release_on_failure()
-            raise
+        with FolderUploader(store, RunFolders(store, run_days(context))) as uploader:
+            for write, size in uploader.write_all(obj.writes):
+                tally.add(write, size)
+                progress.wrote(write, size, tally)
         seconds = time.perf_counter() - started
         where = store.uri(layer_prefix(layer, name))
         progress.summary(tally, where, seconds)

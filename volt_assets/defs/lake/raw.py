@@ -16,7 +16,6 @@ The capture itself is lib/raw_capture.py's `RawCapture`; this module wires it in
 
 import datetime as dt
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -75,7 +74,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         locks = WriterLocks(lambda: source.new_connection(application_name(context.run_id)),
                             raw_locks(config, context_days(context)), context.log, f"raw/{config.name}")
         with locks, ex.SourceSession(source, context.log) as session:  # one connection for the reads
-            yield from capture_days(context, config, session, lake.store(), locks.release)
+            yield from capture_days(context, config, session, lake.store())
 
     return raw_asset
 
@@ -96,7 +95,7 @@ def checked_source_columns(config: TableConfig, session: ex.SourceSession) -> di
 
 
 def capture_days(context: dg.AssetExecutionContext, config: TableConfig, session: ex.SourceSession,
-                 store: LakeStore, release: Callable[[], None]):
+                 store: LakeStore):
     """The raw asset's body: the output (its writes streamed to the IO manager), then the
     schema-drift check and the raw checks."""
     days = context_days(context)
@@ -110,7 +109,7 @@ def capture_days(context: dg.AssetExecutionContext, config: TableConfig, session
     quality = RawQuality(config, session, store, drift, context.log)
     stats: dict = {"late_rows": 0}
     writes = raw_writes(config, days, capture, quality, drift, stats, context.log)
-    output = LakeOutput(writes=writes, stats=stats, release_on_failure=release)
+    output = LakeOutput(writes=writes, stats=stats)
     yield dg.Output(output)
     yield drift_check_result(drift)
     yield from quality.results(days)

@@ -136,19 +136,18 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
                             [folder_lock("staging", config.name, d) for d in days], context.log,
                             f"staging/{config.name}")
         with locks:
-            yield from build_days(config, raw, days, locks.release)
+            yield from build_days(config, raw, days)
 
     return staging_asset
 
 
-def build_days(config: TableConfig, raw: LakePartitions, days: list[dt.date],
-               release: Callable[[], None]):
+def build_days(config: TableConfig, raw: LakePartitions, days: list[dt.date]):
     """The staging asset's body: the output (its writes streamed to the IO manager), then the
     quality checks judged on the days as they streamed past."""
     quality = StagingQuality(config, raw.store)
     stats: dict = {}
     writes = staging_writes(config, raw, days, quality, stats)
-    yield dg.Output(LakeOutput(writes=writes, stats=stats, release_on_failure=release))
+    yield dg.Output(LakeOutput(writes=writes, stats=stats))
     yield from quality.results()
 
 

@@ -23,11 +23,16 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/volt-assets demo
 
-## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon
+## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon.
+## Ctrl-C stops Dagster and leaves the stack running (every write it answered is on disk);
+## `make stack-down` stops it.
+DEV_PORT ?= 3000
 dev: $(STAMP)
 	$(BIN)/volt-assets stack up
 	$(BIN)/python -m volt_assets.instance_config "$(DAGSTER_HOME)"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@trap 'true' INT; $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT); \
+	  echo "Dagster stopped. The stack keeps running (every write it answered is on disk):"; \
+	  $(BIN)/volt-assets stack status; echo "Stop it with: make stack-down"
 
 stack-up: $(STAMP)
 	$(BIN)/volt-assets stack up

@@ -247,3 +247,57 @@ def _safe_cmdline(proc: psutil.Process) -> list[str]:
         return proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return []
+
+
+def test_a_postgresql_16_data_folder_is_upgraded_by_stack_up(tmp_path: Path) -> None:
+    """The data folder of the older stack (pgserver's PostgreSQL 16), killed mid-run, moves to 18."""
+    from volt_assets import pg_upgrade
+
+    old_bin = pg_upgrade.old_bin_dir(16)
+    assert old_bin is not None  # pgserver is a dev dependency for this test
+    pg_dir = Path(tempfile.mkdtemp(prefix="volt-test-pg16-"))  # reachable by the server's user as root
+    try:
+        owner = stack._prepare_pg_dir(pg_dir)
+        error = stack._run_pg_tool("initdb", ["-D", str(pg_dir / "data"), "-U", "postgres", "--auth=trust",
+                                              "--encoding=UTF8", "--no-locale"], pg_dir, owner, 120, bin_dir=old_bin)
+        assert not error and stack.data_major(pg_dir / "data") == 16
+        port = stack.free_port()
+        sock = stack._socket_dir(pg_dir, owner)
+        assert not stack._run_pg_tool("pg_ctl", ["-D", str(pg_dir / "data"), "-w", "-l", str(pg_dir / "postgres.log"),
+                                                 "-o", f"-h '' -k {sock} -p {port}", "start"],
+                                      pg_dir, owner, 120, bin_dir=old_bin)
+        import psycopg2
+
+        conn = psycopg2.connect(host=str(sock), port=port, user="postgres", dbname="postgres")
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE kept (id int PRIMARY KEY, name text); INSERT INTO kept VALUES (1, 'fuse')")
+        conn.close()
+        postmaster = psutil.Process(stack._postmaster(pg_dir)[0])
+        postmaster.send_signal(signal.SIGKILL)  # left dirty, as a crash leaves it
+        deadline = time.monotonic() + 15
+        while stack._postmaster(pg_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        pg = stack.start_postgres(pg_dir)
+        try:
+            conn = pg.connect()
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT current_setting('server_version_num')::int / 10000, name FROM kept")
+                assert cur.fetchall() == [(18, "fuse")]
+            conn.close()
+        finally:
+            stack.stop_postgres(pg_dir)
+        assert stack.data_major(pg_dir / "data") == 18 and stack.data_major(pg_dir / "data-16") == 16
+    finally:
+        stack.stop_postgres(pg_dir)
+        import shutil
+
+        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+def test_without_the_old_binaries_the_message_gives_the_command(tmp_path: Path) -> None:
+    from volt_assets import pg_upgrade
+
+    text = pg_upgrade.help_text(tmp_path / "pg", 16)
+    assert "PostgreSQL 16" in text and "PostgreSQL 18" in text
+    assert "pip install 'pgserver>=0.1.4,<0.2' && volt-assets stack up" in text

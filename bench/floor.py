@@ -12,8 +12,8 @@ import os
 
 import dagster as dg
 
-from volt_assets.assets.common import SINGLE_RUN, partitions
-from volt_assets.executor import volt_executor
+from volt_assets.defs.policies import SINGLE_RUN, partitions
+from volt_assets.defs.executor import volt_executor
 
 # the code location sets this too (volt_assets/definitions.py): the same event batching
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "200")

@@ -20,10 +20,10 @@ def main() -> None:
     import dagster as dg
 
     warnings.filterwarnings("ignore")
-    from volt_assets.assets.raw import build_raw_asset
-    from volt_assets.assets.staging import build_staging_asset
-    from volt_assets.definitions import shared_resources
-    from volt_assets.table_config import load_tables
+    from volt_assets.defs.lake.raw import build_raw_asset
+    from volt_assets.defs.lake.staging import build_staging_asset
+    from volt_assets.defs.resources import shared_resources
+    from volt_assets.lib.table_config import load_tables
 
     config = load_tables()["electrical_components"]
     assets = [build_raw_asset(config), build_staging_asset(config)]

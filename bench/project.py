@@ -16,7 +16,7 @@ LAKE_ASSETS = "raw/electrical_components,staging/electrical_components"
 
 
 # Run config asking for a process per step (the project's executor runs steps in the
-# `dagster` process itself unless a run asks for this; volt_assets/executor.py).
+# `dagster` process itself unless a run asks for this; volt_assets/defs/executor.py).
 MULTIPROCESS = '{"execution": {"config": {"multiprocess": {}}}}'
 
 

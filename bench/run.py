@@ -227,9 +227,9 @@ class Bench:
         """EXPLAIN (ANALYZE, BUFFERS) of the project's own extraction query for two days."""
         from psycopg2 import sql
 
-        from volt_assets.lake import extract as ex
-        from volt_assets.partitions import day_window
-        from volt_assets.table_config import load_tables
+        from volt_assets.lib import extract as ex
+        from volt_assets.lib.partitions import day_window
+        from volt_assets.lib.table_config import load_tables
 
         config = load_tables()[TABLE]
         conn = self.pg.connect(db)
@@ -338,9 +338,9 @@ class Bench:
 
     def project_copy(self, db: str, day: dt.date | None) -> str:
         """The project's own COPY (row_to_json, ISO timestamps) as psql runs it, output dropped."""
-        from volt_assets.lake import extract as ex
-        from volt_assets.partitions import day_window
-        from volt_assets.table_config import load_tables
+        from volt_assets.lib import extract as ex
+        from volt_assets.lib.partitions import day_window
+        from volt_assets.lib.table_config import load_tables
 
         config = load_tables()[TABLE]
         conn = self.pg.connect(db)

@@ -1,8 +1,9 @@
 """volt_assets: Volt's data platform, a Dagster code location.
 
-`dagster ... -m volt_assets` loads `defs`, built lazily (`@dg.definitions`) so that importing the
-package (the `volt-assets` command, the tests) does not build every asset. Configuration is
-applied from the environment, `.env` and the embedded stack before anything reads it.
+`dagster ... -m volt_assets` loads `code_location` (`volt_assets/definitions.py`; not named
+`defs`, which is the `volt_assets.defs` package), built lazily (`@dg.definitions`) so that importing the package (the `volt-assets` command, the tests) does
+not build every asset. Configuration is applied from the environment, `.env` and the embedded
+stack before anything reads it.
 """
 
 import dagster as dg
@@ -13,7 +14,7 @@ apply_environment()
 
 
 @dg.definitions
-def defs() -> dg.Definitions:
+def code_location() -> dg.Definitions:
     from volt_assets.definitions import build_definitions
 
     return build_definitions()

@@ -16,8 +16,8 @@ COMMANDS = {
     "stack": ("volt_assets.stack", "start, stop or inspect the embedded PostgreSQL + S3 stack"),
     "seed": ("volt_assets.seed", "generate the Volt demo shop into the source database"),
     "demo": ("volt_assets.demo", "stack up, seed, run the whole pipeline over the demo window, summary"),
-    "presign": ("volt_assets.images.presign", "print a presigned URL of a component's picture"),
-    "serve": ("volt_assets.images.service", "serve presigned picture URLs over HTTP for the Volt API"),
+    "presign": ("volt_assets.defs.images.presign", "print a presigned URL of a component's picture"),
+    "serve": ("volt_assets.defs.images.service", "serve presigned picture URLs over HTTP for the Volt API"),
     "bucket": ("volt_assets.bucket", "apply the lake bucket's policies (lifecycle, versioning, encryption)"),
 }
 
@@ -26,12 +26,7 @@ def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = load(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # a command whose module is not part of this build
-            raise
+        module = load(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
         module.configure_parser(command)
         command.set_defaults(_run=module.run)

@@ -1,26 +1,18 @@
 """The code location: every asset, check, job, schedule, sensor and resource of volt_assets.
 
-The lake (raw, staging) is built here; each other domain lives in a package with a `defs.py`
-exposing `definitions(shared) -> dg.Definitions`, merged below. Shared resources (source
-database, S3, lake, lake IO manager) are made once here and passed to the domains, which add
-only resources of their own. Resources read the environment through EnvVar.
+Dagster's project layout: each domain is a folder of `volt_assets/defs/` (`lake`, `marts`,
+`images`, `landing`, `quality`, `operations`, and `resources.py` for the shared resources), and
+`dg.load_from_defs_folder` loads every module in it. Nothing is picked by name, so a domain
+cannot be skipped silently; `volt_assets_tests/test_definitions.py` pins the full list.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import warnings
+from pathlib import Path
 
 import dagster as dg
-
-from volt_assets.assets.raw import build_raw_asset
-from volt_assets.assets.staging import build_staging_asset
-from volt_assets.executor import volt_executor
-from volt_assets.io_managers import S3LakeIOManager
-from volt_assets.resources import lake_resource, s3_resource, source_database
-from volt_assets.table_config import load_tables
 
 # Single-run backfill policies are marked beta; the project relies on them on purpose.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -32,30 +24,14 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 # location (the CLI, run workers) batch them; the Dockerfile sets it for the webserver and daemon.
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "200")
 
-DOMAINS = (
-    "volt_assets.marts.defs",
-    "volt_assets.images.defs",
-    "volt_assets.quality.defs",
-    "volt_assets.operations.defs",
-)
-
-
-def shared_resources() -> dict:
-    s3 = s3_resource()
-    lake = lake_resource(s3)
-    return {"source": source_database(), "s3": s3, "lake": lake, "lake_io_manager": S3LakeIOManager(lake=lake)}
-
-
-def lake_definitions(shared: dict) -> dg.Definitions:
-    tables = load_tables().values()
-    assets = [build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables]
-    return dg.Definitions(assets=assets, resources=shared, executor=volt_executor)
+PACKAGE_DIR = Path(__file__).parent
 
 
 def build_definitions() -> dg.Definitions:
-    shared = shared_resources()
-    parts = [lake_definitions(shared)]
-    for name in DOMAINS:
-        if importlib.util.find_spec(name.rsplit(".", 1)[0]) and importlib.util.find_spec(name):
-            parts.append(importlib.import_module(name).definitions(shared))
-    return dg.Definitions.merge(*parts)
+    """Every definition of the code location, loaded from `volt_assets/defs/`."""
+    return dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

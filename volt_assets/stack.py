@@ -636,7 +636,7 @@ def restore_s3(endpoint_url: str, src: Path) -> int:
 
     The restored objects get new version ids: lake manifests (`_manifest.json`) are put last,
     their files' version ids renamed to the restored ones (`remap_version_ids`)."""
-    from volt_assets.lake.layout import MANIFEST, remap_version_ids
+    from volt_assets.lib.layout import MANIFEST, remap_version_ids
 
     count = 0
     for index_path in sorted(src.glob("*/index.json")):

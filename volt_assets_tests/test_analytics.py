@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from volt_assets.marts.io_manager import ensure_tables
+from volt_assets.defs.marts.io_manager import ensure_tables
 from volt_assets_tests.pipeline import root
 
 UTC = dt.timezone.utc

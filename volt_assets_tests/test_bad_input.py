@@ -52,11 +52,11 @@ import pytest
 from PIL import Image
 
 from volt_assets import stack
-from volt_assets.definitions import shared_resources
-from volt_assets.images.sensors import landing_files_sensor, process_landing_object
-from volt_assets.lake.rules import squish
-from volt_assets.lake.store import LakeStore
-from volt_assets.table_config import table
+from volt_assets.defs.resources import shared_resources
+from volt_assets.defs.landing.sensors import landing_files_sensor, process_landing_object
+from volt_assets.lib.rules import squish
+from volt_assets.lib.store import LakeStore
+from volt_assets.lib.table_config import table
 from volt_assets_tests.faults.env import Twin, drop_twin, make_twin, using_env, without_env
 from volt_assets_tests.faults.lake import jsonl_lines
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize
@@ -556,8 +556,8 @@ def test_jsonb_numbers_keep_every_digit_in_staging(corpus):
 
 def test_a_numeric_wider_than_raw_can_carry_exactly_is_refused_by_the_configuration(tmp_path):
     """JSON numbers come back from raw through doubles: 15 digits exactly, 16 not."""
-    from volt_assets.lake.raw_files import read_text_batches
-    from volt_assets.table_config import parse_config
+    from volt_assets.lib.raw_files import read_text_batches
+    from volt_assets.lib.table_config import parse_config
 
     def config(declared: str):
         return parse_config({"tables": {"t": {"primary_key": "id", "cursor": "u", "columns": {
@@ -575,7 +575,7 @@ def test_a_numeric_wider_than_raw_can_carry_exactly_is_refused_by_the_configurat
 def test_a_key_or_cursor_whose_text_is_not_exact_is_refused_by_the_configuration():
     """Raw compares captured versions by their key and cursor text: a numeric or floating key
     (1.50 read back as 1.5) would capture the same versions twice, so the configuration refuses it."""
-    from volt_assets.table_config import parse_config
+    from volt_assets.lib.table_config import parse_config
 
     def config(pk_type: str, cursor_type: str = "timestamptz"):
         return parse_config({"tables": {"t": {"primary_key": "id", "cursor": "u", "columns": {

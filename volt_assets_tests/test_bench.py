@@ -33,7 +33,7 @@ def test_the_parquet_limit_writes_with_the_lakes_options():
     import pyarrow as pa
 
     from bench.peers.pyarrow_parquet import parquet_options as limit_options
-    from volt_assets.lake.staging import parquet_options
+    from volt_assets.lib.transform import parquet_options
 
     schema = pa.schema([("id", pa.int64()), ("name", pa.string()), ("notes", pa.large_string()),
                         ("price", pa.decimal128(12, 2)), ("at", pa.timestamp("us", tz="UTC"))])

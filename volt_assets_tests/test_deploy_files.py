@@ -24,7 +24,7 @@ from dagster import DagsterInstance, QueuedRunCoordinator
 
 from volt_assets import stack
 from volt_assets.instance_config import POSTGRES_VARS, prepare_dagster_home
-from volt_assets.table_config import load_tables
+from volt_assets.lib.table_config import load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -327,8 +327,8 @@ def test_iam_policies_never_grant_wildcards(name):
 
 
 def test_the_pipeline_reads_and_writes_only_the_lake_prefixes():
-    from volt_assets.lake.layout import LAKE_LAYERS
-    from volt_assets.quality.report import LAYER
+    from volt_assets.lib.layout import LAKE_LAYERS
+    from volt_assets.defs.quality.report import LAYER
 
     prefixes = set(LAKE_LAYERS)
     assert LAYER in prefixes  # the quality reports' prefix (it was once missing from the policy)

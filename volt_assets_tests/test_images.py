@@ -9,9 +9,8 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from volt_assets.definitions import lake_definitions, shared_resources
-from volt_assets.images import defs as images_defs
-from volt_assets.images.upload import THUMB_SIDE, unsafe_name, upload_picture
+from volt_assets.definitions import build_definitions
+from volt_assets.defs.images.upload import THUMB_SIDE, unsafe_name, upload_picture
 from volt_assets_tests.pipeline import component, create_source_schema, insert, ts
 
 DAY = "2026-01-02"
@@ -73,10 +72,8 @@ def shop(volt_env, tmp_path):
 
 
 def materialize(selection: list[str]):
-    """Run the lake and images assets for DAY in one run (only this domain's definitions, so
-    another domain's work in progress cannot break these tests)."""
-    shared = shared_resources()
-    defs = dg.Definitions.merge(lake_definitions(shared), images_defs.definitions(shared))
+    """Run the lake and images assets for DAY in one run."""
+    defs = build_definitions()
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), partition_key=DAY,
                                   asset_selection=[dg.AssetKey(s.split("/")) for s in selection])

@@ -243,7 +243,7 @@ def test_a_run_can_still_ask_for_a_process_per_step(shop):
 def test_a_run_lists_the_folders_of_its_days_in_one_pass(volt_env):
     """`list_days_objects` returns exactly the keys of days [first, last] (the IO manager's one
     listing per layer for a range run), across listing pages, whatever sorts next to them."""
-    from volt_assets.lake.store import LakeStore
+    from volt_assets.lib.store import LakeStore
 
     store = LakeStore(volt_env.s3, volt_env.bucket)
     keys = [f"staging/t/dt=2026-01-0{d}/{name}" for d in range(1, 6) for name in ("_manifest.json", "part-00000.parquet")]
@@ -264,9 +264,9 @@ def test_manifests_record_version_ids_and_readers_get_the_listed_version(volt_en
     a part's PUT and its manifest's PUT) or deleted; without an id it reads the current object."""
     import pyarrow as pa
 
-    from volt_assets.io_managers import LakePartitions
-    from volt_assets.lake.staging import parquet_bytes
-    from volt_assets.lake.store import LakeStore, folder_manifest
+    from volt_assets.defs.lake.io_manager import LakePartitions
+    from volt_assets.lib.transform import parquet_bytes
+    from volt_assets.lib.store import LakeStore, folder_manifest
 
     s3, bucket = volt_env.s3, volt_env.bucket
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"  # as the project deploys it
@@ -319,8 +319,8 @@ def test_manifests_record_version_ids_and_readers_get_the_listed_version(volt_en
 
 
 def test_a_run_on_an_unversioned_bucket_is_told_so_once(volt_env):
-    from volt_assets.io_managers import _VERSIONING_CHECKED, warn_if_unversioned
-    from volt_assets.lake.store import LakeStore
+    from volt_assets.defs.lake.io_manager import _VERSIONING_CHECKED, warn_if_unversioned
+    from volt_assets.lib.store import LakeStore
 
     class Log:
         def __init__(self):

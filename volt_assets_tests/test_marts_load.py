@@ -10,10 +10,10 @@ import pytest
 from psycopg2 import sql
 
 from volt_assets import stack
-from volt_assets.marts.dim_components import SCHEMA as DIM_COMPONENTS
-from volt_assets.marts.io_manager import ensure_tables
-from volt_assets.marts.sales import CATEGORY_SCHEMA, COMPONENT_SCHEMA
-from volt_assets.marts.users import SCHEMA as USERS_MART
+from volt_assets.defs.marts.dim_components import SCHEMA as DIM_COMPONENTS
+from volt_assets.defs.marts.io_manager import ensure_tables
+from volt_assets.defs.marts.sales import CATEGORY_SCHEMA, COMPONENT_SCHEMA
+from volt_assets.defs.marts.users import SCHEMA as USERS_MART
 from volt_assets_tests.pipeline import component, create_source_schema, insert, materialize, ts
 
 LAKE = ["raw/electrical_components", "raw/users", "raw/orders",

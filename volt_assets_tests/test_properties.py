@@ -37,12 +37,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from volt_assets import partitions
-from volt_assets.lake import exact_json
-from volt_assets.lake import extract as ex
-from volt_assets.lake.rules import broken_mask, squish, validate
-from volt_assets.lake.staging import StagingBuilder
-from volt_assets.table_config import table
+from volt_assets.lib import partitions
+from volt_assets.lib import exact_json
+from volt_assets.lib import extract as ex
+from volt_assets.lib.rules import broken_mask, squish, validate
+from volt_assets.lib.transform import StagingBuilder
+from volt_assets.lib.table_config import table
 from volt_assets_tests.faults.env import using_env
 
 UTC = dt.timezone.utc
@@ -166,7 +166,7 @@ key_texts = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_ch
 def test_the_versions_of_a_text_keyed_table_are_its_lines_keys(source, tmp_path, keys):
     """Raw's versions index (the second COPY of the extraction's snapshot) holds each line's key
     exactly as its JSON line does, whatever the text: empty, quotes, commas, line breaks."""
-    from volt_assets.table_config import parse_config
+    from volt_assets.lib.table_config import parse_config
 
     config = parse_config({"tables": {"keyed": {"primary_key": "k", "cursor": "u", "columns": {
         "k": "text", "u": "timestamptz"}}}})["keyed"]

@@ -15,16 +15,15 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from volt_assets.assets.common import SINGLE_RUN, partitions
+from volt_assets.defs.policies import SINGLE_RUN, partitions
 from volt_assets.definitions import build_definitions
-from volt_assets.lake.extract import SourceSession
-from volt_assets.lake.store import LakeStore
-from volt_assets.quality.defs import marts_available
-from volt_assets.quality.marts import MART, reconcile_day
-from volt_assets.quality.raw_checks import RawQuality
-from volt_assets.quality.report import blocking_errors, read_report
-from volt_assets.resources import PostgresResource
-from volt_assets.table_config import table
+from volt_assets.lib.extract import SourceSession
+from volt_assets.lib.store import LakeStore
+from volt_assets.defs.quality.marts import MART, reconcile_day
+from volt_assets.defs.quality.raw_checks import RawQuality
+from volt_assets.defs.quality.report import blocking_errors, read_report
+from volt_assets.defs.resources import PostgresResource
+from volt_assets.lib.table_config import table
 from volt_assets_tests.pipeline import RANGE_END, RANGE_START, component, insert, ts
 
 D = "2026-01-02"
@@ -89,7 +88,7 @@ def order(id_: int, component_id: int, day: str, **values) -> dict:
 
 
 def with_marts(selection: list[str]) -> list[str]:
-    return selection + ([MART_KEY] if marts_available() else [])
+    return selection + [MART_KEY]
 
 
 def test_more_than_five_percent_bad_blocks_downstream(volt_env, source):
@@ -118,8 +117,7 @@ def test_more_than_five_percent_bad_blocks_downstream(volt_env, source):
     assert instance.get_latest_materialization_event(dg.AssetKey(["staging", "electrical_components"]))
     assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
     assert not volt_env.list_keys(f"mart/{MART}/dt={D}/")
-    if marts_available():
-        assert instance.get_latest_materialization_event(dg.AssetKey(MART_KEY.split("/"))) is None
+    assert instance.get_latest_materialization_event(dg.AssetKey(MART_KEY.split("/"))) is None
 
     # the quality report, readable without the UI
     report = read_report(lake(volt_env), "electrical_components", dt.date.fromisoformat(D))
@@ -148,25 +146,24 @@ def test_one_percent_bad_warns_and_downstream_runs(volt_env, source):
     raw = evaluations(result, "raw/electrical_components")
     assert raw["source_reconciliation"].passed and raw["files_present"].passed
     assert meta(raw["source_reconciliation"], "rows_checked") == 100
-    if marts_available():
-        mart = evaluations(result, MART_KEY)["matches_staging"]
-        assert mart.passed, mart.description
-        totals = meta(mart, "per_day_totals")[D]
-        assert totals["staging_revenue"] == totals["mart_revenue"] == "41.00"  # 2*5.50 + 3*10.00, not the cancelled
-        assert totals["staging_units"] == totals["mart_units"] == 5
-        # a mart copy that disagrees with staging is an ERROR (written with its manifest: a
-        # reader follows the manifest to the version it lists, not to whatever the key holds)
-        prefix = f"mart/{MART}/dt={D}/"
-        key = prefix + "part-00000.parquet"
-        copy = pq.read_table(pa.BufferReader(volt_env.read_object(key)))
-        revenue = pa.array([v.as_py() + 1 for v in copy["revenue"]], copy.schema.field("revenue").type)
-        changed = copy.set_column(copy.schema.get_field_index("revenue"), "revenue", revenue)
-        sink = pa.BufferOutputStream()
-        pq.write_table(changed, sink)
-        store = lake(volt_env)
-        store.write_folder(prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix))
-        outcome = reconcile_day(store, dt.date.fromisoformat(D))
-        assert outcome.verdict == "ERROR" and outcome.samples[0].key == "revenue"
+    mart = evaluations(result, MART_KEY)["matches_staging"]
+    assert mart.passed, mart.description
+    totals = meta(mart, "per_day_totals")[D]
+    assert totals["staging_revenue"] == totals["mart_revenue"] == "41.00"  # 2*5.50 + 3*10.00, not the cancelled
+    assert totals["staging_units"] == totals["mart_units"] == 5
+    # a mart copy that disagrees with staging is an ERROR (written with its manifest: a
+    # reader follows the manifest to the version it lists, not to whatever the key holds)
+    prefix = f"mart/{MART}/dt={D}/"
+    key = prefix + "part-00000.parquet"
+    copy = pq.read_table(pa.BufferReader(volt_env.read_object(key)))
+    revenue = pa.array([v.as_py() + 1 for v in copy["revenue"]], copy.schema.field("revenue").type)
+    changed = copy.set_column(copy.schema.get_field_index("revenue"), "revenue", revenue)
+    sink = pa.BufferOutputStream()
+    pq.write_table(changed, sink)
+    store = lake(volt_env)
+    store.write_folder(prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix))
+    outcome = reconcile_day(store, dt.date.fromisoformat(D))
+    assert outcome.verdict == "ERROR" and outcome.samples[0].key == "revenue"
 
 
 def test_added_and_retyped_source_columns_are_reported_and_extraction_continues(volt_env, source):

@@ -8,10 +8,10 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from volt_assets.lake.rules import broken_mask, validate
-from volt_assets.quality.outcome import ERROR, WARN, capped, judge_share
-from volt_assets.quality.rulebook import can_error, judge, refused_by_rule
-from volt_assets.table_config import Rule, Thresholds, parse_config, table
+from volt_assets.lib.rules import broken_mask, validate
+from volt_assets.defs.quality.outcome import ERROR, WARN, capped, judge_share
+from volt_assets.defs.quality.rulebook import can_error, judge, refused_by_rule
+from volt_assets.lib.table_config import Rule, Thresholds, parse_config, table
 
 NUMBERS = st.sampled_from(["10.00", "-1", "0", "0.01", "abc", "NaN", "", None, "100001", "7", "1e3"])
 TEXTS = st.sampled_from(["Fuse", "  ", "", None, "\u00a0", "EUR", "eu", "ZŁ", "x@y.io", "a@b"])

@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from volt_assets.operations.schedule import RANGE_END, RANGE_START, days_for_tick
+from volt_assets.defs.operations.schedule import RANGE_END, RANGE_START, days_for_tick
 
 
 def test_tick_requests_yesterday_and_the_day_before(volt_env):

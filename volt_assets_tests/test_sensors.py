@@ -14,11 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from volt_assets import stack
-from volt_assets.definitions import shared_resources
-from volt_assets.images.sensors import (
-    LOOKBACK, LandingCursor, LandingObject, landing_file_job, landing_files_sensor, run_failure_alert,
+from volt_assets.defs.resources import shared_resources
+from volt_assets.defs.landing.sensors import (
+    LOOKBACK, LandingCursor, LandingObject, landing_file_job, landing_files_sensor,
 )
-from volt_assets.table_config import table
+from volt_assets.defs.operations.alerts import run_failure_alert
+from volt_assets.lib.table_config import table
 
 COMPONENTS = list(table("electrical_components").columns)
 USERS = list(table("users").columns)

@@ -146,7 +146,7 @@ def test_rows_and_objects_survive_down_and_up(cli: StackCli) -> None:
     cli.s3().put_object(Bucket=BUCKET, Key=ODD_KEY, Body=body, ContentType="image/png",
                         Metadata={"component-id": "7", "sha256": "abc123"})
     # A lake folder: its manifest records the part's version id, which the restore renames.
-    from volt_assets.lake.store import LakeStore
+    from volt_assets.lib.store import LakeStore
 
     folder = "staging/survivors/dt=2026-01-02/"
     LakeStore(cli.s3(), BUCKET).write_folder(folder, {"part-00000.parquet": b"old part"}, {"table": "survivors"})

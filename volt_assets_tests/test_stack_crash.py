@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from volt_assets import stack
-from volt_assets.lake.store import LakeStore
+from volt_assets.lib.store import LakeStore
 from volt_assets.settings import project_root
 from volt_assets_tests.pipeline import component, create_source_schema, insert, ts
 from volt_assets_tests.test_stack import BUCKET, ODD_KEY, StackCli, _gone

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from psycopg2 import sql
 
 from volt_assets import stack
-from volt_assets.lake.layout import MANIFEST, remap_version_ids
+from volt_assets.lib.layout import MANIFEST, remap_version_ids
 from volt_assets_tests.pipeline import BucketAndDatabase
 
 

@@ -1,1 +1,0 @@
-"""Dagster assets, built from the table configuration (one factory per layer)."""

@@ -1,0 +1,165 @@
+"""`staging/{table}`: the raw day typed, cleaned and deduplicated; refused rows to quarantine.
+
+One declared Arrow schema per table (tables.yaml), zstd Parquet, one row per primary key
+(its latest valid version), soft deletes and noticed hard deletes flagged `_deleted`.
+Refused rows go to `quarantine/{table}/dt=D/` with every reason. The quality gate, a
+blocking check, fails when more than the configured share of a day is refused, so such a
+day never reaches the marts.
+"""
+
+
+import datetime as dt
+import itertools
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
+from volt_assets.defs.lake.io_manager import FolderWrite, LakeOutput, LakePartitions
+from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
+from volt_assets.lib.raw_files import read_text_batches
+from volt_assets.lib.transform import StagingBuilder, StagingDay, parquet_bytes
+from volt_assets.lib.partitions import context_days
+from volt_assets.lib.table_config import TableConfig
+from volt_assets.defs.quality.staging_checks import StagingQuality, staging_check_specs
+
+PART = "part-00000.parquet"
+PREFETCH_DAYS = 2  # raw days downloading while one is built
+
+
+@dataclass
+class RawDay:
+    """Raw D as staging needs it: its manifest, its parts on local disk, its noticed deletes."""
+
+    day: dt.date
+    manifest: dict
+    paths: list[Path]
+    deletes: pa.Table | None
+
+
+def fetch_raw_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path) -> RawDay:
+    """Download raw D: the files its manifest lists (a folder without one is an error)."""
+    manifest = raw.manifest(day)
+    if manifest is None:
+        raise missing_partition(f"raw/{config.name}", day)
+    parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
+    paths = raw.download(day, parts, workdir, manifest)
+    deletes = None
+    deletes_file = listed_sidecar(manifest, RAW_DELETES)
+    if deletes_file is not None and (manifest.get("deletes") or {}).get("file") == deletes_file:
+        body = raw.store.read_listed(raw.prefix(day), manifest, deletes_file)
+        deletes = pq.read_table(pa.BufferReader(body))
+    return RawDay(day, manifest, paths, deletes)
+
+
+def prefetched(fetch: Callable[[dt.date], RawDay], days: list[dt.date], ahead: int = PREFETCH_DAYS) -> Iterator[RawDay]:
+    """`fetch(day)` for each day in order, the next `ahead` days downloading in the background
+    while the current one is built (S3's latency hidden behind the work; a few days on disk)."""
+    with ThreadPoolExecutor(max(1, ahead), thread_name_prefix="volt-raw-fetch") as pool:
+        queued: deque[Future] = deque()
+        upcoming = iter(days)
+        for day in itertools.islice(upcoming, ahead + 1):
+            queued.append(pool.submit(fetch, day))
+        while queued:
+            fetched = queued.popleft().result()
+            next_day = next(upcoming, None)
+            if next_day is not None:
+                queued.append(pool.submit(fetch, next_day))
+            yield fetched
+
+
+def build_day(config: TableConfig, raw_day: RawDay) -> StagingDay:
+    """Build staging + quarantine for D from raw D (the parts are removed once read)."""
+    extracted_at = {}
+    for extraction in raw_day.manifest.get("extractions", []):
+        when = dt.datetime.fromisoformat(extraction["extracted_at"])
+        for name in extraction.get("files", []):
+            extracted_at[f"{raw_day.day.isoformat()}-{name}"] = when
+    builder = StagingBuilder(config, extracted_at)
+    exact = any(e.get("long_numbers", True) for e in raw_day.manifest.get("extractions", []))
+    for batch in read_text_batches(config, raw_day.paths, exact=exact):
+        builder.add(batch)
+    for path in raw_day.paths:
+        path.unlink()
+    return builder.finish(raw_day.deletes)
+
+
+def cursor_range(table: pa.Table, cursor: str) -> tuple[str | None, str | None]:
+    """The day's cursor range as ISO-8601 UTC text, like raw's (tombstones carry no cursor)."""
+    if cursor not in table.column_names:
+        return None, None
+    bounds = pc.min_max(table[cursor])
+    return _iso(bounds["min"].as_py()), _iso(bounds["max"].as_py())
+
+
+def _iso(instant: dt.datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
+    key = dg.AssetKey(["staging", config.name])
+
+    @dg.asset(
+        key=key,
+        ins={"raw": dg.AssetIn(key=dg.AssetKey(["raw", config.name]))},
+        partitions_def=partitions(),
+        backfill_policy=SINGLE_RUN,
+        retry_policy=NETWORK_RETRY,
+        io_manager_key=LAKE_IO_MANAGER,
+        group_name="staging",
+        kinds={"s3", "parquet"},
+        check_specs=staging_check_specs(config, key),
+        metadata={"partition_expr": config.cursor, "primary_key": config.primary_key},
+        description=(
+            f"`{config.name}` typed and cleaned: one row per `{config.primary_key}` (latest valid version "
+            "of the day), `_deleted` for soft and hard deletes; refused rows in quarantine/."
+        ),
+    )
+    def staging_asset(context: dg.AssetExecutionContext, raw: LakePartitions):
+        days = context_days(context)
+        per_day: dict[str, dict] = {}
+        quality = StagingQuality(config, raw.store)  # judges each day as it streams past
+
+        def writes():
+            with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
+                for raw_day in prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days):
+                    day, raw_manifest = raw_day.day, raw_day.manifest
+                    built = build_day(config, raw_day)
+                    per_day[day.isoformat()] = built.counts
+                    quality.observe(day, built, raw_manifest)
+                    manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
+                                "raw_extracted_at": (raw_manifest or {}).get("extracted_at")}
+                    yield FolderWrite(
+                        day=day,
+                        prefix=partition_prefix("staging", config.name, day),
+                        files={PART: parquet_bytes(built.staging)},
+                        manifest={**manifest, "layer": "staging"},
+                        rows=built.staging.num_rows,
+                        cursor_range=cursor_range(built.staging, config.cursor),
+                        metadata=built.counts,  # raw_rows, staged_rows, quarantined_rows, ... of the day
+                    )
+                    q_files = {PART: parquet_bytes(built.quarantine)} if built.quarantine.num_rows else {}
+                    yield FolderWrite(
+                        day=day,
+                        prefix=partition_prefix("quarantine", config.name, day),
+                        files=q_files,
+                        manifest={**manifest, "layer": "quarantine"},
+                        rows=built.quarantine.num_rows,
+                        primary=False,
+                    )
+            totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
+            stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
+
+        stats: dict = {}
+        yield dg.Output(LakeOutput(writes=writes(), stats=stats))
+        yield from quality.results()
+
+    return staging_asset

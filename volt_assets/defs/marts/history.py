@@ -1,0 +1,112 @@
+"""The marts' view of the lake: a table's staging history up to a day, and the as-of rule.
+
+A mart partition D describes the world as the lake knew it at the end of day D: for every key,
+its latest valid version with `updated_at` before D+1. Staging day d holds, per key, the latest
+valid version with `updated_at` in d (or a tombstone for a hard delete noticed on d), so that
+version is the key's row in the latest staging day <= D that has the key. A run reads every
+complete staging day up to its last day once (only the columns it needs), tags each row with
+its `_day`, and the mart SQL picks, per day of the run, the row with the greatest `_day <= D`
+(`QUALIFY row_number() OVER (PARTITION BY key ORDER BY _day DESC) = 1`).
+
+Staging days whose quality gate fails (more than the table's `error_above` share refused) never
+reach the marts: the gate is recomputed from the day's manifest counts with the thresholds of
+tables.yaml, a failed day inside the run's window fails the run, and one before it is left out
+of the history (named in the output metadata) until it passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from volt_assets.defs.policies import missing_partition
+from volt_assets.lib.layout import layer_prefix, partition_prefix
+from volt_assets.lib.store import LakeStore
+from volt_assets.lib.table_config import TableConfig
+
+DAY_COLUMN = "_day"
+READERS = 16  # parallel S3 reads: a year of history is ~365 small GETs per table
+
+
+@dataclass
+class History:
+    """Staging rows of the days read, each tagged with its `_day`."""
+
+    config: TableConfig
+    table: pa.Table
+    days: list[dt.date]
+    gated: list[dt.date]
+
+    def metadata(self) -> dict:
+        name = self.config.name
+        return {
+            f"{name}_history_days": dg.MetadataValue.int(len(self.days)),
+            f"{name}_gated_days_left_out": dg.MetadataValue.json([d.isoformat() for d in self.gated]),
+        }
+
+
+def gate_failed(config: TableConfig, manifest: dict) -> bool:
+    """The staging quality gate's verdict for a day, from the counts in its manifest."""
+    counts = manifest.get("counts", {})
+    raw = counts.get("raw_rows", 0)
+    share = counts.get("quarantined_rows", 0) / raw if raw else 0.0
+    return config.thresholds.severity(share) == "ERROR"
+
+
+def read_history(
+    store: LakeStore, config: TableConfig, columns: list[str], through: dt.date, required: list[dt.date]
+) -> History:
+    """Every complete staging day <= `through` of a table whose gate passes, as one table.
+
+    Each day in `required` (the run's own days) must be complete and pass its gate: a mart is
+    never built for a day the gate stopped (dg.Failure, not retried)."""
+    name = config.name
+    schema = config.staging_schema()
+
+    def read(day: dt.date) -> tuple[dt.date, pa.Table | None, bool]:
+        prefix = partition_prefix("staging", name, day)
+        manifest = store.read_manifest(prefix)
+        if manifest is None:
+            return day, None, False  # never completed: not part of what the lake knows
+        if gate_failed(config, manifest):
+            return day, None, True
+        parts = [
+            pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns)
+            for file in sorted(manifest.get("files", {}))
+            if file.endswith(".parquet")
+        ]
+        table = pa.concat_tables(parts) if parts else pa.schema([schema.field(c) for c in columns]).empty_table()
+        return day, table.append_column(DAY_COLUMN, pa.array([day] * table.num_rows, pa.date32())), False
+
+    candidates = [d for d in store.list_days(layer_prefix("staging", name)) if d <= through]
+    with ThreadPoolExecutor(READERS) as pool:
+        results = list(pool.map(read, candidates))
+    tables = [t for _, t, _ in results if t is not None]
+    days = [d for d, t, _ in results if t is not None]
+    gated = [d for d, _, failed in results if failed]
+    for day in required:
+        if day in gated:
+            raise dg.Failure(
+                description=f"staging/{name} {day} failed its quality gate (quarantine_share): the marts "
+                f"are not built for it. Fix the source rows and re-materialise raw + staging for {day}.",
+                allow_retries=False,
+            )
+        if day not in days:
+            raise missing_partition(f"staging/{name}", day)
+    empty = pa.schema([schema.field(c) for c in columns] + [pa.field(DAY_COLUMN, pa.date32())]).empty_table()
+    return History(config, pa.concat_tables(tables) if tables else empty, days, gated)
+
+
+def duckdb_over(**histories: History) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with each history registered as a view, in UTC."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for view, history in histories.items():
+        con.register(view, history.table)
+    return con

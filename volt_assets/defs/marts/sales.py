@@ -1,0 +1,115 @@
+"""`marts/daily_category_sales` and `marts/daily_component_sales`: what was sold on day D.
+
+Partition D counts the orders as the lake knew them at the end of D (each order's latest valid
+version with `updated_at` before D+1) that are not hard-deleted, whose status is not
+'cancelled' (a NULL status counts) and whose `ordered_at` falls on D (UTC). An order cancelled
+later stays in D: re-materialising D gives the same rows. The category is the component's as
+known at the end of D (a hard-deleted component keeps the category of its last version); an
+order whose component was unknown then, or has no category, counts under 'unknown'.
+
+revenue = sum(quantity * unit_price); avg_unit_price = revenue / units_sold rounded half up to
+cents: the average price paid per unit sold (weighted by quantity, not a mean of order prices).
+Amounts are added in the orders' own currencies (the contract has no currency column, no FX).
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pyarrow as pa
+
+from volt_assets.defs.marts.common import mart_asset
+from volt_assets.defs.marts.history import History, duckdb_over, read_history
+from volt_assets.defs.marts.io_manager import MartDay, MartOutput
+from volt_assets.lib.partitions import context_days, day_window
+from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.table_config import table
+
+ORDER_COLUMNS = ["id", "component_id", "quantity", "unit_price", "status", "ordered_at", "_deleted"]
+COMPONENT_COLUMNS = ["id", "category", "updated_at"]
+
+CATEGORY_SCHEMA = pa.schema(
+    [
+        pa.field("dt", pa.date32(), nullable=False),
+        pa.field("category", pa.string()),
+        pa.field("orders_count", pa.int64()),
+        pa.field("units_sold", pa.int64()),
+        pa.field("revenue", pa.decimal128(14, 2)),
+        pa.field("avg_unit_price", pa.decimal128(12, 2)),
+    ]
+)
+COMPONENT_SCHEMA = pa.schema(
+    [
+        pa.field("dt", pa.date32(), nullable=False),
+        pa.field("component_id", pa.int64()),
+        pa.field("category", pa.string()),
+        pa.field("orders_count", pa.int64()),
+        pa.field("units_sold", pa.int64()),
+        pa.field("revenue", pa.decimal128(14, 2)),
+    ]
+)
+
+# amount / n rounded half up to cents, exactly (DuckDB divides decimals in floating point).
+CENTS_DIV = "CREATE MACRO cents_div(amount, n) AS CAST((CAST(amount * 100 AS HUGEINT) * 2 + n) // (2 * n) AS DECIMAL(18, 0)) * 0.01"
+
+SALES_OF_DAY = """
+CREATE OR REPLACE TEMP TABLE sales AS
+WITH known_orders AS (      -- each order's row in the latest staging day <= $day
+    SELECT * FROM orders WHERE _day <= $day
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _day DESC) = 1
+), known_components AS (    -- tombstones carry no category: the last real version does
+    SELECT id, category FROM components WHERE _day <= $day AND updated_at IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _day DESC) = 1
+)
+SELECT o.id, o.component_id, coalesce(nullif(c.category, ''), 'unknown') AS category,
+       o.quantity, o.quantity * o.unit_price AS amount
+FROM known_orders o LEFT JOIN known_components c ON c.id = o.component_id
+WHERE NOT o._deleted
+  AND o.status IS DISTINCT FROM 'cancelled'
+  AND o.ordered_at >= $start AND o.ordered_at < $end
+"""
+
+BY_CATEGORY = """
+SELECT $day AS dt, category, count(*) AS orders_count, CAST(sum(quantity) AS BIGINT) AS units_sold,
+       sum(amount) AS revenue, cents_div(sum(amount), sum(quantity)) AS avg_unit_price
+FROM sales GROUP BY category ORDER BY category
+"""
+
+BY_COMPONENT = """
+SELECT $day AS dt, component_id, any_value(category) AS category, count(*) AS orders_count,
+       CAST(sum(quantity) AS BIGINT) AS units_sold, sum(amount) AS revenue
+FROM sales WHERE component_id IS NOT NULL GROUP BY component_id ORDER BY component_id
+"""
+
+
+def sales_days(days: list[dt.date], orders: History, components: History, query: str, schema: pa.Schema):
+    """One MartDay per day of the run: `query` over that day's sales."""
+    with duckdb_over(orders=orders, components=components) as con:
+        con.execute(CENTS_DIV)
+        for day in days:
+            start, end = day_window(day)
+            con.execute(SALES_OF_DAY, {"day": day, "start": start, "end": end})
+            rows = con.sql(query, params={"day": day}).to_arrow_table().cast(schema)
+            yield MartDay(day, rows=rows, copy=rows.drop_columns(["dt"]))  # dt is the copy's folder
+
+
+def build_sales_asset(name: str, query: str, schema: pa.Schema) -> dg.AssetsDefinition:
+    @mart_asset(name, ("orders", "electrical_components"), __doc__)
+    def sales_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
+        days = context_days(context)
+        store = lake.store()
+        orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
+        components = read_history(store, table("electrical_components"), COMPONENT_COLUMNS, days[-1], required=days)
+        return MartOutput(
+            days=sales_days(days, orders, components, query, schema),
+            metadata={**orders.metadata(), **components.metadata()},
+        )
+
+    return sales_mart
+
+
+def build_daily_category_sales() -> dg.AssetsDefinition:
+    return build_sales_asset("daily_category_sales", BY_CATEGORY, CATEGORY_SCHEMA)
+
+
+def build_daily_component_sales() -> dg.AssetsDefinition:
+    return build_sales_asset("daily_component_sales", BY_COMPONENT, COMPONENT_SCHEMA)

@@ -1,1 +1,0 @@
-"""The lake: layout, storage, extraction from PostgreSQL, and the raw -> staging transform."""

@@ -1,0 +1,95 @@
+"""Reading raw JSON Lines back as text: every value as the exact text it was captured as.
+
+DuckDB's JSON reader parses the gzip parts (fast, streaming); each declared column is read as
+VARCHAR (jsonb as JSON text) so nothing is guessed before the rules in `rules.py` type it.
+DuckDB reads JSON numbers through doubles: on the rare lines with a number of more than 15
+significant digits, the json columns' text is taken from the line as written instead
+(exact_json.py); declared numeric columns are at most numeric(15,s) (table_config.py). Columns the source added later are simply not selected here;
+they stay in the raw files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from volt_assets.lib.exact_json import exact_values
+from volt_assets.lib.table_config import TableConfig
+
+BATCH_ROWS = 20_000
+
+
+def _columns_spec(config: TableConfig, columns: list[str]) -> str:
+    json_cols = set(config.json_columns)
+    spec = ", ".join(f"'{c}': '{'JSON' if c in json_cols else 'VARCHAR'}'" for c in columns)
+    return "{" + spec + "}"
+
+
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory DuckDB, made once: opening one costs ~13 ms, which a 365-day run
+    would pay twice a day (versions, then staging)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect()
+        # bounded memory whatever the day's size; DuckDB spills to its temp directory
+        con.execute("SET memory_limit = '256MB'")
+        con.execute("SET threads = 1")  # the IO manager's upload threads run beside it; a second parse thread bought little and cost ~35 MB
+        _local.con = con
+    return con
+
+
+def read_text_batches(
+    config: TableConfig, paths: list[Path], columns: list[str] | None = None, batch_rows: int = BATCH_ROWS,
+    exact: bool = False,
+) -> Iterator[pa.RecordBatch]:
+    """Batches of string columns (declared columns, or `columns`) plus `_file` (part name).
+
+    `exact`: the parts may hold numbers DuckDB would round (the capture said so): their lines'
+    json values are then taken from the line as written (exact_json.py)."""
+    columns = columns or list(config.columns)
+    if not paths:
+        return
+    json_columns = [c for c in columns if c in config.json_columns]
+    exact_texts = exact_values(paths, json_columns) if exact and json_columns else {}
+    files = [str(p) for p in paths]
+    query = (
+        "SELECT {select}, parse_filename(filename) AS _file FROM read_json(?, format='newline_delimited', "
+        "columns={spec}, filename=true, maximum_object_size=16777216)"
+    ).format(select=", ".join(f'"{c}"::VARCHAR AS "{c}"' for c in columns), spec=_columns_spec(config, columns))
+    # A cursor of the shared connection: its own result, closed when the batches are done.
+    cur = _connection().cursor()
+    lines: dict[str, int] = {}  # part -> lines read so far (DuckDB keeps the files' line order)
+    try:
+        for batch in cur.sql(query, params=[files]).to_arrow_reader(batch_rows):
+            if batch.num_rows:
+                yield _with_exact_texts(batch, exact_texts, json_columns, lines) if exact_texts else batch
+    finally:
+        cur.close()
+
+
+def _with_exact_texts(batch: pa.RecordBatch, texts: dict, columns: list[str], lines: dict[str, int]) -> pa.RecordBatch:
+    """Put the exact json texts of the lines that have them in place of DuckDB's."""
+    rows = []
+    for i, part in enumerate(batch.column(batch.schema.get_field_index("_file")).to_pylist()):
+        number = lines.get(part, 0)
+        lines[part] = number + 1
+        if (part, number) in texts:
+            rows.append((i, texts[(part, number)]))
+    if not rows:
+        return batch
+    for column in columns:
+        index = batch.schema.get_field_index(column)
+        values = batch.column(index).to_pylist()
+        for i, exact in rows:
+            if column in exact:
+                values[i] = exact[column]
+        batch = batch.set_column(index, column, pa.array(values, pa.string()))
+    return batch
+

@@ -38,8 +38,12 @@ def write_objects(url: str, count: int) -> float:
     body = os.urandom(1024)
 
     def put(i: int) -> None:
-        client.put_object(Bucket=BUCKET, Key=f"raw/orders/dt=2026-01-{i % 28 + 1:02d}/part-{i:07d}.jsonl",
-                          Body=b"%07d" % i + body[: 512 + i % 512], Metadata={"n": str(i)})
+        client.put_object(
+            Bucket=BUCKET,
+            Key=f"raw/orders/dt=2026-01-{i % 28 + 1:02d}/part-{i:07d}.jsonl",
+            Body=b"%07d" % i + body[: 512 + i % 512],
+            Metadata={"n": str(i)},
+        )
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -64,8 +68,11 @@ def fill_directly(data: Path, count: int) -> None:
     body = os.urandom(1024)
     started = time.monotonic()
     for i in range(count):
-        key = backend.put_object(BUCKET, f"raw/orders/dt=2026-01-{i % 28 + 1:02d}/part-{i:07d}.jsonl",
-                                 b"%07d" % i + body[: 512 + i % 512])  # distinct bodies, as a lake's
+        key = backend.put_object(
+            BUCKET,
+            f"raw/orders/dt=2026-01-{i % 28 + 1:02d}/part-{i:07d}.jsonl",
+            b"%07d" % i + body[: 512 + i % 512],
+        )  # distinct bodies, as a lake's
         key.set_metadata({"n": str(i)})
     store = s3_server.Store(data)
     store.compact(s3_server.current_records(store))
@@ -75,7 +82,10 @@ def fill_directly(data: Path, count: int) -> None:
 def measure_restart(root: Path, count: int) -> None:
     data = root / "s3"
     fill_directly(data, count)
-    print(f"  disk: {du(data) / 2**20:.1f} MiB (snapshot {(data / 'snapshot.bin').stat().st_size / 2**20:.1f} MiB)")
+    print(
+        f"  disk: {du(data) / 2**20:.1f} MiB "
+        f"(snapshot {(data / 'snapshot.bin').stat().st_size / 2**20:.1f} MiB)"
+    )
     started = time.monotonic()
     s3 = stack.start_s3(None, root / "s3.log", data_dir=data, timeout=1800)
     up = time.monotonic() - started
@@ -98,8 +108,10 @@ def measure_durable(root: Path, count: int) -> None:
     up = time.monotonic() - started
     found = count_objects(s3.url)
     print(f"  after SIGKILL: answering again in {up:.1f}s with {found} objects")
-    print(f"  disk after compaction: {du(data) / 2**20:.1f} MiB "
-          f"(snapshot {(data / 'snapshot.bin').stat().st_size / 2**20:.1f} MiB)")
+    print(
+        f"  disk after compaction: {du(data) / 2**20:.1f} MiB "
+        f"(snapshot {(data / 'snapshot.bin').stat().st_size / 2**20:.1f} MiB)"
+    )
     started = time.monotonic()
     stack.stop_s3(s3)
     print(f"  stop (SIGTERM, compacts): {time.monotonic() - started:.1f}s")
@@ -111,35 +123,53 @@ def measure_recorder(root: Path, count: int) -> None:
     log = root / "recording.jsonl"
     env = {**os.environ, "MOTO_ENABLE_RECORDING": "1", "MOTO_RECORDER_FILEPATH": str(log)}
     port = stack.free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     handle = stack.S3Handle(port=port, pid=proc.pid, log_path=root / "x.log", process=proc)
     stack._wait_for_s3(handle, time.monotonic() + 60)
     seconds = write_objects(url, count)
-    print(f"moto recorder: wrote {count} objects in {seconds:.1f}s; log {log.stat().st_size / 2**20:.1f} MiB")
+    print(
+        f"moto recorder: wrote {count} objects in {seconds:.1f}s; "
+        f"log {log.stat().st_size / 2**20:.1f} MiB"
+    )
     proc.kill()
     proc.wait()
     port = stack.free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     handle = stack.S3Handle(port=port, pid=proc.pid, log_path=root / "x.log", process=proc)
     stack._wait_for_s3(handle, time.monotonic() + 60)
     started = time.monotonic()
     requests.post(f"{url}/moto-api/recorder/replay-recording", timeout=3600)
     replay = time.monotonic() - started
-    print(f"  replay into a fresh server: {replay:.1f}s, {count_objects(url)} objects "
-          f"(new version ids: the manifests would need rewriting)")
+    print(
+        f"  replay into a fresh server: {replay:.1f}s, {count_objects(url)} objects "
+        f"(new version ids: the manifests would need rewriting)"
+    )
     proc.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=100_000)
-    parser.add_argument("--recorder", type=int, default=0, help="objects for moto's recorder (0: skip)")
-    parser.add_argument("--restart-only", action="store_true",
-                        help="make the objects in-process, measure only the restart and disk use")
+    parser.add_argument(
+        "--recorder", type=int, default=0, help="objects for moto's recorder (0: skip)"
+    )
+    parser.add_argument(
+        "--restart-only",
+        action="store_true",
+        help="make the objects in-process, measure only the restart and disk use",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="volt-s3-measure-") as tmp:
         if args.restart_only:

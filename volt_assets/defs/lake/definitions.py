@@ -14,4 +14,5 @@ from volt_assets.lib.table_config import load_tables
 @dg.definitions
 def defs() -> dg.Definitions:
     tables = load_tables().values()
-    return dg.Definitions(assets=linked([build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables]))
+    assets = [build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables]
+    return dg.Definitions(assets=linked(assets))

@@ -316,8 +316,8 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         group_name="raw",
         kinds={"postgres", "s3"},
         check_specs=[drift_check, *raw_check_specs(config)],
-        **catalog.lake_catalog("raw", config, {"partition_expr": config.cursor,
-                                               "primary_key": config.primary_key, "sync": config.sync}),
+        **catalog.lake_catalog("raw", config, {"partition_expr": config.cursor, "sync": config.sync,
+                                               "primary_key": config.primary_key}),
         description=(
             f"Exact capture of `{config.name}`: rows whose `{config.cursor}` lies in the day "
             "[D, D+1) UTC, as JSON Lines; every captured version is kept."

@@ -25,7 +25,9 @@ def mart_asset(name: str, sources: tuple[str, ...], description: str, daily: boo
         return dg.asset(
             key=["marts", name],
             deps=[
-                dg.AssetDep(dg.AssetKey(["staging", s]), partition_mapping=dg.IdentityPartitionMapping())
+                dg.AssetDep(
+                    dg.AssetKey(["staging", s]), partition_mapping=dg.IdentityPartitionMapping()
+                )
                 for s in sources
             ],
             partitions_def=partitions(),

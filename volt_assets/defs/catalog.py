@@ -82,10 +82,9 @@ def _column_tags(config: TableConfig, column: str) -> dict[str, str]:
 
 def _rule_notes(config: TableConfig, column: str) -> list[str]:
     """What staging promises about a column: rows breaking a refuse rule are quarantined."""
-    notes = [
-        f"rows failing `{r.rule}` go to quarantine" for r in config.refuse if r.column == column
-    ]
-    notes += [f"checked: `{r.rule}` ({r.severity})" for r in config.checks if r.column == column]
+    # Short: the UI shows each as a chip of about 25 characters.
+    notes = [f"refused unless {r.rule}" for r in config.refuse if r.column == column]
+    notes += [f"check: {r.rule}" for r in config.checks if r.column == column]
     return notes
 
 
@@ -105,14 +104,13 @@ def source_columns(config: TableConfig, key: dg.TableColumnConstraints) -> dg.Ta
 
 
 def raw_columns(config: TableConfig) -> dg.TableSchema:
-    key = dg.TableColumnConstraints(other=[f"with `{config.cursor}`: one line per version"])
+    """Raw is JSON Lines (*.jsonl.gz), one source row a line: its columns are the JSON members,
+    the source's columns as tables.yaml declares them (a column the source adds later is
+    captured too, and the schema_drift check reports it)."""
+    key = dg.TableColumnConstraints(other=[f"key + {config.cursor}: a version"])
     schema = source_columns(config, key)
-    note = (
-        "JSON Lines (*.jsonl.gz), one source row a line: the members are the source's columns, "
-        "typed as declared in tables.yaml; a column the source adds later is captured too "
-        "(the schema_drift check says so)"
-    )
-    return dg.TableSchema(columns=schema.columns, constraints=dg.TableConstraints(other=[note]))
+    notes = ["JSON Lines: a row a line", "columns = JSON members", "added columns kept"]
+    return dg.TableSchema(columns=schema.columns, constraints=dg.TableConstraints(other=notes))
 
 
 def staging_columns(config: TableConfig) -> dg.TableSchema:
@@ -121,7 +119,7 @@ def staging_columns(config: TableConfig) -> dg.TableSchema:
     for f in config.staging_schema():
         other = _rule_notes(config, f.name)
         if f.name == config.primary_key:
-            other.insert(0, "one row per value in each day (its latest valid version)")
+            other.insert(0, "one row per key and day")
         columns.append(
             dg.TableColumn(
                 name=f.name,
@@ -131,10 +129,7 @@ def staging_columns(config: TableConfig) -> dg.TableSchema:
                 tags=_column_tags(config, f.name),
             )
         )
-    table_notes = [
-        f"a hard delete is a tombstone row: `{config.primary_key}` and `_deleted` = true, "
-        "every other column null"
-    ]
+    table_notes = ["one row per key and day", "hard delete: tombstone row"]
     return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=table_notes))
 
 

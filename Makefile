@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.volt/dagster_home
+DAGSTER_PORT ?= 3000
 
 .PHONY: install test demo dev stack-up stack-down bench screenshots clean
 
@@ -23,11 +24,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/volt-assets demo
 
-## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon
+## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon (DAGSTER_PORT=3001 for another port)
 dev: $(STAMP)
 	$(BIN)/volt-assets stack up
 	$(BIN)/python -m volt_assets.instance_config "$(DAGSTER_HOME)"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 stack-up: $(STAMP)
 	$(BIN)/volt-assets stack up

@@ -4,7 +4,7 @@ The desired state lives in `BucketPolicy` (defaults below, each overridable from
 environment). `sync_bucket` reads what the bucket has, compares it with the desired state
 setting by setting (after normalising both, so rule order or AWS's own formatting never
 counts as drift), and writes only what differs. The CLI and the Dagster job
-`bucket_policies_job` both call it, so they can never disagree.
+`bucket_policies_job` (volt_assets/defs/operations/bucket_job.py) both call it, so they can never disagree.
 
 Settings, in the order they are applied:
 - public-access-block: all four blocks on;
@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import dagster as dg
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from dagster_aws.s3 import S3Resource
 
+from volt_assets.lib.layout import LANDING_PROCESSED, top_prefix
 from volt_assets.settings import DEFAULTS, mask_dsn
 
 POLICY_SID = "DenyInsecureTransport"
@@ -139,7 +138,7 @@ def lifecycle_rules(policy: BucketPolicy) -> list[dict[str, Any]]:
         {
             # raw/ is the audit record, read rarely after its first weeks: cheaper tiers, never deleted.
             "ID": "raw-tiering",
-            "Filter": {"Prefix": "raw/"},
+            "Filter": {"Prefix": top_prefix("raw")},
             "Status": "Enabled",
             "Transitions": [
                 {"Days": policy.raw_ia_days, "StorageClass": "STANDARD_IA"},
@@ -148,13 +147,13 @@ def lifecycle_rules(policy: BucketPolicy) -> list[dict[str, Any]]:
         },
         {
             "ID": "quarantine-expiry",
-            "Filter": {"Prefix": "quarantine/"},
+            "Filter": {"Prefix": top_prefix("quarantine")},
             "Status": "Enabled",
             "Expiration": {"Days": policy.expire_days},
         },
         {
             "ID": "landing-processed-expiry",
-            "Filter": {"Prefix": "landing/processed/"},
+            "Filter": {"Prefix": LANDING_PROCESSED},
             "Status": "Enabled",
             "Expiration": {"Days": policy.expire_days},
         },
@@ -532,37 +531,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"volt-assets bucket: failed on bucket {bucket}: {describe_error(exc)}", file=sys.stderr)
         return 1
     return 0
-
-
-# --- Dagster job -----------------------------------------------------------------------------
-
-
-class BucketPoliciesConfig(dg.Config):
-    """Run config of `apply_bucket_policies`."""
-
-    dry_run: bool = False
-
-
-@dg.op(description="Apply the lake bucket's lifecycle, versioning, encryption and access policies.")
-def apply_bucket_policies(
-    context: dg.OpExecutionContext, config: BucketPoliciesConfig, s3: S3Resource
-) -> dg.Output[list[str]]:
-    client = s3.get_client()
-    bucket = bucket_name()
-    try:
-        policy = BucketPolicy.from_env(endpoint_url=client.meta.endpoint_url)
-        plan = sync_bucket(client, bucket, policy, dry_run=config.dry_run, log=context.log.info)
-    except BucketPolicyError as exc:
-        raise dg.Failure(description=f"Invalid bucket policy configuration: {exc}") from None
-    except (ClientError, BotoCoreError) as exc:
-        raise dg.Failure(description=f"bucket apply failed on {bucket}: {describe_error(exc)}") from None
-    changed = [d.setting.name for d in plan.changes]
-    return dg.Output(
-        changed,
-        metadata={"bucket": bucket, "dry_run": config.dry_run, "changed_settings": ", ".join(changed) or "none"},
-    )
-
-
-@dg.job(description="Bring the lake bucket to its desired policies (the same as `volt-assets bucket apply`).")
-def bucket_policies_job():
-    apply_bucket_policies()

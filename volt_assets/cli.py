@@ -19,11 +19,24 @@ COMMANDS = {
     "presign": ("volt_assets.defs.images.presign", "print a presigned URL of a component's picture"),
     "serve": ("volt_assets.defs.images.service", "serve presigned picture URLs over HTTP for the Volt API"),
     "bucket": ("volt_assets.bucket", "apply the lake bucket's policies (lifecycle, versioning, encryption)"),
+    "lake": ("volt_assets.lake_sql", "query the lake with DuckDB (`lake sql \"SELECT ...\"`)"),
 }
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("volt_assets")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed version of volt_assets and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = load(module_name)

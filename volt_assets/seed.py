@@ -13,7 +13,7 @@ import os
 import sys
 
 from volt_assets.seeding import SeedOptions, SeedReport, SourceNotEmpty, seed_shop
-from volt_assets.settings import mask_dsn, parse_env_file, stack_env_path, update_stack_env
+from volt_assets.settings import mask_dsn, read_stack_env, stack_env_path, update_stack_env
 
 DEFAULTS = SeedOptions()
 
@@ -74,7 +74,7 @@ def uses_stack() -> bool:
     """Whether this run seeded the embedded stack's database (not a server the user configured)."""
     if os.environ.get("VOLT_USE_STACK", "1") == "0" or not stack_env_path().is_file():
         return False
-    stack = parse_env_file(stack_env_path())
+    stack = read_stack_env()
     return all(os.environ.get(k) == stack.get(k) for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB"))
 
 
@@ -111,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     except psycopg2.Error as exc:
         print(f"volt-assets seed: cannot connect to {where()}: {_safe(str(exc).strip())}", file=sys.stderr)
         return 1
+    print(f"seeding {where()}: {options.components:,} components, {options.users:,} users, "
+          f"{options.orders:,} orders over {options.days} days", flush=True)
     try:
-        report = seed_shop(conn, options)
+        report = seed_shop(conn, options, progress=lambda message: print(f"  {message}", flush=True))
     except SourceNotEmpty as exc:
         print(f"volt-assets seed: refused: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ read them with `EnvVar`, never as literals.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 # Settings that belong together: a group is taken from stack.env only when none of it is set.
@@ -51,28 +52,44 @@ def stack_env_path() -> Path:
     return state_dir() / "stack.env"
 
 
-def parse_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blank lines and # comments skipped; optional quotes removed."""
-    values: dict[str, str] = {}
+def parse_env_file(path: Path, interpolate: bool = True) -> dict[str, str]:
+    """A dotenv file as python-dotenv (and so Docker Compose) reads it: `export KEY=...`,
+    quoted values, inline `# comments` after a space, `${VAR}` references (unless
+    `interpolate` is off); keys without a value are skipped."""
     if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+        return {}
+    from dotenv import dotenv_values
+
+    values = dotenv_values(path, interpolate=interpolate, encoding="utf-8")
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def read_stack_env() -> dict[str, str]:
+    """`.volt/stack.env` as written: its values are literal (a `$` in a path stays one)."""
+    return parse_env_file(stack_env_path(), interpolate=False)
+
+
+# Characters a value may hold and stay unquoted for dotenv, make and a shell alike.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:@,+=%-]*")
+
+
+def _env_line(key: str, value: str) -> str:
+    """`KEY=value`, quoted when the value holds anything dotenv or a shell would read otherwise."""
+    if _PLAIN_VALUE.fullmatch(value):
+        return f"{key}={value}\n"
+    if not set(value) & set("'\\"):
+        return f"{key}='{value}'\n"  # literal for dotenv and a shell: no escapes, no ${...}
+    if not set(value) & set('"\\$`'):
+        return f'{key}="{value}"\n'
+    # Never the value in the message: it may be a password.
+    raise ValueError(f"{key}: a value holding both kinds of quote, a backslash or $ and a quote")
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
-    """Write KEY=VALUE lines readable by `parse_env_file`, by make and by a shell."""
+    """Write KEY=VALUE lines that `parse_env_file(path, interpolate=False)` and a shell read
+    back as they were."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(f"{k}={v}\n" for k, v in values.items())
+    body = "".join(_env_line(k, v) for k, v in values.items())
     tmp = path.with_suffix(".tmp")
     tmp.write_text(body, encoding="utf-8")
     os.chmod(tmp, 0o600)
@@ -81,10 +98,9 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 
 def update_stack_env(**values: str) -> None:
     """Merge values into `.volt/stack.env` (e.g. the seed records VOLT_PARTITIONS_START)."""
-    path = stack_env_path()
-    current = parse_env_file(path)
+    current = read_stack_env()
     current.update(values)
-    write_env_file(path, current)
+    write_env_file(stack_env_path(), current)
 
 
 def apply_environment(environ: dict[str, str] | None = None) -> None:
@@ -93,7 +109,7 @@ def apply_environment(environ: dict[str, str] | None = None) -> None:
     for key, value in parse_env_file(Path.cwd() / ".env").items():
         env.setdefault(key, value)
     if env.get("VOLT_USE_STACK", "1") != "0":
-        stack = parse_env_file(stack_env_path())
+        stack = read_stack_env()
         for group in STACK_GROUPS:
             if not any(env.get(k) for k in group):
                 for k in group:
@@ -113,7 +129,5 @@ def apply_environment(environ: dict[str, str] | None = None) -> None:
 
 def mask_dsn(text: str) -> str:
     """Hide the password of a DSN or URL (`postgresql://u:secret@h/db` -> `u:***@h`)."""
-    import re
-
     text = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
     return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)

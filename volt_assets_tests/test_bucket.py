@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 
 from volt_assets import stack
-from volt_assets.bucket import POLICY_SID, _normalise_rule, bucket_policies_job
+from volt_assets.bucket import POLICY_SID, _normalise_rule
+from volt_assets.defs.operations.bucket_job import bucket_policies_job
 
 SECRET = "s3cr3t-never-printed-7f3a"  # moto accepts any key: a value we can look for in output
 

@@ -66,7 +66,7 @@ def test_presign_prints_a_sigv4_url_that_fetches_the_exact_bytes(pictures, capsy
     answer = json.loads(capsys.readouterr().out)
     assert answer["success"] is True
     data = answer["data"]
-    assert (data["componentId"], data["expiresInHours"]) == (42, 2)
+    assert (data["componentId"], data["expiresInHours"]) == ("42", 2)
     expires = dt.datetime.fromisoformat(data["expiresAt"].replace("Z", "+00:00"))
     assert abs(expires - dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)) < dt.timedelta(minutes=1)
 
@@ -138,7 +138,7 @@ def test_api_statuses(client, path, headers, status):
     if status == 200:
         assert body["success"] is True
         assert set(body["data"]) == {"componentId", "imageUrl", "expiresAt", "expiresInHours"}
-        assert body["data"]["componentId"] == 42
+        assert body["data"]["componentId"] == "42"
         hours = int(dict(parse_qsl(urlsplit(path).query)).get("expirationHours", 24))
         assert body["data"]["expiresInHours"] == hours
         assert query(body["data"]["imageUrl"])["X-Amz-Expires"] == str(hours * 3600)

@@ -23,7 +23,7 @@ import pytest
 from psycopg2 import sql
 
 from volt_assets import stack
-from volt_assets.defs.landing.sensors import failure_alert
+from volt_assets.defs.operations.alerts import failure_alert
 from volt_assets_tests.faults.runs import CliRun, error_texts
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize, ts
 

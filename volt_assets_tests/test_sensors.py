@@ -16,8 +16,9 @@ import pytest
 from volt_assets import stack
 from volt_assets.defs.resources import shared_resources
 from volt_assets.defs.landing.sensors import (
-    LOOKBACK, LandingCursor, LandingObject, landing_file_job, landing_files_sensor, run_failure_alert,
+    LOOKBACK, LandingCursor, LandingObject, landing_file_job, landing_files_sensor,
 )
+from volt_assets.defs.operations.alerts import run_failure_alert
 from volt_assets.lib.table_config import table
 
 COMPONENTS = list(table("electrical_components").columns)

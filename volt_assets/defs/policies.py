@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from volt_assets.lib.partitions import daily_partitions
@@ -22,3 +24,12 @@ LAKE_IO_MANAGER = "lake_io_manager"
 
 def partitions() -> dg.DailyPartitionsDefinition:
     return daily_partitions()
+
+
+def missing_partition(asset: str, day: dt.date) -> dg.Failure:
+    """A step's input day is not complete (no `_manifest.json`): no retry can fix that."""
+    return dg.Failure(
+        description=f"{asset} has no complete partition {day} (no _manifest.json): "
+        f"materialise {asset} for {day} first",
+        allow_retries=False,
+    )

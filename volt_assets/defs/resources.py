@@ -98,17 +98,17 @@ class LakeResource(dg.ConfigurableResource):
         return LakeStore(self.s3.get_client(), self.bucket)
 
 
-def _env_or_none(name: str):
+def env_or_none(name: str):
     """EnvVar for a set variable, None for an unset optional one (EnvVar would fail to load)."""
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 def s3_resource() -> S3Resource:
     return S3Resource(
-        endpoint_url=_env_or_none("AWS_ENDPOINT_URL"),
-        region_name=_env_or_none("AWS_DEFAULT_REGION"),
-        aws_access_key_id=_env_or_none("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=_env_or_none("AWS_SECRET_ACCESS_KEY"),
+        endpoint_url=env_or_none("AWS_ENDPOINT_URL"),
+        region_name=env_or_none("AWS_DEFAULT_REGION"),
+        aws_access_key_id=env_or_none("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env_or_none("AWS_SECRET_ACCESS_KEY"),
         max_attempts=int(os.environ.get("VOLT_S3_MAX_ATTEMPTS", "8")),
     )
 
@@ -119,7 +119,7 @@ def source_database() -> PostgresResource:
         port=dg.EnvVar.int("POSTGRES_PORT"),
         dbname=dg.EnvVar("POSTGRES_DB"),
         user=dg.EnvVar("POSTGRES_USER"),
-        password=_env_or_none("POSTGRES_PASSWORD") or "",
+        password=env_or_none("POSTGRES_PASSWORD") or "",
     )
 
 

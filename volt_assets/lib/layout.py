@@ -1,5 +1,5 @@
 """Where things live in the lake bucket: one function per kind of key, so no other module
-spells a prefix by hand (contract: "The lake")."""
+spells a prefix by hand (README: "The data lake")."""
 
 from __future__ import annotations
 
@@ -76,8 +76,29 @@ def image_key(component_id: int, filename: str) -> str:
     return f"images/components/{component_id}/{filename}"
 
 
+def top_prefix(layer: str) -> str:
+    """`raw/`: everything of one layer (lifecycle rules, policies)."""
+    return f"{layer}/"
+
+
 def landing_prefix(table: str) -> str:
     return f"landing/{table}/"
+
+
+def landing_table_and_name(key: str) -> tuple[str, str] | None:
+    """(`table`, `name.csv`) of a landing key `landing/{table}/{name}`, None for any other key."""
+    if not key.startswith(top_prefix("landing")):
+        return None
+    table, _, filename = key.removeprefix(top_prefix("landing")).partition("/")
+    return (table, filename) if table and filename and "/" not in filename else None
+
+
+# Landing files once taken, kept for a while (the bucket lifecycle expires the prefix).
+LANDING_PROCESSED = "landing/processed/"
+
+
+def processed_key(table: str, day: dt.date, filename: str) -> str:
+    return f"{LANDING_PROCESSED}{table}/dt={day.isoformat()}/{filename}"
 
 
 def upload_key(layer: str, table: str, day: dt.date, stem: str) -> str:

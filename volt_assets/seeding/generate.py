@@ -250,39 +250,9 @@ _ORDER_UPDATED_OFF = """CASE t.status WHEN 'cancelled' THEN t.cancel_off WHEN 'p
                  ELSE t.ordered_off END"""
 
 
-def orders_select() -> str:
-    """Orders by users of components that existed when the order was placed (some components
-    hard-deleted since); the status is as far as the order got by the window's end."""
-    last = f"({WINDOW} - 1)"
-    hour = 3_600_000_000
+def _order_draws() -> str:
+    """Each order's drawn values: who bought what, how many, at what price, how it was paid."""
     return f"""
-SELECT {_apply_dirt("orders", ORDER_COLUMNS)},
-       dirt, hard_deleted
-FROM (
-  SELECT t.id, t.dirt, t.x, t.v, t.hard_deleted, t.user_id, t.component_id,
-         t.quantity, t.unit_price, t.currency, t.payment_method, t.status,
-         {ts("t.ordered_off")} AS ordered_at,
-         {ts(_ORDER_UPDATED_OFF)} AS updated_at
-  FROM (
-    SELECT q.*,
-           CASE WHEN q.boundary THEN 'pending'
-                WHEN q.fate = 'cancelled' THEN CASE WHEN q.cancel_off <= {last} THEN 'cancelled' ELSE 'pending' END
-                WHEN q.fate = 'abandoned' THEN 'pending'
-                WHEN q.delivered_off <= {last} THEN 'delivered'
-                WHEN q.shipped_off <= {last} THEN 'shipped'
-                WHEN q.paid_off <= {last} THEN 'paid'
-                ELSE 'pending' END AS status
-    FROM (
-      -- Each stage follows the previous: paid 1 min..2 h after ordering, shipped 6 h..2 d
-      -- after payment, delivered 1..4 d after shipping; a cancellation 10 min..3 d after ordering.
-      SELECT p.*, p.shipped_off + {DAY_US} + {pick("order.to_delivered", 3 * DAY_US, "p.id")} AS delivered_off
-      FROM (
-        SELECT r.*,
-               r.ordered_off + 60000000 + {pick("order.to_paid", 2 * hour, "r.id")} AS paid_off,
-               r.ordered_off + 60000000 + {pick("order.to_paid", 2 * hour, "r.id")}
-                 + {6 * hour} + {pick("order.to_shipped", 42 * hour, "r.id")} AS shipped_off,
-               r.ordered_off + 600000000 + {pick("order.to_cancel", 3 * DAY_US, "r.id")} AS cancel_off
-        FROM (
           SELECT d.id, d.dirt, d.x, d.v, d.fate, d.user_id, d.component_id, d.currency, d.boundary, d.ordered_off,
                  NOT d.boundary AND d.hard_u < {HARD_DELETE_SHARE["orders"]} AS hard_deleted,
                  CASE WHEN {u("order.bulk", "d.id")} < 0.7 THEN 1 + {pick("order.qty", 3, "d.id")}
@@ -316,6 +286,43 @@ FROM (
             ) o
             OFFSET 0
           ) d
+"""
+
+
+def orders_select() -> str:
+    """Orders by users of components that existed when the order was placed (some components
+    hard-deleted since); the status is as far as the order got by the window's end."""
+    last = f"({WINDOW} - 1)"
+    hour = 3_600_000_000
+    return f"""
+SELECT {_apply_dirt("orders", ORDER_COLUMNS)},
+       dirt, hard_deleted
+FROM (
+  SELECT t.id, t.dirt, t.x, t.v, t.hard_deleted, t.user_id, t.component_id,
+         t.quantity, t.unit_price, t.currency, t.payment_method, t.status,
+         {ts("t.ordered_off")} AS ordered_at,
+         {ts(_ORDER_UPDATED_OFF)} AS updated_at
+  FROM (
+    SELECT q.*,
+           CASE WHEN q.boundary THEN 'pending'
+                WHEN q.fate = 'cancelled' THEN CASE WHEN q.cancel_off <= {last} THEN 'cancelled' ELSE 'pending' END
+                WHEN q.fate = 'abandoned' THEN 'pending'
+                WHEN q.delivered_off <= {last} THEN 'delivered'
+                WHEN q.shipped_off <= {last} THEN 'shipped'
+                WHEN q.paid_off <= {last} THEN 'paid'
+                ELSE 'pending' END AS status
+    FROM (
+      -- Each stage follows the previous: paid 1 min..2 h after ordering, shipped 6 h..2 d
+      -- after payment, delivered 1..4 d after shipping; a cancellation 10 min..3 d after ordering.
+      SELECT p.*, p.shipped_off + {DAY_US} + {pick("order.to_delivered", 3 * DAY_US, "p.id")} AS delivered_off
+      FROM (
+        SELECT r.*,
+               r.ordered_off + 60000000 + {pick("order.to_paid", 2 * hour, "r.id")} AS paid_off,
+               r.ordered_off + 60000000 + {pick("order.to_paid", 2 * hour, "r.id")}
+                 + {6 * hour} + {pick("order.to_shipped", 42 * hour, "r.id")} AS shipped_off,
+               r.ordered_off + 600000000 + {pick("order.to_cancel", 3 * DAY_US, "r.id")} AS cancel_off
+        FROM (
+{_order_draws()}
           JOIN volt_variant var ON var.idx = d.variant
           OFFSET 0
         ) r

@@ -16,6 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from psycopg2 import sql
 
@@ -176,8 +177,34 @@ def _indexes_built_after(cur, table: str):
         cur.execute(definition)
 
 
-def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None) -> SeedReport:
-    """Fill the source database (and `images_dir`, default VOLT_IMAGES_DIR) with the shop.
+def _quiet(message: str) -> None:
+    """The default progress report: none."""
+
+
+def _insert_tables(cur, params: dict, report: SeedReport, progress: Callable[[str], None]) -> None:
+    """One INSERT ... SELECT per table, then its dirt and hard deletes counted into `report`."""
+    for table, select in generate.SELECTS.items():
+        began = time.monotonic()
+        columns = ", ".join(generate.COLUMNS[table])
+        with _indexes_built_after(cur, table):
+            cur.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM ({select()}) q '
+                        "WHERE NOT hard_deleted", params)
+            report.rows[table] = cur.rowcount
+        cur.execute(f"SELECT dirt, count(*) FILTER (WHERE NOT hard_deleted), count(*) FILTER (WHERE hard_deleted) "
+                    f"FROM ({select()}) q GROUP BY dirt", params)
+        report.dirt[table] = {}
+        report.hard_deleted[table] = 0
+        for kind, alive, deleted in cur.fetchall():
+            report.hard_deleted[table] += deleted
+            if kind is not None and alive:
+                report.dirt[table][kind] = alive
+        progress(f"{table}: {report.rows[table]:,} rows in {time.monotonic() - began:.1f} s")
+
+
+def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None,
+              progress: Callable[[str], None] = _quiet) -> SeedReport:
+    """Fill the source database (and `images_dir`, default VOLT_IMAGES_DIR) with the shop,
+    telling `progress` as each table and the pictures are done.
 
     Raises SourceNotEmpty when a table holds rows and `options.reset` is false; the
     connection's transaction is rolled back on any error."""
@@ -195,20 +222,7 @@ def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None) -> See
             cur.execute("SET LOCAL work_mem = '64MB'")
             _prepare_tables(conn, cur, options.reset)
             _load_catalogue(cur, options.seed)
-            for table, select in generate.SELECTS.items():
-                columns = ", ".join(generate.COLUMNS[table])
-                with _indexes_built_after(cur, table):
-                    cur.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM ({select()}) q '
-                                "WHERE NOT hard_deleted", params)
-                    report.rows[table] = cur.rowcount
-                cur.execute(f"SELECT dirt, count(*) FILTER (WHERE NOT hard_deleted), count(*) FILTER (WHERE hard_deleted) "
-                            f"FROM ({select()}) q GROUP BY dirt", params)
-                report.dirt[table] = {}
-                report.hard_deleted[table] = 0
-                for kind, alive, deleted in cur.fetchall():
-                    report.hard_deleted[table] += deleted
-                    if kind is not None and alive:
-                        report.dirt[table][kind] = alive
+            _insert_tables(cur, params, report, progress)
             if options.images and options.components <= pictures.MAX_PICTURES:
                 # Every component ever created has its picture: a hard delete leaves the file.
                 cur.execute(f"SELECT category_code, sku, image_filename, dirt "
@@ -222,6 +236,7 @@ def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None) -> See
         raise
     if picture_rows is not None:
         report.images_dir = images_dir or default_images_dir()
+        progress(f"pictures: writing {len(picture_rows):,} to {report.images_dir}")
         pictures.clear_own_files(report.images_dir)
         report.pictures = pictures.write_pictures(picture_rows, report.images_dir)
     elif options.images:

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from volt_assets.defs.catalog import PICTURES_KEY, images_catalog
-from volt_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN, partitions
+from volt_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
+from volt_assets.defs.quality.outcome import MAX_SAMPLES
 from volt_assets.defs.images.upload import Outcome, upload_picture
 from volt_assets.lib.layout import partition_prefix
 from volt_assets.lib.store import LakeStore
@@ -29,7 +30,6 @@ ASSET_KEY = dg.AssetKey(["images", "component_images"])
 STAGING_KEY = dg.AssetKey(["staging", "electrical_components"])
 CHECK = "pictures_valid"
 SOURCE_TABLE = "electrical_components"
-MAX_SAMPLES = 20
 UPLOAD_THREADS = 8  # S3 round trips dominate; boto3 clients are thread-safe
 
 
@@ -56,11 +56,7 @@ def changed_components(store: LakeStore, days: list[dt.date]) -> dict[int, str |
         prefix = partition_prefix("staging", SOURCE_TABLE, day)
         manifest = store.read_manifest(prefix)
         if manifest is None:
-            raise dg.Failure(
-                description=f"staging/{SOURCE_TABLE} has no complete partition {day} (no _manifest.json): "
-                f"materialise staging/{SOURCE_TABLE} for {day} first",
-                allow_retries=False,
-            )
+            raise missing_partition(f"staging/{SOURCE_TABLE}", day)
         for name in sorted(n for n in manifest.get("files", {}) if n.endswith(".parquet")):
             table = pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, name)),
                                   columns=["id", "image_filename", "_deleted"])

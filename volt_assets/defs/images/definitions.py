@@ -5,17 +5,16 @@ Uses the shared `lake` resource and adds `images_dir` (VOLT_IMAGES_DIR).
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from volt_assets.defs.catalog import linked
+from volt_assets.defs.resources import env_or_none
 from volt_assets.defs.images.assets import ImagesFolder, build_component_images_asset
 
 
 def images_folder() -> ImagesFolder:
     # EnvVar only when set: an unset one would fail every run; the asset says what is missing.
-    return ImagesFolder(path=dg.EnvVar("VOLT_IMAGES_DIR") if os.environ.get("VOLT_IMAGES_DIR") else "")
+    return ImagesFolder(path=env_or_none("VOLT_IMAGES_DIR") or "")
 
 
 @dg.definitions

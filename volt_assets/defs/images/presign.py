@@ -1,12 +1,15 @@
 """`volt-assets presign COMPONENT_ID [--hours H]`: a presigned GET URL of a component's picture.
 
+`volt-assets presign --component-id ID --expiration H` is the same call as the Volt app's
+Node.js route spawns its presign script: the JSON answer alone on stdout, exit 0 with a URL.
+
 The picture of a component is the object under `images/components/{id}/` that is not a
 `thumb_` thumbnail (the newest, should a folder ever hold several). URLs are SigV4, signed
 by boto3 for the endpoint of AWS_ENDPOINT_URL (AWS when unset) with the credentials boto3
 finds; they are valid 1 to 168 hours (SigV4's limit is 7 days). The answer is the contract's
 JSON, shared with `volt-assets serve`:
-`{"success": true, "data": {"componentId", "imageUrl", "expiresAt", "expiresInHours"}}`, or
-`{"success": false, "error": "..."}`.
+`{"success": true, "data": {"componentId", "imageUrl", "expiresAt", "expiresInHours"}}`
+(`componentId` a string, `"123"`, as the app passes it), or `{"success": false, "error": "..."}`.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class Presigner:
         )
         expires = now + dt.timedelta(hours=hours)
         return {"success": True, "data": {
-            "componentId": component_id,
+            "componentId": str(component_id),  # a string, as the Node.js app has it
             "imageUrl": url,
             "expiresAt": expires.isoformat().replace("+00:00", "Z"),
             "expiresInHours": hours,
@@ -110,15 +113,27 @@ def error_answer(message: str) -> dict:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("component_id", metavar="COMPONENT_ID", help="the component's id (a positive integer)")
-    parser.add_argument("--hours", default=str(DEFAULT_HOURS),
-                        help=f"how long the URL is valid, 1 to {MAX_HOURS} (default {DEFAULT_HOURS})")
-    parser.epilog = "Prints the JSON answer; exit 0 with a URL, 2 for a bad argument, 1 otherwise."
+    parser.add_argument("component_id", metavar="COMPONENT_ID", nargs="?",
+                        help="the component's id (a positive integer)")
+    parser.add_argument("--component-id", dest="component_id_option", metavar="ID",
+                        help="the component's id, as the Volt app's route passes it")
+    parser.add_argument("--hours", "--expiration", dest="hours", default=str(DEFAULT_HOURS),
+                        help=f"how long the URL is valid, 1 to {MAX_HOURS} hours "
+                        f"(default {DEFAULT_HOURS}); --expiration is the Volt app's name for it")
+    parser.epilog = "Prints the JSON answer alone; exit 0 with a URL, 2 for a bad argument, 1 otherwise."
+
+
+def component_id_argument(args: argparse.Namespace) -> str:
+    """COMPONENT_ID or --component-id: exactly one of them (or both the same)."""
+    given = {v for v in (args.component_id, args.component_id_option) if v is not None}
+    if len(given) != 1:
+        raise PresignError(400, "give the component's id once: COMPONENT_ID or --component-id ID")
+    return given.pop()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        component_id = parse_component_id(args.component_id)
+        component_id = parse_component_id(component_id_argument(args))
         hours = parse_hours(args.hours)
         answer = Presigner.from_env().answer(component_id, hours)
     except PresignError as exc:

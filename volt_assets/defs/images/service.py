@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from volt_assets.defs.images.presign import (
@@ -32,7 +32,8 @@ TOKEN_VARIABLE = "VOLT_API_TOKEN"
 
 
 class ImageUrl(BaseModel):
-    componentId: int
+    componentId: str = Field(description="The component's id as a string, e.g. \"123\".",
+                             examples=["123"])
     imageUrl: str
     expiresAt: str
     expiresInHours: int

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.defs import catalog
-from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
+from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
 from volt_assets.defs.lake.io_manager import FolderWrite, LakeOutput, LakePartitions
 from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
 from volt_assets.lib.raw_files import read_text_batches
@@ -50,11 +50,7 @@ def fetch_raw_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdi
     """Download raw D: the files its manifest lists (a folder without one is an error)."""
     manifest = raw.manifest(day)
     if manifest is None:
-        raise dg.Failure(
-            description=f"raw/{config.name} has no complete partition {day} (no _manifest.json): "
-            f"materialise raw/{config.name} for {day} first",
-            allow_retries=False,
-        )
+        raise missing_partition(f"raw/{config.name}", day)
     parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
     paths = raw.download(day, parts, workdir, manifest)
     deletes = None

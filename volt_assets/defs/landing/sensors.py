@@ -1,4 +1,4 @@
-"""Sensors: landing files to staging uploads, and an alert on every failed run.
+"""The landing sensor and job: landing CSV files to staging uploads.
 
 `landing_files_sensor` watches `landing/{table}/*.csv` for every table of the table
 configuration and starts one `landing_file_job` run per object version: `run_key` is the key,
@@ -14,17 +14,11 @@ for the next one.
 refused file, as one record) to `quarantine/uploads/...`, then moves the CSV to
 `landing/processed/{table}/dt={day received}/` (the bucket lifecycle expires that prefix).
 A refused file is a successful run: retrying cannot fix it.
-
-`run_failure_alert` logs every failed run of the code location and, when
-VOLT_ALERT_WEBHOOK_URL is set, POSTs it as JSON; a webhook that is down never fails the sensor.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's config/resource annotations.
 import datetime as dt
 import json
-import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -35,23 +29,17 @@ from pydantic import Field
 
 from volt_assets.defs.policies import NETWORK_RETRY
 from volt_assets.defs.landing import csv_files as landing
-from volt_assets.lib.layout import landing_prefix, upload_key
+from volt_assets.lib.layout import landing_prefix, landing_table_and_name, processed_key, upload_key
 from volt_assets.lib.transform import parquet_bytes
 from volt_assets.lib.store import LakeStore, content_type_of, explain
 from volt_assets.defs.resources import LakeResource
-from volt_assets.settings import mask_dsn
 from volt_assets.lib.table_config import load_tables
 
 UTC = dt.timezone.utc
 MAX_FILES_PER_TICK = 20
 LOOKBACK = dt.timedelta(minutes=10)
 LANDING_OP = "process_landing_file"
-PROCESSED = "landing/processed"  # expired by the bucket lifecycle (volt_assets/bucket.py)
 
-DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
-WEBHOOK_TIMEOUT_SECONDS = 5
-SECRET_VARIABLES = ("POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "VOLT_API_TOKEN")
-MAX_ERROR_CHARS = 500
 
 
 # --- the landing sensor ----------------------------------------------------------------------
@@ -132,19 +120,15 @@ def landing_run_request(obj: LandingObject) -> dg.RunRequest:
 
 
 # --- the job a landing file starts ------------------------------------------------------------
-def processed_key(table: str, day: dt.date, filename: str) -> str:
-    return f"{PROCESSED}/{table}/dt={day.isoformat()}/{filename}"
-
-
 def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
 def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
     """Validate one landing file, write its staging and quarantine Parquet, move it to processed."""
-    table, _, filename = key.removeprefix("landing/").partition("/")
+    table, filename = landing_table_and_name(key) or ("", "")
     tables = load_tables()
-    if not key.startswith("landing/") or table not in tables or "/" in filename or not filename:
+    if table not in tables:
         raise dg.Failure(f"{key!r} is not a landing file `landing/{{table}}/{{name}}.csv` of a configured "
                          f"table ({', '.join(tables)})", allow_retries=False)
     client, bucket = store.client, store.bucket
@@ -227,82 +211,3 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     if not taken:
         return dg.SensorResult(skip_reason="no new landing files", cursor=context.cursor)
     return dg.SensorResult(run_requests=[landing_run_request(o) for o in taken], cursor=cursor.dump())
-
-
-# --- alerts on failed runs --------------------------------------------------------------------
-def scrub(text: str) -> str:
-    """`text` without passwords: DSN passwords and the values of the secret variables masked."""
-    text = mask_dsn(text)
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name, "")
-        if len(value) >= 4:  # a one-letter value would mask every such letter
-            text = text.replace(value, "***")
-    return text
-
-
-def error_summary(error) -> str:
-    """Dagster's wrapper line plus the root cause (`RuntimeError: ...`), which says what broke."""
-    root = error
-    while getattr(root, "cause", None) is not None:
-        root = root.cause
-    top = error.message.strip()
-    return top if root is error else f"{top} caused by {root.message.strip()}"
-
-
-def failure_alert(context: dg.RunFailureSensorContext) -> dict:
-    """The alert of a failed run: what, where and a link; no run config, no secrets."""
-    run = context.dagster_run
-    step_events = context.get_step_failure_events()
-    steps = [e.step_key for e in step_events]
-    errors = [error_summary(e.event_specific_data.error) for e in step_events
-              if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)]
-    error = errors[0] if errors else (context.failure_event.message or "run failed")
-    error = scrub(error.strip())
-    if len(error) > MAX_ERROR_CHARS:
-        error = error[:MAX_ERROR_CHARS] + "…"
-    base = (os.environ.get("VOLT_DAGSTER_URL") or DEFAULT_DAGSTER_URL).rstrip("/")
-    link = f"{base}/runs/{run.run_id}"
-    steps_text = ", ".join(steps) or "no step"
-    return {
-        "event": "dagster_run_failure",
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "partition": run.tags.get("dagster/partition"),
-        "failed_steps": steps,
-        "error": error,
-        "url": link,
-        "text": f"Dagster run {run.run_id} of {run.job_name} failed ({steps_text}): {error} {link}",
-    }
-
-
-def post_alert(url: str, alert: dict) -> str | None:
-    """POST the alert as JSON; the reason it failed, or None. Never raises, never echoes the URL
-    (webhook URLs often carry their own secret)."""
-    if not url.lower().startswith(("http://", "https://")):
-        return "VOLT_ALERT_WEBHOOK_URL is not an http(s) URL"
-    request = urllib.request.Request(
-        url, data=json.dumps(alert).encode(), method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "volt-assets-alerts"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        return f"the webhook answered HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"the webhook is unreachable ({type(reason).__name__})"
-    return None
-
-
-@dg.run_failure_sensor(
-    name="run_failure_alert",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs every failed run and POSTs it to VOLT_ALERT_WEBHOOK_URL when set.",
-)
-def run_failure_alert(context: dg.RunFailureSensorContext):
-    alert = failure_alert(context)
-    context.log.error(alert["text"])
-    url = os.environ.get("VOLT_ALERT_WEBHOOK_URL", "").strip()
-    if url and (problem := post_alert(url, alert)):
-        context.log.warning(f"alert of run {alert['run_id']} not delivered: {problem}")

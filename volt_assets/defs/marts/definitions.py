@@ -6,12 +6,10 @@ The marts go to MARTS_DATABASE_URL when it is set, else to the source database (
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from volt_assets.defs.catalog import linked
-from volt_assets.defs.resources import shared_resources
+from volt_assets.defs.resources import env_or_none, shared_resources
 from volt_assets.defs.marts.common import MARTS_DB, MARTS_IO_MANAGER
 from volt_assets.defs.marts.dim_components import build_dim_components
 from volt_assets.defs.marts.io_manager import MartsDatabase, PostgresMartsIOManager
@@ -20,9 +18,7 @@ from volt_assets.defs.marts.users import build_users_mart
 
 
 def marts_database(shared: dict) -> MartsDatabase:
-    # EnvVar only for a set variable: an unset one would fail when the resource loads.
-    url = dg.EnvVar("MARTS_DATABASE_URL") if os.environ.get("MARTS_DATABASE_URL") else None
-    return MartsDatabase(source=shared["source"], url=url)
+    return MartsDatabase(source=shared["source"], url=env_or_none("MARTS_DATABASE_URL"))
 
 
 @dg.definitions

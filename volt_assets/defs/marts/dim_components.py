@@ -24,7 +24,7 @@ import pyarrow as pa
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.store import LakeStore
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.defs.marts.history import duckdb_over, read_history
+from volt_assets.defs.marts.history import History, duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
 from volt_assets.lib.partitions import context_days
 from volt_assets.defs.resources import LakeResource
@@ -89,6 +89,21 @@ def latest_copy(store: LakeStore) -> dt.date | None:
     return None
 
 
+def history_days(history: History, days: list[dt.date], through: dt.date):
+    """The run's days as Parquet copies, and the history as of `through` for PostgreSQL (the
+    last of the run's days, or a later day already loaded: a re-run never rewinds the table)."""
+    with duckdb_over(components=history) as con:
+        for day in days:
+            snapshot = _as_of(con, day)
+            yield MartDay(day, rows=snapshot if day == through else None, copy=snapshot)
+        if through > days[-1]:
+            yield MartDay(through, rows=_as_of(con, through))
+
+
+def _as_of(con, day: dt.date) -> pa.Table:
+    return con.sql(HISTORY_AS_OF, params={"day": day}).to_arrow_table().cast(SCHEMA)
+
+
 def build_dim_components() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("electrical_components",), __doc__, daily=False)
     def dim_components(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
@@ -97,20 +112,8 @@ def build_dim_components() -> dg.AssetsDefinition:
         loaded = latest_copy(store)
         through = max(days[-1], loaded) if loaded else days[-1]
         history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
-
-        def mart_days():
-            with duckdb_over(components=history) as con:
-                def as_of(day: dt.date) -> pa.Table:
-                    return con.sql(HISTORY_AS_OF, params={"day": day}).to_arrow_table().cast(SCHEMA)
-
-                for day in days:
-                    snapshot = as_of(day)
-                    yield MartDay(day, rows=snapshot if day == through else None, copy=snapshot)
-                if through > days[-1]:
-                    yield MartDay(through, rows=as_of(through))
-
         return MartOutput(
-            days=mart_days(),
+            days=history_days(history, days, through),
             replace="table",
             metadata={"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()},
         )

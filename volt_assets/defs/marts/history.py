@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from volt_assets.defs.policies import missing_partition
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import TableConfig
@@ -97,10 +98,7 @@ def read_history(
                 allow_retries=False,
             )
         if day not in days:
-            raise dg.Failure(
-                description=f"staging/{name} has no complete partition {day}: materialise it first",
-                allow_retries=False,
-            )
+            raise missing_partition(f"staging/{name}", day)
     empty = pa.schema([schema.field(c) for c in columns] + [pa.field(DAY_COLUMN, pa.date32())]).empty_table()
     return History(config, pa.concat_tables(tables) if tables else empty, days, gated)
 

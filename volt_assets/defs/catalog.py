@@ -238,9 +238,8 @@ def linked(assets: Sequence[dg.AssetsDefinition]) -> list:
     if git is None:
         return list(referenced)
     url, branch = git
-    platform = (
-        "gitlab" if "gitlab" in url else "github"
-    )  # Dagster links to these two hosts' layouts
+    # Dagster builds links in these two hosts' layouts; any other host is taken as GitHub-like.
+    platform = "gitlab" if "gitlab" in url else "github"
     mapping = dg.AnchorBasedFilePathMapping(
         local_file_anchor=PACKAGE_DIR / "__init__.py",
         file_anchor_path_in_repository="volt_assets/__init__.py",

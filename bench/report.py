@@ -259,7 +259,7 @@ def write(results: dict, path: Path) -> None:
         if steps:
             lines += ["| step | s |", "| --- | ---: |"] + [f"| {k} | {_f(s, 1)} |" for k, s in sorted(steps.items())] + [""]
     if targets:
-        lines += ["## Targets (issue 8)", "", "| target | measured | verdict |", "| --- | --- | --- |"] + targets + [""]
+        lines += ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"] + targets + [""]
     errors = results.get("errors") or []
     failed = [(sec, tool) for sec in ("backfill", "heavy_day", "big_heavy_day", "big_backfill", "runs", "marts")
               for tool, e in (results.get(sec) or {}).items() if any(not r.get("ok") for r in e.get("reps", []))]

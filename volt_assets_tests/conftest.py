@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from volt_assets import stack
-from volt_assets_tests.pipeline import BucketAndDatabase, create_source_schema
+from volt_assets_tests.pipeline import SUITE_TODAY, BucketAndDatabase, create_source_schema
 
 
 @dataclass
@@ -87,6 +87,10 @@ def volt_env(
         "S3_BUCKET_NAME": bucket,
         "VOLT_IMAGES_DIR": str(images_dir),
         "VOLT_PARTITIONS_START": "2026-01-01",
+        # "Today" for the pipeline, long before the suite's days: every run counts as reaching
+        # the present and notices hard deletes, as the daily run does. Tests of re-runs of past
+        # days set their own VOLT_TODAY.
+        "VOLT_TODAY": SUITE_TODAY,
         "VOLT_USE_STACK": "0",
         # Commands that record state (e.g. the seed) write here, never into the real .volt/.
         "VOLT_STATE_DIR": str(tmp_path / "state"),

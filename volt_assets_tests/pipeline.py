@@ -16,6 +16,7 @@ from volt_assets.settings import project_root
 UTC = dt.timezone.utc
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+SUITE_TODAY = "2000-01-01"  # VOLT_TODAY of the suite's runs: each reaches the present (conftest)
 
 
 def create_source_schema(conn) -> None:

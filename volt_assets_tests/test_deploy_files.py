@@ -205,9 +205,10 @@ def test_the_local_instance_is_sqlite_with_a_run_queue(tmp_path, monkeypatch):
     try:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        queue = instance.run_coordinator.get_run_queue_config()
+        queue = instance.get_concurrency_config().run_queue_config  # what the daemon's queue applies
         assert queue.max_concurrent_runs == 4
         assert {"key": "dagster/backfill", "limit": 2} in queue.tag_concurrency_limits
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert not instance.telemetry_enabled
     finally:
         instance.dispose()
@@ -272,7 +273,9 @@ def test_helm_values_use_k8s_runs_an_external_database_and_irsa():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["type"] == "QueuedRunCoordinator"
-    assert coordinator["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == 4
+    # the queue's limits sit beside the pools: Dagster refuses them under the coordinator then
+    assert values["concurrency"]["runs"]["maxConcurrentRuns"] == 4
+    assert values["concurrency"]["pools"] == {"defaultLimit": 1, "granularity": "op"}
     assert values["postgresql"]["enabled"] is False
     assert values["generatePostgresqlPasswordSecret"] is False
     deployment = values["dagster-user-deployments"]["deployments"][0]

@@ -32,6 +32,7 @@ The old state is built once per module and copied into each test's database and 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, using_env, without_env
 from volt_assets_tests.faults.runs import ForkedRun, wait_until
 from volt_assets_tests.faults.s3 import S3FaultProxy
-from volt_assets_tests.pipeline import materialize
+from volt_assets_tests.pipeline import SUITE_TODAY, materialize
 
 DAYS = [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = (DAYS[0].isoformat(), DAYS[-1].isoformat())
@@ -80,6 +81,7 @@ def states(pg_server, s3_endpoint, tmp_path_factory):
         "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
         "AWS_DEFAULT_REGION": stack.S3_REGION,
         "VOLT_PARTITIONS_START": "2026-01-01",
+        "VOLT_TODAY": SUITE_TODAY,  # every run notices hard deletes (conftest)
         "VOLT_USE_STACK": "0",
         "VOLT_IMAGES_DIR": str(home),
     }
@@ -193,6 +195,13 @@ def test_kill_during_the_staging_write(states, target):
     """The fixed-name part is overwritten before the manifest: the old manifest records the old
     part's S3 version id, so a reader following it still gets the old part whole."""
     kill_when_held(states, target, "PUT", rf"/staging/electrical_components/dt={D2}/_manifest\.json$")
+    # the premise: the new part is already the current object, over the version the (old)
+    # manifest lists, and its bytes differ from that version's
+    prefix = f"staging/electrical_components/dt={D2}/"
+    listed = json.loads(target.read_object(prefix + "_manifest.json"))["files"]["part-00000.parquet"]["version_id"]
+    current = target.s3.head_object(Bucket=target.bucket, Key=prefix + "part-00000.parquet")["VersionId"]
+    assert current != listed
+    assert target.read_object(prefix + "part-00000.parquet") != target.read_object(prefix + "part-00000.parquet", listed)
     now = assert_old_or_new(states, target)
     new, old = changed_folders(states, now)
     assert f"staging/electrical_components/dt={D2}/" in old

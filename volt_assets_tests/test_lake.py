@@ -1,13 +1,15 @@
-"""The lake end to end (issue 3): raw capture, staging, quarantine, on real PostgreSQL + S3."""
+"""The lake end to end: raw capture, staging, quarantine, on real PostgreSQL + S3."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import io
 import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -27,7 +29,8 @@ def raw_lines(volt_env, table: str, day: str) -> list[dict]:
     lines = []
     for key in volt_env.list_keys(prefix):
         if key.endswith(".jsonl.gz"):
-            lines += [json.loads(line) for line in gzip.decompress(volt_env.read_object(key)).splitlines()]
+            lines += [json.loads(line, parse_float=Decimal)  # numbers exactly as written
+                      for line in gzip.decompress(volt_env.read_object(key)).splitlines()]
     return lines
 
 
@@ -72,7 +75,7 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     by_id = {line["id"]: line for line in lines}
     assert by_id[1]["updated_at"] == "2026-01-02T00:00:00.000000Z"
     assert by_id[2]["updated_at"] == "2026-01-02T23:59:59.999999Z"
-    assert by_id[4]["price"] == -1.00 and isinstance(by_id[3]["specs"], dict)  # numbers and jsonb stay JSON
+    assert str(by_id[4]["price"]) == "-1.00" and isinstance(by_id[3]["specs"], dict)  # numbers and jsonb stay JSON
     manifest = json.loads(shop.read_object(f"{RAW}/dt=2026-01-02/_manifest.json"))
     assert manifest["row_count"] == 44
     assert manifest["cursor_min"] == "2026-01-02T00:00:00.000000Z"
@@ -89,6 +92,23 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     assert staged[3]["category"] == "circuit-breakers" and staged[3]["currency"] == "EUR"
     assert json.loads(staged[3]["specs"]) == {"poles": 3, "nested": {"a": [1, 2, {"b": None}]}}
     assert str(staged[1]["price"]) == "10.00" and staged[1]["_deleted"] is False
+
+    # the declared staging schema, written out (README: money decimal128(12,2), timestamps
+    # timestamp[us, UTC], jsonb as JSON text, `_deleted`, `_extracted_at`), zstd compressed
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    key = f"{STAGING}/dt=2026-01-02/part-00000.parquet"
+    schema = read_parquet(shop, key).schema
+    utc = pa.timestamp("us", tz="UTC")
+    assert [(f.name, f.type) for f in schema] == [
+        ("id", pa.int64()), ("sku", pa.string()), ("name", pa.string()), ("category", pa.string()),
+        ("manufacturer", pa.string()), ("description", pa.string()), ("price", pa.decimal128(12, 2)),
+        ("currency", pa.string()), ("stock_quantity", pa.int32()), ("voltage_rating", pa.decimal128(10, 2)),
+        ("specs", pa.string()), ("image_filename", pa.string()), ("created_at", utc), ("updated_at", utc),
+        ("deleted_at", utc), ("_deleted", pa.bool_()), ("_extracted_at", utc)]
+    metadata = pq.ParquetFile(io.BytesIO(shop.read_object(key))).metadata
+    assert {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)} == {"ZSTD"}
 
 
 def test_empty_day_gives_an_empty_partition(shop):
@@ -192,9 +212,12 @@ def test_late_commit_is_merged_into_the_previous_day(shop):
     # A transaction that began on day 1 commits after day 1 was captured.
     conn = shop.connect()
     insert(conn, "electrical_components", [component(77, "2026-01-01 23:59:30")])
-    assert materialize(BOTH, "2026-01-02").success
+    late = materialize(BOTH, "2026-01-02")
+    assert late.success
     ids = [line["id"] for line in raw_lines(shop, "electrical_components", "2026-01-01")]
     assert ids.count(77) == 1
+    [raw_event] = [e for e in late.get_asset_materialization_events() if e.asset_key.to_user_string() == RAW]
+    assert raw_event.materialization.metadata["late_rows_merged"].value == 1
     assert materialize([STAGING], "2026-01-01").success
     assert 77 in {r["id"] for r in staging_rows(shop, "electrical_components", "2026-01-01")}
 
@@ -337,3 +360,75 @@ def test_a_run_on_an_unversioned_bucket_is_told_so_once(volt_env):
     for bucket in (volt_env.bucket, plain, plain):  # versioned: quiet; unversioned: said once
         warn_if_unversioned(LakeStore(s3, bucket), log)
     assert len(log.warnings) == 1 and repr(plain) in log.warnings[0] and "bucket apply" in log.warnings[0]
+
+
+def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tombstoned(volt_env, monkeypatch):
+    """max_delete_share 0.10 pinned on both sides, on runs reaching the latest partition
+    (yesterday): 11 of 100 known keys gone fails and leaves raw and staging as they were; 10 of
+    100 is tombstoned, on the range run's last day only."""
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    first = yesterday - dt.timedelta(days=2)
+    monkeypatch.setenv("VOLT_PARTITIONS_START", first.isoformat())
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(conn, "electrical_components", [component(i, f"{first} 10:{i % 60:02d}") for i in range(1, 101)])
+    assert materialize(BOTH, (first.isoformat(), yesterday.isoformat())).success
+
+    def lake_state() -> dict[str, bytes]:
+        keys = volt_env.list_keys("raw/") + volt_env.list_keys("staging/")
+        return {k: volt_env.read_object(k) for k in keys}
+
+    before = lake_state()
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM electrical_components WHERE id <= 11 RETURNING id")
+        assert cur.rowcount == 11
+    conn.commit()
+    result = materialize(BOTH, yesterday.isoformat(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "refusing to tombstone 11 of 100 known" in str(failure.event_specific_data.error.message)
+    after = lake_state()
+    assert after == before  # not a byte of raw or staging changed, no deletes sidecar written
+
+    insert(conn, "electrical_components", [component(11, f"{first} 10:11")])  # back: 10 of 100 gone
+    # a range run scans the source's keys for its last day: the tombstones land there only
+    assert materialize(BOTH, (first.isoformat(), yesterday.isoformat())).success
+    tombstones = {d: sorted(r["id"] for r in staging_rows(volt_env, "electrical_components", d.isoformat())
+                            if r["_deleted"])
+                  for d in (first, first + dt.timedelta(days=1), yesterday)}
+    assert tombstones == {first: [], first + dt.timedelta(days=1): [], yesterday: list(range(1, 11))}
+    conn.close()
+
+
+def test_raw_parts_roll_over_at_the_part_limit_on_line_ends(volt_env, monkeypatch):
+    """256 MB parts in production; lowered to 4 KiB here, a day of ~25 KiB becomes several
+    parts, each finished on a line end, none bigger than the limit plus the chunk that crossed
+    it, no line lost."""
+    from volt_assets.lib import extract as ex
+
+    assert ex.PART_BYTES == 256 * 1024 * 1024  # the README's figure
+    limit, chunk = 4096, 512  # rows are compressed in chunks of FLUSH_BYTES (1 MiB in production)
+    monkeypatch.setattr(ex, "PART_BYTES", limit)
+    monkeypatch.setattr(ex, "FLUSH_BYTES", chunk)
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(conn, "electrical_components",
+           [component(i, f"2026-01-02 10:{i % 60:02d}", description=f"part {i} " + "x" * 300) for i in range(1, 61)])
+    conn.close()
+    assert materialize(BOTH, "2026-01-02").success
+
+    prefix = f"{RAW}/dt=2026-01-02/"
+    parts = [k for k in volt_env.list_keys(prefix) if k.endswith(".jsonl.gz")]
+    texts = [gzip.decompress(volt_env.read_object(k)) for k in parts]
+    assert len(parts) >= 3, [len(t) for t in texts]
+    longest_line = max(len(line) + 1 for t in texts for line in t.splitlines())
+    for text in texts:
+        assert text.endswith(b"\n") and all(json.loads(line)["id"] for line in text.splitlines())
+        # rolled over once past the limit: the chunk that crossed it is finished in the part
+        assert len(text) <= limit + chunk + longest_line
+    assert all(len(t) > limit for t in texts[:-1])
+    ids = sorted(json.loads(line)["id"] for t in texts for line in t.splitlines())
+    assert ids == list(range(1, 61))
+    manifest = json.loads(volt_env.read_object(prefix + "_manifest.json"))
+    assert set(parts) == {prefix + n for n in manifest["files"] if n.endswith(".jsonl.gz")}
+    assert len(staging_rows(volt_env, "electrical_components", "2026-01-02")) == 60

@@ -68,7 +68,7 @@ class Shop:
         self.conn.commit()
         self.deleted_on[table][id_] = day
 
-    # --- the contract's as-of rule, spelled out -------------------------------------------
+    # --- the README's as-of rule, spelled out -------------------------------------------
     def latest_valid(self, table: str, id_, day: dt.date) -> dict | None:
         """The key's latest valid version with updated_at before day+1 (deleted or not)."""
         end = day_start(day + dt.timedelta(days=1))
@@ -318,3 +318,76 @@ def test_marts_follow_the_lake_day_by_day(volt_env):
     # Re-materialising an old day keeps the history as of the latest day loaded.
     materialize(["marts/dim_components"], "2026-01-01")
     assert mart_tables(conn)["dim_components"] == before["dim_components"]
+    # ... and leaves the later days' Parquet copies (every mart's) as they were
+    assert {k: volt_env.read_object(k) for k in volt_env.list_keys("mart/") if k.endswith(".parquet")} == copies
+
+
+def test_avg_unit_price_rounds_half_up_exactly(volt_env):
+    """Averages that sit on (or next to) half a cent: half up gives 1.03, 1.03 and 1.01; half
+    even would give 1.02 for fuses and 1.00 for relays, truncation 1.02, 1.02 and 1.00, and
+    floating point 1.00 for relays (1.005 is 1.00499... as a double)."""
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(conn, "electrical_components", [
+        component(4, "2026-01-01 08:00", category="fuses"), component(5, "2026-01-01 08:00", category="cables"),
+        component(6, "2026-01-01 08:00", category="relays")])
+    prices = {4: ["1.00", "1.05"], 5: ["1.00", "1.03", "1.05"], 6: ["1.00", "1.01"]}
+    orders = [order(10 * cid + n, f"2026-01-01 10:{n:02d}", component_id=cid, quantity=1, unit_price=Decimal(p))
+              for cid, ps in prices.items() for n, p in enumerate(ps)]
+    insert(conn, "orders", orders)
+    selection = ["raw/electrical_components", "staging/electrical_components", "raw/orders", "staging/orders",
+                 "marts/daily_category_sales"]
+    assert materialize(selection, "2026-01-01").success
+    got = rows(conn, "SELECT category, units_sold, revenue, avg_unit_price FROM marts.daily_category_sales "
+                     "ORDER BY category")
+    assert got == [("cables", 3, Decimal("3.08"), Decimal("1.03")), ("fuses", 2, Decimal("2.05"), Decimal("1.03")),
+                   ("relays", 2, Decimal("2.01"), Decimal("1.01"))]
+    copy = read_parquet(volt_env, "mart/daily_category_sales/dt=2026-01-01/part-00000.parquet")
+    assert [str(v) for v in copy["avg_unit_price"].to_pylist()] == ["1.03", "1.03", "1.01"]
+
+
+def test_dim_components_replays_days_in_any_order_and_picks_up_a_corrected_day(volt_env):
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    shop = Shop(conn)
+    lake = ["raw/electrical_components", "staging/electrical_components"]
+    shop.insert("electrical_components", [component(1, "2026-01-01 08:00"), component(2, "2026-01-01 08:30")])
+    assert materialize(lake, "2026-01-01").success
+    shop.update("electrical_components", 1, price=Decimal("12.00"), updated_at=ts("2026-01-02 09:00"))
+    shop.insert("electrical_components", [component(3, "2026-01-02 10:00")])
+    assert materialize(lake, "2026-01-02").success
+    shop.update("electrical_components", 2, name="Component 2 (Rev. B)", updated_at=ts("2026-01-03 09:00"))
+    assert materialize(lake, "2026-01-03").success
+    history = [
+        (1, "SKU-1", "Component 1", "cables", "ABB", Decimal("1.99"), "EUR", ts("2026-01-01 08:00"),
+         ts("2026-01-02 09:00"), False),
+        (1, "SKU-1", "Component 1", "cables", "ABB", Decimal("12.00"), "EUR", ts("2026-01-02 09:00"), None, True),
+        (2, "SKU-2", "Component 2", "relays", "ABB", Decimal("2.99"), "EUR", ts("2026-01-01 08:30"),
+         ts("2026-01-03 09:00"), False),
+        (2, "SKU-2", "Component 2 (Rev. B)", "relays", "ABB", Decimal("2.99"), "EUR", ts("2026-01-03 09:00"),
+         None, True),
+        (3, "SKU-3", "Component 3", "switches", "ABB", Decimal("3.99"), "EUR", ts("2026-01-02 10:00"), None, True),
+    ]
+    for day in ("2026-01-03", "2026-01-01", "2026-01-02"):  # the latest day first, then the others
+        assert materialize(["marts/dim_components"], day).success
+        assert mart_tables(conn)["dim_components"] == history, day
+
+    # Day 2 corrected at the source (an in-place fix stamped on day 2), staging day 2 re-run,
+    # then the mart's day 2: the table's history has the fix; day 3's copy is a snapshot of its
+    # own and is not rewritten, day 1's neither.
+    later = {k: volt_env.read_object(k) for k in volt_env.list_keys("mart/dim_components/dt=2026-01-03/")}
+    assert later
+    first_copy = volt_env.read_object("mart/dim_components/dt=2026-01-01/part-00000.parquet")
+    with conn.cursor() as cur:
+        cur.execute("UPDATE electrical_components SET manufacturer = 'Siemens', updated_at = %s WHERE id = 3",
+                    (ts("2026-01-02 23:00"),))
+    conn.commit()
+    assert materialize(lake, "2026-01-02").success
+    assert materialize(["marts/dim_components"], "2026-01-02").success
+    fixed = history[:4] + [(3, "SKU-3", "Component 3", "switches", "Siemens", Decimal("3.99"), "EUR",
+                            ts("2026-01-02 23:00"), None, True)]
+    assert mart_tables(conn)["dim_components"] == fixed
+    assert {k: volt_env.read_object(k) for k in later} == later
+    assert volt_env.read_object("mart/dim_components/dt=2026-01-01/part-00000.parquet") == first_copy
+    copy = read_parquet(volt_env, "mart/dim_components/dt=2026-01-02/part-00000.parquet").to_pylist()
+    assert [(r["component_id"], r["manufacturer"]) for r in copy] == [(1, "ABB"), (1, "ABB"), (2, "ABB"), (3, "Siemens")]

@@ -1,6 +1,7 @@
 """The marts IO manager: one transaction per load, the tables from `sql/marts/`, the database
 from MARTS_DATABASE_URL, and no password in what a run shows."""
 
+import re
 import urllib.parse
 import uuid
 
@@ -102,8 +103,49 @@ def test_marts_go_to_MARTS_DATABASE_URL_and_hide_its_password(volt_env, pg_serve
     assert ":***@" in loaded.event_specific_data.materialization.metadata["database"].value
 
 
+# The README's (and sql/marts/'s) tables, written out here: column, PostgreSQL type, NOT NULL.
+DDL = {
+    "dim_components": [
+        ("component_id", "bigint", True), ("sku", "text", False), ("name", "text", True),
+        ("category", "text", False), ("manufacturer", "text", False), ("price", "numeric(12,2)", True),
+        ("currency", "character(3)", True), ("valid_from", "timestamp with time zone", True),
+        ("valid_to", "timestamp with time zone", False), ("is_current", "boolean", True)],
+    "daily_category_sales": [
+        ("dt", "date", True), ("category", "text", True), ("orders_count", "bigint", True),
+        ("units_sold", "bigint", True), ("revenue", "numeric(14,2)", True), ("avg_unit_price", "numeric(12,2)", True)],
+    "daily_component_sales": [
+        ("dt", "date", True), ("component_id", "bigint", True), ("category", "text", True),
+        ("orders_count", "bigint", True), ("units_sold", "bigint", True), ("revenue", "numeric(14,2)", True)],
+    "users_mart": [
+        ("dt", "date", True), ("user_id", "bigint", True), ("email", "text", False), ("country", "text", False),
+        ("total_orders", "bigint", True), ("total_spent", "numeric(14,2)", True),
+        ("first_order_at", "timestamp with time zone", False), ("last_order_at", "timestamp with time zone", False),
+        ("spend_rank", "integer", True)],
+}
+PRIMARY_KEYS = {"dim_components": ["component_id", "valid_from"], "daily_category_sales": ["dt", "category"],
+                "daily_component_sales": ["dt", "component_id"], "users_mart": ["dt", "user_id"]}
+INDEXES = {  # (index name, its definition's column list and predicate) beyond the primary keys
+    "dim_components": {"dim_components_current_uq": "UNIQUE INDEX ... (component_id) WHERE is_current",
+                       "dim_components_sku_idx": "INDEX ... (sku)"},
+    "daily_category_sales": {"daily_category_sales_category_idx": "INDEX ... (category, dt)"},
+    "daily_component_sales": {"daily_component_sales_category_idx": "INDEX ... (category, dt)"},
+    "users_mart": {"users_mart_rank_idx": "INDEX ... (dt, spend_rank)",
+                   "users_mart_country_idx": "INDEX ... (country, dt)"},
+}
+
+
+def arrow_type_for(pg_type: str) -> str:
+    """The Arrow type a loaded column must have for COPY to keep it exact, by PostgreSQL type."""
+    exact = {"bigint": "int64", "integer": "int32", "text": "string", "character(3)": "string", "date": "date32[day]",
+             "boolean": "bool", "timestamp with time zone": "timestamp[us, tz=UTC]"}
+    if pg_type.startswith("numeric("):
+        return "decimal128(" + pg_type[len("numeric("):].replace(",", ", ")
+    return exact[pg_type]
+
+
 def test_the_ddl_and_the_arrow_schemas_agree(volt_env):
-    """The tables come from sql/marts/; the assets cast to their Arrow schemas: same columns."""
+    """The tables come from sql/marts/ with the README's types, keys and indexes; the assets
+    cast to Arrow schemas of the same columns and matching types."""
     conn = volt_env.connect()
     ensure_tables(conn)
     ensure_tables(conn)  # idempotent
@@ -111,6 +153,18 @@ def test_the_ddl_and_the_arrow_schemas_agree(volt_env):
              "daily_component_sales": COMPONENT_SCHEMA, "users_mart": USERS_MART}
     with conn.cursor() as cur:
         for table, schema in marts.items():
-            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
-                        "AND table_name = %s ORDER BY ordinal_position", (table,))
-            assert [r[0] for r in cur.fetchall()] == schema.names, table
+            cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull "
+                        "FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0 "
+                        "AND NOT a.attisdropped ORDER BY a.attnum", (f"marts.{table}",))
+            assert cur.fetchall() == DDL[table], table
+            assert [(f.name, str(f.type)) for f in schema] == [(c, arrow_type_for(t)) for c, t, _ in DDL[table]], table
+            cur.execute("SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i "
+                        "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
+                        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+                        "WHERE i.indrelid = %s::regclass AND i.indisprimary", (f"marts.{table}",))
+            assert cur.fetchone()[0] == PRIMARY_KEYS[table], table
+            cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'marts' AND tablename = %s "
+                        "AND indexname NOT LIKE '%%_pkey'", (table,))
+            found = {name: re.sub(r" \w+ ON marts\.\w+ USING btree ", " ... ", d).replace("CREATE ", "")
+                     for name, d in cur.fetchall()}
+            assert found == INDEXES[table], table

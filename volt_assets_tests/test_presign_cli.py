@@ -1,6 +1,6 @@
 """The Volt app's own integration: its Express route spawns the presign script with
 `--component-id ID --expiration H` and answers its stdout parsed as JSON. `volt-assets presign`
-in the script's place must give that route the contract's answer, `componentId` a string.
+in the script's place must give that route the README's answer, `componentId` a string.
 """
 
 import json

@@ -21,7 +21,9 @@ def test_tick_requests_yesterday_and_the_day_before(volt_env):
 
     job = defs.resolve_job_def(schedule.job_name)
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert {"raw/orders", "staging/orders"} <= selected
+    every_layer = {f"{layer}/{t}" for layer in ("raw", "staging") for t in ("electrical_components", "users", "orders")}
+    every_layer |= {"marts/dim_components", "marts/daily_category_sales", "marts/users_mart"}
+    assert every_layer <= selected, every_layer - selected
 
 
 def test_tick_before_the_first_partition_skips():

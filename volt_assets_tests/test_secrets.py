@@ -167,11 +167,17 @@ PATTERNS = {
 SECRET_NAME = r"\b[\w.-]*(?:password|passwd|pwd|secret|token)(?![\w.-]*(?:name|ref|file|path|_id|variable|var|env)\b)[\w.-]*\b"
 QUOTED_LITERAL = re.compile(rf"(?i){SECRET_NAME}[\"']?[ \t]*[:=][ \t]*(?P<q>[\"'])(?P<value>[^\"'\n]*)(?P=q)")
 BARE_LITERAL = re.compile(rf"(?i){SECRET_NAME}[\"']?[ \t]*[:=][ \t]*(?P<value>[^\s\"'#,;)]+)")
+# A value that says it is not real says so in a word of its own (`wrong-secret-...`,
+# `...-for-tests-...`, `a@example.com`), not as a stem inside a word (`Testing2024!` is a password).
+NOT_REAL = r"example|dummy|placeholder|for-tests|for-alerts|not-for|never|wrong|fake|testing"
 PLACEHOLDER = re.compile(
     r"^$|^(\*+|x+|none|null|true|false|from-secret|change-?me|redacted|secret|password|pass)$|\.\.\.|…|\*\*\*"
-    r"|^[$%<{(\[]|\$\{|example|dummy|placeholder|for-tests|for-alerts|not-for|never|wrong|fake|testing",
+    rf"|^[$%<{{(\[]|\$\{{|(?:^|[-_.@/:])(?:{NOT_REAL})(?:$|[-_.@/:])",
     re.IGNORECASE,
 )
+# In Python a bare value after `NAME=` that is a variable, a constant, an attribute or a call is
+# code; anything else is judged (a value written inside a longer string, or a mixed-case word).
+PY_NAME = re.compile(r"(?:[a-z_][a-z0-9_]*|[A-Z_][A-Z0-9_]*|[A-Za-z_]\w*(?:\.\w+)+|[A-Za-z_][\w.]*[(\[].*)$")
 
 
 def credential_hits(path: str, text: str) -> list[str]:
@@ -179,14 +185,16 @@ def credential_hits(path: str, text: str) -> list[str]:
     scripts: bare values too)."""
     patterns = dict(PATTERNS)
     patterns["password literal"] = QUOTED_LITERAL
-    if not path.endswith(".py"):
-        patterns["password value"] = BARE_LITERAL
+    patterns["password value"] = BARE_LITERAL
+    python = path.endswith(".py")
     hits = []
     for kind, pattern in patterns.items():
         for match in pattern.finditer(text):
             value = match.groupdict().get("value")
             if value is not None and (PLACEHOLDER.search(value) or not re.search(r"[A-Za-z0-9]", value)):
                 continue
+            if python and kind == "password value" and PY_NAME.match(value.rstrip("}]`")):
+                continue  # a variable, an attribute or a call: code
             if kind == "password value" and QUOTED_LITERAL.match(match.group(0)):
                 continue  # judged as a quoted literal
             line = text.count("\n", 0, match.start()) + 1
@@ -201,7 +209,7 @@ def test_the_patterns_catch_real_looking_credentials():
         "AWS_SECRET_ACCESS_KEY=" + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "0123456789",
         "-----BEGIN RSA " + "PRIVATE KEY-----",
         "-----BEGIN OPENSSH " + "PRIVATE KEY-----",
-        "POSTGRES_" + "PASSWORD=s3cr3t-Prod-2024",
+        "POSTGRES_PASS" + "WORD=s3cr3t-Prod-2024",
         "password" + ' = "hunter42!"',
         "url = 'postgresql://volt:" + "R3alPass@db.internal:5432/volt'",
         "gh" + "p_" + "a" * 36,
@@ -209,6 +217,12 @@ def test_the_patterns_catch_real_looking_credentials():
     for sample in samples:
         assert credential_hits("sample.env", sample), sample
     assert credential_hits("code.py", "DB_PASS" + 'WORD = "Pr0d-' + 'Passw0rd!"')
+    assert credential_hits("sample.env", "POSTGRES_" + "PASSWORD=Testing" + "2024!")  # a stem is not a word
+    assert credential_hits("code.py", "PG_" + "PASSWORD = Testing" + "2024")  # unquoted in code
+    assert credential_hits("code.py", 'env = "POSTGRES_PASS' + 'WORD=s3cr3t-Prod-2024 other=1"')
+    for fine in ["password=pg_server.password", "password=self.password,", "token=make_token(user)",
+                 'password = "wrong-password-Hb4nT8sR1cYe"', 'TOKEN = "t0ken-for-tests-5b1f0c"']:
+        assert credential_hits("code.py", fine) == [], fine
     for fine in ["POSTGRES_PASSWORD=...", 'password: ""', "POSTGRES_PASSWORD=${POSTGRES_PASSWORD}",
                  "postgresql://user:***@host/db", "# AWS_SECRET_ACCESS_KEY=",
                  "postgresqlPassword: from-secret", "postgresqlSecretName: volt-dagster-postgresql",

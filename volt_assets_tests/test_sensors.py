@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -260,14 +261,50 @@ def test_failed_run_is_posted_to_the_webhook_without_secrets(monkeypatch):
     assert PASSWORD not in json.dumps(alert)
 
 
+class Recorded(logging.Handler):
+    """What the sensor logs through its context's logger (Dagster's sensor log)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+def logged_alert(context) -> Recorded:
+    recorded = Recorded()
+    context.log.addHandler(recorded)
+    run_failure_alert(context)
+    context.log.removeHandler(recorded)
+    return recorded
+
+
+def test_every_failed_run_is_logged_without_a_webhook(monkeypatch):
+    monkeypatch.setenv("POSTGRES_PASSWORD", PASSWORD)
+    monkeypatch.delenv("VOLT_ALERT_WEBHOOK_URL", raising=False)
+    context, run_id = failure_context()
+    recorded = logged_alert(context)
+    [(level, text)] = [(lv, t) for lv, t in recorded.lines if run_id in t]
+    assert level == logging.ERROR and "exploding_job" in text and "cannot connect" in text
+    assert PASSWORD not in json.dumps(recorded.lines)
+
+
 @pytest.mark.parametrize("status", [500, None])
 def test_a_webhook_that_fails_or_is_down_never_fails_the_sensor(monkeypatch, status):
-    context, _ = failure_context()
+    """The run is logged and the undelivered alert is a warning naming the run, never an error
+    of the sensor."""
+    context, run_id = failure_context()
     if status is None:
         monkeypatch.setenv("VOLT_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{stack.free_port()}/down")
-        run_failure_alert(context)
+        recorded = logged_alert(context)
     else:
         with Receiver(status) as receiver:
             monkeypatch.setenv("VOLT_ALERT_WEBHOOK_URL", receiver.url)
-            run_failure_alert(context)
+            recorded = logged_alert(context)
         assert len(receiver.received) == 1
+    logged = [(lv, t) for lv, t in recorded.lines if run_id in t]
+    assert [lv for lv, _ in logged] == [logging.ERROR, logging.WARNING], logged
+    assert f"alert of run {run_id} not delivered" in logged[1][1]
+    if status is not None:
+        assert "500" in logged[1][1]

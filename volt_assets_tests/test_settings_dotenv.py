@@ -45,7 +45,7 @@ def test_quotes_export_and_comments(tmp_path):
     path.write_text(
         "# a comment line\n"
         "export S3_BUCKET_NAME=lake-a   # inline comment\n"
-        'POSTGRES_PASSWORD="fake pa ss # not a comment"\n'
+        'POSTGRES_PASSWORD="fake-pa ss # not a comment"\n'
         "AWS_SECRET_ACCESS_KEY='fake-lit$eral'  # comment\n"
         "VOLT_API_TOKEN=fake-tok#en\n"
         "  AWS_DEFAULT_REGION = eu-west-1\n"
@@ -55,7 +55,7 @@ def test_quotes_export_and_comments(tmp_path):
     )
     assert settings.parse_env_file(path) == {
         "S3_BUCKET_NAME": "lake-a",
-        "POSTGRES_PASSWORD": "fake pa ss # not a comment",
+        "POSTGRES_PASSWORD": "fake-pa ss # not a comment",
         "AWS_SECRET_ACCESS_KEY": "fake-lit$eral",
         "VOLT_API_TOKEN": "fake-tok#en",  # '#' starts a comment only after whitespace
         "AWS_DEFAULT_REGION": "eu-west-1",

@@ -1,4 +1,4 @@
--- The Volt operational schema, exactly as the shop's app has it (see CONTRACT.md "Source").
+-- The Volt operational schema, exactly as the shop's app has it (README: "The source").
 -- The app enforces no quality: every column but the keys and timestamps may hold nulls,
 -- negative or absurd numbers, blank or odd text. Rows are updated in place
 -- (updated_at = now()) and can be hard-deleted.

@@ -24,7 +24,8 @@ from pathlib import Path
 import dagster as dg
 
 from volt_assets.lib import catalog
-from volt_assets.lib.table_config import CONFIG_PATH, TableConfig
+from volt_assets.lib import table_config
+from volt_assets.lib.table_config import TableConfig
 from volt_assets.settings import project_root
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -135,10 +136,11 @@ def staging_columns(config: TableConfig) -> dg.TableSchema:
 
 def _yaml_reference(config: TableConfig) -> dg.LocalFileCodeReference:
     """The table's block in tables.yaml (where its columns and rules are configured)."""
-    lines = CONFIG_PATH.read_text(encoding="utf-8").splitlines()
+    path = table_config.CONFIG_PATH  # read when called: a test may point it at another file
+    lines = path.read_text(encoding="utf-8").splitlines()
     line = next((i + 1 for i, text in enumerate(lines) if text == f"  {config.name}:"), 1)
     return dg.LocalFileCodeReference(
-        file_path=str(CONFIG_PATH.resolve()), line_number=line, label=f"tables.yaml: {config.name}"
+        file_path=str(path.resolve()), line_number=line, label=f"tables.yaml: {config.name}"
     )
 
 

@@ -22,6 +22,13 @@ NETWORK_RETRY = dg.RetryPolicy(
 LAKE_IO_MANAGER = "lake_io_manager"
 
 
+def lake_pool(table: str) -> str:
+    """The Dagster concurrency pool of a table's raw and staging steps: with the instance's
+    `concurrency: pools: default_limit: 1` (dagster.yaml), two runs never write one table's
+    lake folders at once; the writer locks (lib/locks.py) hold even without it."""
+    return f"volt_lake_{table}"
+
+
 def partitions() -> dg.DailyPartitionsDefinition:
     return daily_partitions()
 

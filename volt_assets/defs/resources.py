@@ -51,7 +51,7 @@ class PostgresResource(dg.ConfigurableResource):
     def where(self) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
-    def _connect_once(self):
+    def _connect_once(self, application_name: str = "volt_assets"):
         return psycopg2.connect(
             host=self.host,
             port=self.port,
@@ -59,16 +59,17 @@ class PostgresResource(dg.ConfigurableResource):
             user=self.user,
             password=self.password,
             connect_timeout=10,
-            application_name="volt_assets",
+            application_name=application_name,
             keepalives=1,
             keepalives_idle=30,
         )
 
-    def new_connection(self):
-        """Connect, retrying transient failures; bad credentials or a missing database fail at once."""
+    def new_connection(self, application_name: str = "volt_assets"):
+        """Connect, retrying transient failures; bad credentials or a missing database fail at once.
+        `application_name` is what pg_stat_activity shows (a run's writer locks name its run id)."""
         for attempt in range(1, self.connect_attempts + 1):
             try:
-                return self._connect_once()
+                return self._connect_once(application_name)
             except psycopg2.OperationalError as exc:
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 hint = permanent_pg_error(first_line)

@@ -97,7 +97,9 @@ def _select_list(config: TableConfig, actual: dict[str, str], columns: list[str]
 def _window_rows(config: TableConfig, actual: dict[str, str], window, columns: list[str] | None = None) -> sql.Composed:
     """SELECT of the window's rows (declared columns, or `columns`), rendered as raw writes them."""
     where = sql.SQL("")
-    if window is not None:
+    if window is not None and window[0] is None:  # the first partition: everything before its end
+        where = sql.SQL(" WHERE {c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(window[1]))
+    elif window is not None:
         where = sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
             c=sql.Identifier(config.cursor), s=sql.Literal(window[0]), e=sql.Literal(window[1])
         )
@@ -147,8 +149,9 @@ def _read_versions_csv(path: Path) -> pa.Table:
 class PartWriter:
     """A file-like sink for COPY: gzip parts that roll over at a byte limit, on line ends."""
 
-    def __init__(self, directory: Path, stem: str, part_bytes: int = PART_BYTES):
-        self.directory, self.stem, self.part_bytes = directory, stem, part_bytes
+    def __init__(self, directory: Path, stem: str, part_bytes: int | None = None):
+        # PART_BYTES is read here, not bound at import, so a test can lower it
+        self.directory, self.stem, self.part_bytes = directory, stem, part_bytes or PART_BYTES
         self.paths: list[Path] = []
         self.rows = 0
         self.bytes = 0
@@ -215,8 +218,8 @@ class Extract:
     versions: pa.Table = field(default_factory=VERSIONS_CSV_SCHEMA.empty_table)
 
 
-def extract(conn, config: TableConfig, window, directory: Path, stem: str, part_bytes: int = PART_BYTES,
-            actual: dict[str, str] | None = None) -> Extract:
+def extract(conn, config: TableConfig, window, directory: Path, stem: str,
+            part_bytes: int | None = None, actual: dict[str, str] | None = None) -> Extract:
     """Stream the rows of `window` (None: the whole table) into gzip JSON Lines parts.
     `actual`: the source's columns (`source_columns`) when the caller read them for the run."""
     actual = actual or source_columns(conn, config.name)

@@ -18,6 +18,32 @@ def partitions_start() -> str:
     return os.environ["VOLT_PARTITIONS_START"]
 
 
+def first_day() -> dt.date:
+    """The first partition day: the one that opens the lake."""
+    return dt.date.fromisoformat(partitions_start())
+
+
+def today() -> dt.date:
+    """The current UTC day. VOLT_TODAY (YYYY-MM-DD) overrides the clock: the test suite sets it
+    to replay a timeline of days; operators leave it unset."""
+    override = os.environ.get("VOLT_TODAY")
+    return dt.date.fromisoformat(override) if override else dt.datetime.now(UTC).date()
+
+
+def reaches_present(last_day: dt.date) -> bool:
+    """True for a run whose last day is yesterday or later (UTC): the daily schedule's run, a
+    backfill up to yesterday or today. Only such a run tombstones hard deletes, so a re-run of
+    an older day never gains deletes made after it."""
+    return last_day >= today() - dt.timedelta(days=1)
+
+
+def capture_window(day: dt.date) -> tuple[dt.datetime | None, dt.datetime]:
+    """The cursor window raw D captures: D's day, except the first partition, which opens the
+    lake with everything before its end (start None: no lower bound)."""
+    start, end = day_window(day)
+    return (None if day == first_day() else start), end
+
+
 def daily_partitions() -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone="UTC")
 

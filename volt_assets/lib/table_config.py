@@ -267,8 +267,14 @@ def parse_config(document: dict) -> dict[str, TableConfig]:
     return tables
 
 
+def load_tables(path: Path | None = None) -> dict[str, TableConfig]:
+    """The tables of `path` (default: CONFIG_PATH, read when called so a test can point it at
+    another file)."""
+    return _load_tables(path or CONFIG_PATH)
+
+
 @cache
-def load_tables(path: Path = CONFIG_PATH) -> dict[str, TableConfig]:
+def _load_tables(path: Path) -> dict[str, TableConfig]:
     with open(path, encoding="utf-8") as fh:
         return parse_config(yaml.safe_load(fh))
 

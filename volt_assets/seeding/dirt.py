@@ -3,7 +3,7 @@
 A dirty row gets exactly one kind of dirt. Each kind is a set of column overrides: SQL
 expressions over the row's clean columns, its position `x` (which example of the kind, see
 `switch`), its hash `v`, and the pools below (passed as parameters). `refused` says whether
-the contract's staging rules should send such a row to quarantine (True) or clean it into
+the README's staging rules should send such a row to quarantine (True) or clean it into
 staging (False); None: the row is valid, its picture is what is broken.
 
 Which rows are dirty: a low-discrepancy sequence w(id) = frac(id * golden + offset(seed)).
@@ -28,7 +28,7 @@ class Dirt:
 
 
 POOLS: dict[str, list] = {
-    # None is a NULL name: blank in the contract's sense too.
+    # None is a NULL name: blank in the staging rules' sense too.
     "blank_text": ["", " ", "   ", "\t", "\n  ", "\u00a0", "\u3000", None],
     "sql_text": [
         "Robert'); DROP TABLE electrical_components;--",

@@ -1,4 +1,4 @@
-"""Fault-injection harness for the reliability tests (issue 9).
+"""Fault-injection harness for the reliability tests (README: Reliability).
 
 - `tcp.TcpProxy`: a TCP proxy that delays, refuses or drops connections (PostgreSQL);
 - `s3.S3FaultProxy`: an HTTP-aware S3 proxy answering 500/503/SlowDown for a seeded share

@@ -20,7 +20,7 @@ from volt_assets_tests.pipeline import BucketAndDatabase
 
 @dataclass
 class Twin(BucketAndDatabase):
-    """A database and a bucket on the session's servers, with the contract's variables."""
+    """A database and a bucket on the session's servers, with the README's configuration variables."""
 
     env: dict[str, str]
     dbname: str

@@ -238,20 +238,27 @@ def problems(target) -> list[str]:
                 out.append(f"{folder}{name}: listed in the manifest but missing")
             elif "bytes" in info and info["bytes"] != size:
                 out.append(f"{folder}{name}: manifest says {info['bytes']} bytes, object has {size}")
-        counts = manifest.get("counts")
         parts = [n for n in listed if n.endswith(".parquet") and not n.startswith("_")]
-        if counts and parts:
+        want = _manifest_rows(folder.split("/", 1)[0], manifest)
+        if want is not None and parts:
             rows = sum(pq.read_metadata(io.BytesIO(_read_listed(target, folder, manifest, n))).num_rows for n in parts)
-            layer = folder.split("/", 1)[0]
-            want = (
-                counts["staged_rows"] + counts.get("tombstones", 0) if layer == "staging"
-                else counts["quarantined_rows"] if layer == "quarantine" else rows
-            )
             if rows != want:
                 out.append(f"{folder}: files hold {rows} rows, manifest counts say {want}")
         if folder.startswith("raw/") and listed_sidecar(manifest, RAW_VERSIONS):
             out += _raw_versions_problems(target, folder, manifest)
     return out
+
+
+def _manifest_rows(layer: str, manifest: dict) -> int | None:
+    """The rows a folder's Parquet files must hold, as its manifest says (None: it says none)."""
+    counts = manifest.get("counts") or {}
+    if layer == "staging" and counts:
+        return counts["staged_rows"] + counts.get("tombstones", 0)
+    if layer == "quarantine" and counts:
+        return counts["quarantined_rows"]
+    if layer == "mart":
+        return manifest.get("rows")
+    return None
 
 
 def _read_listed(target, folder: str, manifest: dict, name: str) -> bytes:

@@ -12,6 +12,8 @@ Faults:
   first and the answer is thrown away: the write happened, the client sees a failure and
   retries, so idempotence is tested too;
 - `reset_rate`: share of requests whose connection is reset instead of answered;
+A request the proxy cannot parse is a bug of the proxy, not an injected fault: it is kept in
+`proxy_errors`, and leaving the `with` block raises when there is any.
 - `only`: a regex on "METHOD /path" limiting which requests may be faulted;
 - `hold(method, path_regex)`: the first matching request is held (not forwarded) until
   `release()`; `Hold.hit` is set when it arrives. Tests kill a run at that exact point: the
@@ -209,6 +211,7 @@ class S3FaultProxy:
         self.only = re.compile(only) if only else None
         self.rng = random.Random(seed)
         self.exchanges: list[Exchange] = []
+        self.proxy_errors: list[str] = []  # parsing failures of the proxy itself (must stay empty)
         self._holds: list[Hold] = []
         self._lock = threading.Lock()
         self._clients: set[socket.socket] = set()
@@ -339,7 +342,12 @@ class S3FaultProxy:
                 self._record(request, response.status, None)
                 if not response.keeps_alive() or not request.keeps_alive():
                     return
-        except (OSError, ConnectionError, ValueError, IndexError):
+        except (OSError, ConnectionError):
+            return  # a client or S3 went away: the client retries, as it would on the wire
+        except (ValueError, IndexError) as exc:
+            # the proxy could not parse HTTP: a bug here, not a fault it meant to inject
+            with self._lock:
+                self.proxy_errors.append(f"{type(exc).__name__}: {exc}")
             return
         finally:
             for closable in (up_reader, upstream, reader, client):
@@ -369,3 +377,6 @@ class S3FaultProxy:
 
     def __exit__(self, *exc) -> None:
         self.close()
+        # a broken proxy must not pass for an injected fault
+        if exc[0] is None and self.proxy_errors:
+            raise AssertionError(f"the S3 proxy failed to parse traffic: {self.proxy_errors[:5]}")

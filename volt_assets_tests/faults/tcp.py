@@ -9,6 +9,8 @@ Put it in front of PostgreSQL (or any TCP service) and point the pipeline at its
 Faults:
 - `delay`: seconds added before every chunk forwarded (either direction);
 - `refuse`: new connections are accepted and closed at once (the server looks down);
+  `refuse_for(seconds)` does so from the first refused connection for `seconds`, then lets
+  connections through again; `refused` counts them;
 - `drop_after(pattern, after_bytes, times)`: on a connection whose client sent `pattern`
   (e.g. the text of a query), once the server has answered `after_bytes` more bytes, reset
   both sides (RST), `times` times in all. The drop lands in the middle of a result stream,
@@ -85,6 +87,9 @@ class TcpProxy:
         self.upstream = upstream
         self.delay = delay
         self.refuse = False
+        self.refused = 0  # connections closed at once because of `refuse`
+        self._refuse_seconds: float | None = None
+        self._refuse_until: float | None = None
         self.connections = 0  # accepted so far
         self.drops = 0  # connections reset by a rule or drop_all()
         self._rules: list[DropRule] = []
@@ -104,6 +109,20 @@ class TcpProxy:
             self._rules.append(rule)
         return rule
 
+    def refuse_for(self, seconds: float) -> None:
+        """Refuse new connections for `seconds` counted from the first one refused."""
+        self._refuse_seconds, self._refuse_until = seconds, None
+        self.refuse = True
+
+    def _refusing(self) -> bool:
+        if self.refuse and self._refuse_seconds is not None:
+            now = time.monotonic()
+            if self._refuse_until is None:
+                self._refuse_until = now + self._refuse_seconds
+            elif now >= self._refuse_until:
+                self.refuse, self._refuse_seconds = False, None
+        return self.refuse
+
     def drop_all(self) -> int:
         with self._lock:
             pairs = list(self._pairs)
@@ -120,7 +139,8 @@ class TcpProxy:
             except OSError:
                 return
             self.connections += 1
-            if self.refuse:
+            if self._refusing():
+                self.refused += 1
                 client.close()
                 continue
             try:

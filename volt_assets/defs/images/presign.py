@@ -6,7 +6,7 @@ Node.js route spawns its presign script: the JSON answer alone on stdout, exit 0
 The picture of a component is the object under `images/components/{id}/` that is not a
 `thumb_` thumbnail (the newest, should a folder ever hold several). URLs are SigV4, signed
 by boto3 for the endpoint of AWS_ENDPOINT_URL (AWS when unset) with the credentials boto3
-finds; they are valid 1 to 168 hours (SigV4's limit is 7 days). The answer is the contract's
+finds; they are valid 1 to 168 hours (SigV4's limit is 7 days). The answer is the README's
 JSON, shared with `volt-assets serve`:
 `{"success": true, "data": {"componentId", "imageUrl", "expiresAt", "expiresInHours"}}`
 (`componentId` a string, `"123"`, as the app passes it), or `{"success": false, "error": "..."}`.
@@ -91,7 +91,7 @@ class Presigner:
         return max(pictures, key=lambda o: (o["LastModified"], o["Key"]))["Key"]
 
     def answer(self, component_id: int, hours: int, now: dt.datetime | None = None) -> dict:
-        """The contract's success answer; `PresignError(404)` for a component without a picture."""
+        """The documented success answer; `PresignError(404)` for a component without a picture."""
         key = self.picture_key(component_id)
         if key is None:
             raise PresignError(404, f"component {component_id} has no picture")

@@ -2,9 +2,14 @@
 
 Partition D reads the rows with cursor in [D, D+1) UTC (or a snapshot for full-sync tables)
 and adds the versions not yet captured to `raw/{table}/dt=D/` (one line per primary key and
-cursor value; earlier captures stay). Before extracting, the source's columns are compared
-with the declared ones (schema-drift check). Each run also re-reads the day before its first
-day (late commits, see README) and notices hard deletes for its last day.
+cursor value; earlier captures stay). The first partition (VOLT_PARTITIONS_START) opens the
+lake: its window has no start, so a shop older than the lake is whole in it. Before
+extracting, the source's columns are compared with the declared ones (schema-drift check).
+Each run also re-reads the day before its first day (late commits, see README). A run
+reaching the present (its last day yesterday or later, UTC) notices hard deletes: keys the
+lake holds that the source no longer has and no day has tombstoned yet become tombstones of
+its last day; a re-run of an older day notices none, so the past is never rewritten.
+Writer locks (lib/locks.py) keep two runs from writing the same folders at once.
 """
 
 
@@ -21,15 +26,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.defs import catalog
-from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, partitions
+from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, partitions
 from volt_assets.defs.lake.io_manager import FolderWrite, LakeOutput
 from volt_assets.lib import extract as ex
 from volt_assets.lib.layout import (
     MANIFEST, RAW_DELETES, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix, sidecar_name,
 )
+from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
 from volt_assets.lib.transform import parquet_bytes
 from volt_assets.lib.store import MULTIPART_BYTES, LakeStore, folder_manifest
-from volt_assets.lib.partitions import context_days, day_window
+from volt_assets.lib.partitions import capture_window, context_days, reaches_present
 from volt_assets.defs.quality.raw_checks import RawQuality, raw_check_specs
 from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUnavailable
 from volt_assets.lib.table_config import TableConfig, arrow_type
@@ -110,7 +116,7 @@ class RawCapture:
         """Extract day D and add its new versions to raw D (`unchanged` when nothing is new)."""
         config = self.config
         prefix = partition_prefix("raw", config.name, day)
-        window = day_window(day) if config.incremental else None
+        window = capture_window(day) if config.incremental else None
         extracted_at = ex.utc_now()
         stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
         stem = f"part-{stamp}"
@@ -178,7 +184,8 @@ class RawCapture:
             "table": config.name,
             "dt": day.isoformat(),
             "sync": config.sync,
-            "window": [day_window(day)[0].isoformat(), day_window(day)[1].isoformat()] if window else None,
+            # [start, end) of the cursor; the first partition's start is null (it opens the lake)
+            "window": [window[0] and window[0].isoformat(), window[1].isoformat()] if window else None,
             "row_count": versions.num_rows,
             "cursor_column": config.cursor,
             "cursor_min": lo,
@@ -208,52 +215,54 @@ class RawCapture:
             return VERSIONS_SCHEMA.empty_table()
         return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(VERSIONS_SCHEMA)
 
-    def notice_deletes(self, day: dt.date) -> FolderWrite | None:
-        """Compare the source's live keys with the keys the lake knows up to D; tombstone the
-        missing ones in D. Refuses (dg.Failure) to delete more than `max_delete_share`."""
-        config = self.config
-        # Keys as arrays, never Python sets: integer keys (the usual bigint) as sorted int64,
-        # 8 bytes a key, compared by binary search; other key types as Arrow strings.
+    def _day_keys(self, d: dt.date, day: dt.date) -> tuple[pa.Array | None, pa.Array | None]:
+        """(keys raw d holds, when d <= `day`; keys tombstoned in d, if it has any)."""
+        prefix = partition_prefix("raw", self.config.name, d)
+        if d in self.keys_by_day:  # captured by this run: its keys are in hand
+            manifest, known = self.manifests[d], self.keys_by_day[d]
+        else:
+            manifest = self.store.read_manifest(prefix)
+            known = None
+            if d <= day:
+                known = self._keys_of(self._versions(prefix, manifest)["pk"].combine_chunks())
+        gone = self._deletes(prefix, manifest)
+        return known, (None if gone is None else self._keys_of(gone["pk"].combine_chunks()))
+
+    def _deletes(self, prefix: str, manifest: dict | None) -> pa.Table | None:
+        """The tombstones a raw day's manifest lists (None: it has none)."""
+        name = listed_sidecar(manifest, RAW_DELETES)
+        if name is None:
+            return None
+        return pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name))).cast(DELETES_SCHEMA)
+
+    def _live_in_lake(self, day: dt.date) -> pa.Array:
+        """Keys raw holds on days <= D that no day of the lake has tombstoned yet (a tombstone
+        stays where it was written, on any day: it is never noticed twice)."""
         key_type, integer_keys = self._key_type()
-        keys_of = self._keys_of
-
-        def day_keys(d: dt.date) -> tuple[pa.Array, pa.Array | None]:
-            """(keys raw D holds, keys its noticed deletes ended before `day`, if any)."""
-            prefix = partition_prefix("raw", config.name, d)
-            if d in self.keys_by_day:  # captured by this run: its keys are in hand
-                manifest = self.manifests[d]
-                known = self.keys_by_day[d]
-            else:
-                manifest = self.store.read_manifest(prefix)
-                known = keys_of(self._versions(prefix, manifest)["pk"].combine_chunks())
-            gone_name = listed_sidecar(manifest, RAW_DELETES)
-            if d < day and gone_name is not None:
-                gone = pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, gone_name)))
-                return known, keys_of(gone["pk"].combine_chunks())
-            return known, None
-
         # the run's own days may still be uploading: they are known from memory
-        history = [d for d in sorted(set(self.store.list_days(layer_prefix("raw", config.name))) | set(self.keys_by_day))
-                   if d <= day]
-        # The days before the run are read from S3, a few at a time: on a daily run a year in,
-        # that is 365 manifests and indexes, where latency, not bandwidth, is the cost.
+        history = sorted(set(self.store.list_days(layer_prefix("raw", self.config.name))) | set(self.keys_by_day))
+        # The days are read from S3 a few at a time: on a daily run a year in, that is 365
+        # manifests and indexes, where latency, not bandwidth, is the cost.
         with ThreadPoolExecutor(HISTORY_READERS, thread_name_prefix="volt-raw-history") as pool:
-            found = list(pool.map(day_keys, history))
-        known_parts = [k for k, _ in found]
-        deleted_parts = [g for _, g in found if g is not None]
-        known = _merge_keys(known_parts, key_type, integer_keys)
-        if deleted_parts:
-            gone_before = _merge_keys(deleted_parts, key_type, integer_keys)
-            if integer_keys:
-                known = known[~np.isin(known, gone_before)]
-            else:
-                known = known.filter(pc.invert(pc.is_in(known, value_set=gone_before)))
+            found = list(pool.map(lambda d: self._day_keys(d, day), history))
+        known = _merge_keys([k for k, _ in found if k is not None], key_type, integer_keys)
+        gone_parts = [g for _, g in found if g is not None]
+        if not gone_parts:
+            return known
+        gone = _merge_keys(gone_parts, key_type, integer_keys)
+        if integer_keys:
+            return known[~np.isin(known, gone)]
+        return known.filter(pc.invert(pc.is_in(known, value_set=gone)))
+
+    def _find_missing(self, known) -> tuple[list[str], int]:
+        """(known keys the source no longer has, as text; how many keys it has)."""
+        config = self.config
+        key_type, integer_keys = self._key_type()
 
         def as_text(keys) -> pa.Array:
             return pa.array(keys, key_type).cast(pa.string()) if integer_keys else keys
 
-        def find_missing(conn) -> tuple[list[str], int]:
-            """(known keys the source no longer has, as text; how many keys it has)."""
+        def find(conn) -> tuple[list[str], int]:
             estimate = ex.table_rows_estimate(conn, config)
             if 0 < len(known) < ex.PROBE_SHARE * estimate:
                 # a few days of a big table: probe those keys, never read the whole table's keys
@@ -271,7 +280,16 @@ class RawCapture:
             absent = pc.invert(pc.is_in(known, value_set=pc.cast(live, pa.string())))
             return known.filter(absent).to_pylist(), live_count
 
-        found, live_count = self.session.run(find_missing)
+        return self.session.run(find)
+
+    def notice_deletes(self, day: dt.date) -> FolderWrite | None:
+        """Compare the source's live keys with the keys the lake knows up to D and has not
+        tombstoned yet; add the missing ones to D's tombstones (those D already has stay).
+        Called only by a run reaching the present (`reaches_present`). Refuses (dg.Failure) to
+        delete more than `max_delete_share`; None when raw D has no manifest."""
+        config = self.config
+        known = self._live_in_lake(day)
+        found, live_count = self._find_missing(known)
         missing = sorted(found)
         share = len(missing) / len(known) if len(known) else 0.0
         if missing and share > config.max_delete_share:
@@ -287,16 +305,36 @@ class RawCapture:
         manifest = self.manifests[day] if day in self.manifests else self.store.read_manifest(prefix)
         if manifest is None:
             return None
+        # D's tombstones stay, row for row; the record says what this check saw (so the last
+        # of two runs at once leaves what one run alone would have)
+        earlier = self._deletes(prefix, manifest)
         manifest = dict(manifest)
         noticed = ex.utc_now()
         deletes = pa.table({"pk": missing, "noticed_at": [noticed] * len(missing)}, schema=DELETES_SCHEMA)
+        if earlier is not None:
+            deletes = pa.concat_tables([earlier, deletes])  # the tombstones D had, then the new ones
         name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
         superseded = [n for n in [listed_sidecar(manifest, RAW_DELETES)] if n]
         manifest["files"] = {n: v for n, v in manifest.get("files", {}).items() if n not in superseded}
-        manifest["deletes"] = {"file": name, "count": len(missing), "noticed_at": noticed.isoformat(),
-                               "known_keys": len(known), "live_keys": live_count}
+        # known_keys counts D's earlier tombstones too: a re-run after a killed one records
+        # what the first run would have
+        before = earlier.num_rows if earlier is not None else 0
+        manifest["deletes"] = {"file": name, "count": deletes.num_rows, "noticed_at": noticed.isoformat(),
+                               "known_keys": len(known) + before, "live_keys": live_count}
         return FolderWrite(day=day, prefix=prefix, files={name: parquet_bytes(deletes)},
                            manifest=manifest, replace=False, rows=0, primary=False, remove=superseded)
+
+
+def raw_locks(config: TableConfig, days: list[dt.date]) -> list[str]:
+    """The writer locks of a raw run: its days, the late-commit days before them, and the
+    table's tombstones when the run reaches the present (two such runs would notice one delete
+    twice)."""
+    back = config.lookback_days if config.incremental else 0
+    first = days[0] - dt.timedelta(days=back)
+    names = [folder_lock("raw", config.name, first + dt.timedelta(days=i)) for i in range((days[-1] - first).days + 1)]
+    if reaches_present(days[-1]):
+        names.append(folder_lock("raw", config.name, "deletes"))
+    return names
 
 
 def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
@@ -314,6 +352,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         retry_policy=NETWORK_RETRY,
         io_manager_key=LAKE_IO_MANAGER,
         group_name="raw",
+        pool=lake_pool(config.name),
         kinds={"postgres", "s3"},
         check_specs=[drift_check, *raw_check_specs(config)],
         **catalog.lake_catalog("raw", config, {"partition_expr": config.cursor, "sync": config.sync,
@@ -324,7 +363,11 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         ),
     )
     def raw_asset(context: dg.AssetExecutionContext, source: PostgresResource, lake: LakeResource):
-        with ex.SourceSession(source, context.log) as session:  # one connection for the run's reads
+        # The run's folders are locked before their manifests are read and stay locked until
+        # the output is published (Dagster handles the Output before the generator resumes).
+        locks = WriterLocks(lambda: source.new_connection(application_name(context.run_id)),
+                            raw_locks(config, context_days(context)), context.log, f"raw/{config.name}")
+        with locks, ex.SourceSession(source, context.log) as session:  # one connection for the reads
             yield from capture_days(context, session, lake.store())
 
     def capture_days(context: dg.AssetExecutionContext, session: ex.SourceSession, store: LakeStore):
@@ -374,7 +417,9 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
                     yield write
                     for p in workdir.glob(f"{day.isoformat()}-*/*"):
                         p.unlink()  # keep the disk bounded too
-                tombstones = capture.notice_deletes(days[-1])
+                # Only a run reaching the present notices hard deletes: a re-run of a past day
+                # keeps the tombstones it had and never gains deletes made after it.
+                tombstones = capture.notice_deletes(days[-1]) if reaches_present(days[-1]) else None
                 if tombstones is not None:
                     stats["deletes"] = tombstones.manifest["deletes"]["count"]
                     quality.manifests[days[-1]] = folder_manifest(tombstones.files, tombstones.manifest)

@@ -23,9 +23,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.defs import catalog
-from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
+from volt_assets.defs.policies import (
+    LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, missing_partition, partitions,
+)
 from volt_assets.defs.lake.io_manager import FolderWrite, LakeOutput, LakePartitions
+from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
+from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
 from volt_assets.lib.raw_files import read_text_batches
 from volt_assets.lib.transform import StagingBuilder, StagingDay, parquet_bytes
 from volt_assets.lib.partitions import context_days
@@ -116,6 +120,7 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
         retry_policy=NETWORK_RETRY,
         io_manager_key=LAKE_IO_MANAGER,
         group_name="staging",
+        pool=lake_pool(config.name),
         kinds={"s3", "parquet"},
         check_specs=staging_check_specs(config, key),
         **catalog.lake_catalog("staging", config, {"partition_expr": config.cursor,
@@ -125,8 +130,16 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
             "of the day), `_deleted` for soft and hard deletes; refused rows in quarantine/."
         ),
     )
-    def staging_asset(context: dg.AssetExecutionContext, raw: LakePartitions):
+    def staging_asset(context: dg.AssetExecutionContext, raw: LakePartitions, source: PostgresResource):
         days = context_days(context)
+        # staging D and quarantine D are one folder pair: locked together until published
+        locks = WriterLocks(lambda: source.new_connection(application_name(context.run_id)),
+                            [folder_lock("staging", config.name, d) for d in days], context.log,
+                            f"staging/{config.name}")
+        with locks:
+            yield from build_days(context, raw, days)
+
+    def build_days(context: dg.AssetExecutionContext, raw: LakePartitions, days: list[dt.date]):
         per_day: dict[str, dict] = {}
         quality = StagingQuality(config, raw.store)  # judges each day as it streams past
 

@@ -35,6 +35,7 @@ def mart_asset(name: str, sources: tuple[str, ...], description: str, daily: boo
             retry_policy=NETWORK_RETRY,
             io_manager_key=MARTS_IO_MANAGER,
             group_name="marts",
+            pool=f"volt_mart_{name}",  # one run at a time writes a mart (dagster.yaml's default_limit)
             kinds={"duckdb", "postgres", "parquet"},
             description=description,
             **mart_catalog(name, module_of(fn), metadata),

@@ -107,15 +107,19 @@ def _as_of(con, day: dt.date) -> pa.Table:
 def build_dim_components() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("electrical_components",), __doc__, daily=False)
     def dim_components(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
-        days = context_days(context)
-        store = lake.store()
-        loaded = latest_copy(store)
-        through = max(days[-1], loaded) if loaded else days[-1]
-        history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
-        return MartOutput(
-            days=history_days(history, days, through),
-            replace="table",
-            metadata={"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()},
-        )
+        metadata: dict = {}
+        # Lazy: the IO manager consumes the days under the mart's writer lock, so `through`
+        # (the latest copy) is read after any other run of this mart has finished.
+        return MartOutput(days=mart_days(lake.store(), context_days(context), metadata), replace="table",
+                          metadata=metadata)
 
     return dim_components
+
+
+def mart_days(store: LakeStore, days: list[dt.date], metadata: dict):
+    """The run's days as of each, then the history as of the latest day loaded when that is later."""
+    loaded = latest_copy(store)
+    through = max(days[-1], loaded) if loaded else days[-1]
+    history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
+    metadata.update({"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()})
+    yield from history_days(history, days, through)

@@ -27,6 +27,7 @@ from psycopg2 import sql
 
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.defs.lake.io_manager import add_partition_metadata
+from volt_assets.lib.locks import WriterLocks, application_name
 from volt_assets.lib.transform import parquet_options
 from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUnavailable, permanent_pg_error
@@ -72,12 +73,12 @@ class MartsDatabase(dg.ConfigurableResource):
     def where(self) -> str:
         return mask_dsn(self.url) if self.url else self.source.where
 
-    def connect(self):
+    def connect(self, application_name: str = "volt_assets"):
         """A new connection (autocommit off); errors name the database, never its password."""
         if not self.url:
-            return self.source.new_connection()
+            return self.source.new_connection(application_name)
         try:
-            return psycopg2.connect(self.url, connect_timeout=10, application_name="volt_assets")
+            return psycopg2.connect(self.url, connect_timeout=10, application_name=application_name)
         except psycopg2.Error as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             permanent = permanent_pg_error(first_line) is not None
@@ -107,7 +108,11 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
         days = days_between(window.start.astimezone(UTC), window.end.astimezone(UTC))
         span = (days[0], days[-1] + dt.timedelta(days=1))  # [first day, day after the last)
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix=f"volt-mart-{name}-") as tmp:
+        # The mart's rows are computed (MartOutput.days is lazy), loaded and copied under one
+        # lock, so two runs of one mart end as if they had run one after the other.
+        locks = WriterLocks(lambda: self.db.connect(application_name(context.run_id)),
+                            [f"volt_assets/marts/{name}"], context.log, f"marts/{name}")
+        with locks, tempfile.TemporaryDirectory(prefix=f"volt-mart-{name}-") as tmp:
             csv_path = Path(tmp) / "rows.csv"
             columns, rows, copies = self._stage(obj, Path(tmp), csv_path, span)
             conn = self.db.connect()

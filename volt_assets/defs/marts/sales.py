@@ -9,7 +9,7 @@ order whose component was unknown then, or has no category, counts under 'unknow
 
 revenue = sum(quantity * unit_price); avg_unit_price = revenue / units_sold rounded half up to
 cents: the average price paid per unit sold (weighted by quantity, not a mean of order prices).
-Amounts are added in the orders' own currencies (the contract has no currency column, no FX).
+Amounts are added in the orders' own currencies (the mart has no currency column, no FX).
 """
 
 import datetime as dt
@@ -18,7 +18,8 @@ import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.defs.marts.history import History, duckdb_over, read_history
+from volt_assets.lib.store import LakeStore
+from volt_assets.defs.marts.history import duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
 from volt_assets.lib.partitions import context_days, day_window
 from volt_assets.defs.resources import LakeResource
@@ -81,8 +82,12 @@ FROM sales WHERE component_id IS NOT NULL GROUP BY component_id ORDER BY compone
 """
 
 
-def sales_days(days: list[dt.date], orders: History, components: History, query: str, schema: pa.Schema):
-    """One MartDay per day of the run: `query` over that day's sales."""
+def sales_days(store: LakeStore, days: list[dt.date], query: str, schema: pa.Schema, metadata: dict):
+    """One MartDay per day of the run: `query` over that day's sales. The staging history is
+    read when the IO manager starts consuming the days, under the mart's writer lock."""
+    orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
+    components = read_history(store, table("electrical_components"), COMPONENT_COLUMNS, days[-1], required=days)
+    metadata.update({**orders.metadata(), **components.metadata()})
     with duckdb_over(orders=orders, components=components) as con:
         con.execute(CENTS_DIV)
         for day in days:
@@ -95,14 +100,9 @@ def sales_days(days: list[dt.date], orders: History, components: History, query:
 def build_sales_asset(name: str, query: str, schema: pa.Schema) -> dg.AssetsDefinition:
     @mart_asset(name, ("orders", "electrical_components"), __doc__)
     def sales_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
-        days = context_days(context)
-        store = lake.store()
-        orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
-        components = read_history(store, table("electrical_components"), COMPONENT_COLUMNS, days[-1], required=days)
-        return MartOutput(
-            days=sales_days(days, orders, components, query, schema),
-            metadata={**orders.metadata(), **components.metadata()},
-        )
+        metadata: dict = {}  # filled as the days are read
+        return MartOutput(days=sales_days(lake.store(), context_days(context), query, schema, metadata),
+                          metadata=metadata)
 
     return sales_mart
 

@@ -15,7 +15,8 @@ import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.defs.marts.history import History, duckdb_over, read_history
+from volt_assets.lib.store import LakeStore
+from volt_assets.defs.marts.history import duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
 from volt_assets.lib.partitions import context_days
 from volt_assets.defs.resources import LakeResource
@@ -63,7 +64,12 @@ ORDER BY u.id
 """
 
 
-def snapshots(days: list[dt.date], users: History, orders: History):
+def snapshots(store: LakeStore, days: list[dt.date], metadata: dict):
+    """The run's days; the staging history is read when the IO manager starts consuming them,
+    under the mart's writer lock, so two runs of the mart end as if one ran after the other."""
+    users = read_history(store, table("users"), USER_COLUMNS, days[-1], required=days)
+    orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
+    metadata.update({**users.metadata(), **orders.metadata()})
     with duckdb_over(users=users, orders=orders) as con:
         for day in days:
             rows = con.sql(SNAPSHOT, params={"day": day}).to_arrow_table().cast(SCHEMA)
@@ -73,10 +79,7 @@ def snapshots(days: list[dt.date], users: History, orders: History):
 def build_users_mart() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("users", "orders"), __doc__)
     def users_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
-        days = context_days(context)
-        store = lake.store()
-        users = read_history(store, table("users"), USER_COLUMNS, days[-1], required=days)
-        orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
-        return MartOutput(days=snapshots(days, users, orders), metadata={**users.metadata(), **orders.metadata()})
+        metadata: dict = {}  # filled as the days are read
+        return MartOutput(days=snapshots(lake.store(), context_days(context), metadata), metadata=metadata)
 
     return users_mart

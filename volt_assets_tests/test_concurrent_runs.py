@@ -5,8 +5,8 @@ Each case starts from the same seeded shop (a twin database and bucket). The seq
 is the reference; the lakes are compared with the fault harness (`faults.lake.compare`: every
 object, manifest, raw line and Parquet byte, up to capture clocks), the marts row for row.
 The waiting itself is asserted: a test of "no duplicate" that never overlapped proves nothing.
-- started together, on an instance without pool limits: the writer locks alone keep the runs
-  apart (one logs that it waits for a lock);
+- started together, on an instance without pool limits, while the test itself holds the last
+  day's raw folders until both runs wait for them: the writer locks alone keep the runs apart;
 - staggered, a backfill of the three days and the last day alone, on the project's
   dagster.yaml (concurrency pools): Dagster's pools keep the steps apart, the locks stay
   behind them.
@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from volt_assets.settings import project_root
+from volt_assets.lib.locks import folder_lock
+from volt_assets.lib.table_config import load_tables
 from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import clone_twin, drop_twin, make_twin, without_env
 from volt_assets_tests.faults.runs import IN_PROCESS
@@ -34,6 +36,7 @@ from volt_assets import stack
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"
 SELECT = ",".join(LAKE + MARTS)
+TABLES = list(load_tables())
 WAITED = "waiting for lock"  # the writer locks' log line
 POOL_WAIT = "Step blocked by limit for pool volt_"  # Dagster's, when a pool holds a step back
 
@@ -48,6 +51,14 @@ def cli(env: dict[str, str], partition: str, cwd: Path) -> subprocess.Popen:
          "--select", SELECT, flag, partition, "--config-json", IN_PROCESS],
         env={**os.environ, **env}, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
     )
+
+
+def wait_for_lines(paths: list[Path], text: str, timeout: float = 600) -> None:
+    """Until every file holds `text` (each run has logged that it waits)."""
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() and text in p.read_text(errors="replace") for p in paths):
+        assert time.monotonic() < deadline, f"not every run logged {text!r}"
+        time.sleep(0.5)
 
 
 def finish(process: subprocess.Popen, cwd: Path) -> str:
@@ -88,10 +99,20 @@ def test_two_runs_started_together_write_as_one(shop, pg_server, s3_endpoint):
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "together")
         try:
+            # The test holds the raw folders of the last day until both runs wait for them, so
+            # the two runs are surely inside the lake at the same time, however slowly each starts.
+            gate = twin.connect()
+            gate.autocommit = True
+            with gate.cursor() as cur:
+                for table in TABLES:
+                    cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                                (folder_lock("raw", table, DAYS[-1]),))
             runs = [(cli(twin.env, RANGE, home / "together" / f"run{i}"), home / "together" / f"run{i}")
                     for i in (1, 2)]
+            wait_for_lines([cwd / "cli.log" for _, cwd in runs], WAITED)
+            gate.close()  # frees the test's locks: the runs go on, one after the other per folder
             logs = [finish(p, cwd) for p, cwd in runs]
-            assert any(WAITED in log for log in logs), "the runs never overlapped"
+            assert all(WAITED in log for log in logs)
             assert_same_as_sequential(twin, expected)
         finally:
             drop_twin(pg_server, twin)

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("electrical_components", "users", "orders")
 
 ASSETS = {
+    *(f"source/{t}" for t in TABLES), "source/pictures",  # external: where the lineage starts
     *(f"raw/{t}" for t in TABLES),
     *(f"staging/{t}" for t in TABLES),
     "marts/dim_components", "marts/daily_category_sales", "marts/daily_component_sales",

@@ -117,7 +117,7 @@ def test_up_starts_postgres_and_s3(cli: StackCli) -> None:
 
     with cli.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW server_version_num")
-        assert int(cur.fetchone()[0]) // 10000 == 16
+        assert int(cur.fetchone()[0]) // 10000 == 18
     conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password"):
         psycopg2.connect(host="127.0.0.1", port=env["POSTGRES_PORT"], dbname="volt", user="postgres",

@@ -49,6 +49,13 @@ def application_name(run_id: str | None) -> str:
     return f"volt_assets run {run_id}" if run_id else "volt_assets"
 
 
+# The locks this process holds, by name. Steps of one process run one after the other, so a
+# name asked for again is held by an earlier attempt that Dagster never closed (a step that
+# failed while its generator was suspended inside the `with`, then retried in the same run
+# process): that holder is released instead of being waited for until the timeout.
+_HELD: dict[str, "WriterLocks"] = {}
+
+
 class WriterLocks:
     """Holds named advisory locks on one connection until `release()` (or the `with` ends)."""
 
@@ -60,6 +67,10 @@ class WriterLocks:
         self.conn = None
 
     def __enter__(self) -> "WriterLocks":
+        for stale in {id(h): h for n in self.names if (h := _HELD.get(n)) is not None}.values():
+            self.log.warning(f"{self.what}: releasing the locks an earlier attempt in this process "
+                             f"left behind ({', '.join(stale.names)})")
+            stale.release()
         self.conn = self.connect()
         self.conn.autocommit = True  # session locks; no transaction left open while holding them
         try:
@@ -75,6 +86,9 @@ class WriterLocks:
         self.release()
 
     def release(self) -> None:
+        for name in self.names:
+            if _HELD.get(name) is self:
+                del _HELD[name]
         if self.conn is not None:
             try:
                 self.conn.close()  # closing the session frees every lock it holds
@@ -99,6 +113,7 @@ class WriterLocks:
 
     def _acquire(self, name: str, deadline: float) -> None:
         if self._try(name):
+            _HELD[name] = self
             return
         started = time.monotonic()
         holder = self.holder(name)
@@ -115,4 +130,5 @@ class WriterLocks:
                     allow_retries=False,
                 )
             time.sleep(POLL_SECONDS)
+        _HELD[name] = self
         self.log.info(f"{self.what}: got lock {name!r} after {time.monotonic() - started:.1f} s")

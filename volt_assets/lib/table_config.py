@@ -145,6 +145,9 @@ class TableConfig:
     thresholds: Thresholds = Thresholds()
     max_delete_share: float = 0.10
     lookback_days: int = 1
+    # What the catalog shows, not what the pipeline does (left out of code versions).
+    descriptions: dict[str, str] = field(default_factory=dict)
+    pii: tuple[str, ...] = ()  # columns holding personal data
 
     @property
     def incremental(self) -> bool:
@@ -194,13 +197,33 @@ def _rule(raw: dict, default_severity: str) -> Rule:
     return rule
 
 
+def _columns(where: str, raw: dict) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+    """(type, description, pii columns) of a table's `columns`: each is a type (`id: bigint`) or
+    a mapping (`email: {type: text, description: ..., pii: true}`)."""
+    types, descriptions, pii = {}, {}, []
+    for column, spec in raw["columns"].items():
+        column = str(column)
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"type", "description", "pii"}
+            if "type" not in spec or unknown:
+                raise ValueError(f"{where}: column {column!r}: give `type` (and optionally `description`, "
+                                 f"`pii`){f'; unknown {sorted(unknown)}' if unknown else ''}")
+            if spec.get("description"):
+                descriptions[column] = " ".join(str(spec["description"]).split())
+            if spec.get("pii"):
+                pii.append(column)
+            spec = spec["type"]
+        types[column] = str(spec)
+    return types, descriptions, tuple(pii)
+
+
 def parse_config(document: dict) -> dict[str, TableConfig]:
     """Validate and build the table configs; errors name the table and the setting."""
     defaults = document.get("defaults", {})
     tables: dict[str, TableConfig] = {}
     for name, raw in document["tables"].items():
         where = f"tables.yaml: table {name!r}"
-        columns = {str(c): str(t) for c, t in raw["columns"].items()}
+        columns, descriptions, pii = _columns(where, raw)
         for c, t in columns.items():
             try:
                 arrow_type(t)
@@ -238,6 +261,8 @@ def parse_config(document: dict) -> dict[str, TableConfig]:
             thresholds=thresholds,
             max_delete_share=float(raw.get("max_delete_share", defaults.get("max_delete_share", 0.10))),
             lookback_days=int(raw.get("lookback_days", defaults.get("lookback_days", 1))),
+            descriptions=descriptions,
+            pii=pii,
         )
     return tables
 

@@ -17,6 +17,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from volt_assets.defs.catalog import PICTURES_KEY, images_catalog
 from volt_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
 from volt_assets.defs.quality.outcome import MAX_SAMPLES
 from volt_assets.defs.images.upload import Outcome, upload_picture
@@ -108,12 +109,13 @@ def build_component_images_asset() -> dg.AssetsDefinition:
 
     @dg.asset(
         key=ASSET_KEY,
-        deps=[dg.AssetDep(STAGING_KEY)],  # same daily partitions: identity mapping
+        deps=[dg.AssetDep(STAGING_KEY), PICTURES_KEY],  # staging: same daily partitions (identity)
         partitions_def=partitions(),
         backfill_policy=SINGLE_RUN,
         retry_policy=NETWORK_RETRY,
         group_name="images",
         kinds={"s3", "python"},
+        **images_catalog(),
         check_specs=[dg.AssetCheckSpec(
             CHECK, asset=ASSET_KEY,
             description="Every picture named by a changed component was uploaded; refused ones (unsafe "

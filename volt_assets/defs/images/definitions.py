@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from volt_assets.defs.catalog import linked
 from volt_assets.defs.resources import env_or_none
 from volt_assets.defs.images.assets import ImagesFolder, build_component_images_asset
 
@@ -19,5 +20,5 @@ def images_folder() -> ImagesFolder:
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[build_component_images_asset()], resources={"images_dir": images_folder()}
+        assets=linked([build_component_images_asset()]), resources={"images_dir": images_folder()}
     )

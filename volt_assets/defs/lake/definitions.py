@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from volt_assets.defs.catalog import linked
 from volt_assets.defs.lake.raw import build_raw_asset
 from volt_assets.defs.lake.staging import build_staging_asset
 from volt_assets.lib.table_config import load_tables
@@ -13,4 +14,5 @@ from volt_assets.lib.table_config import load_tables
 @dg.definitions
 def defs() -> dg.Definitions:
     tables = load_tables().values()
-    return dg.Definitions(assets=[build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables])
+    assets = [build_raw_asset(t) for t in tables] + [build_staging_asset(t) for t in tables]
+    return dg.Definitions(assets=linked(assets))

@@ -22,6 +22,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from volt_assets.defs.catalog import ROW_COUNT
 from volt_assets.lib.layout import layer_prefix, listed_version, partition_prefix
 from volt_assets.lib.store import FolderWrite, LakeStore
 from volt_assets.lib.partitions import UTC, days_between
@@ -86,6 +87,8 @@ def add_partition_metadata(context: dg.OutputContext, per_day: dict[str, dict]) 
     The output metadata describes the whole run; in a range run Dagster copies it onto every
     partition's event, so the UI's page of one day would show the year's rows. Partition-scoped
     asset metadata overrides it key by key for that day; `run_rows` / `run_bytes` keep the totals.
+    A day's `rows` is also Dagster's standard `dagster/row_count` (the UI's row-count column
+    and chart), the rows that partition holds.
     """
     if not context.has_asset_partitions:
         return
@@ -105,6 +108,8 @@ def add_partition_metadata(context: dg.OutputContext, per_day: dict[str, dict]) 
                 metadata[key] = dg.MetadataValue.path(value)
             else:
                 metadata[key] = dg.MetadataValue.text(str(value))
+        if "rows" in figures:
+            metadata[ROW_COUNT] = dg.MetadataValue.int(figures["rows"])
         step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=day)
 
 

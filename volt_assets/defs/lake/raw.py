@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from volt_assets.defs import catalog
 from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, partitions
 from volt_assets.defs.lake.io_manager import LakeOutput
 from volt_assets.lib import extract as ex
@@ -54,6 +55,7 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=["raw", config.name],
+        deps=[catalog.source_key(config.name)],
         partitions_def=partitions(),
         backfill_policy=SINGLE_RUN,
         retry_policy=NETWORK_RETRY,
@@ -62,7 +64,8 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         pool=lake_pool(config.name),
         kinds={"postgres", "s3"},
         check_specs=[drift_check, *raw_check_specs(config)],
-        metadata={"partition_expr": config.cursor, "primary_key": config.primary_key, "sync": config.sync},
+        **catalog.lake_catalog("raw", config, {"partition_expr": config.cursor, "sync": config.sync,
+                                               "primary_key": config.primary_key}),
         description=(
             f"Exact capture of `{config.name}`: rows whose `{config.cursor}` lies in the day "
             "[D, D+1) UTC, as JSON Lines; every captured version is kept."

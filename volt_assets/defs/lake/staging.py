@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from volt_assets.defs import catalog
 from volt_assets.defs.policies import (
     LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, missing_partition, partitions,
 )
@@ -123,7 +124,8 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
         pool=lake_pool(config.name),
         kinds={"s3", "parquet"},
         check_specs=staging_check_specs(config, key),
-        metadata={"partition_expr": config.cursor, "primary_key": config.primary_key},
+        **catalog.lake_catalog("staging", config, {"partition_expr": config.cursor,
+                                                   "primary_key": config.primary_key}),
         description=(
             f"`{config.name}` typed and cleaned: one row per `{config.primary_key}` (latest valid version "
             "of the day), `_deleted` for soft and hard deletes; refused rows in quarantine/."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from volt_assets.defs.catalog import linked
 from volt_assets.defs.resources import env_or_none, shared_resources
 from volt_assets.defs.marts.common import MARTS_DB, MARTS_IO_MANAGER
 from volt_assets.defs.marts.dim_components import build_dim_components
@@ -25,6 +26,7 @@ def defs() -> dg.Definitions:
     shared = shared_resources()
     db = marts_database(shared)
     return dg.Definitions(
-        assets=[build_dim_components(), build_daily_category_sales(), build_daily_component_sales(), build_users_mart()],
+        assets=linked([build_dim_components(), build_daily_category_sales(), build_daily_component_sales(),
+                       build_users_mart()]),
         resources={MARTS_DB: db, MARTS_IO_MANAGER: PostgresMartsIOManager(db=db, lake=shared["lake"])},
     )

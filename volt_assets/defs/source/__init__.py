@@ -1,0 +1,1 @@
+"""Volt's own data, where the lineage starts: its PostgreSQL tables and its pictures folder."""

@@ -329,38 +329,38 @@ def _note(kind: str, *item: Any) -> None:
         changes[kind].add(item[0] if len(item) == 1 else item)
 
 
+def _track_key_store(store_class: type, method_name: str) -> None:
+    original = getattr(store_class, method_name)
+
+    def tracked(self, key, *args, **kwargs):
+        _note("keys", id(self), key)
+        return original(self, key, *args, **kwargs)
+
+    setattr(store_class, method_name, tracked)
+
+
+def _track_backend(backend_class: type, method_name: str, with_key: bool) -> None:
+    original = getattr(backend_class, method_name)
+
+    def tracked(self, bucket_name, *args, **kwargs):
+        _note("buckets", bucket_name)
+        if with_key and args:
+            _note("named", bucket_name, args[0])  # in-place changes: tags, ACL, retention
+        return original(self, bucket_name, *args, **kwargs)
+
+    setattr(backend_class, method_name, tracked)
+
+
 def install_tracking() -> None:
     """Patch moto so that a request notes the buckets and keys it reaches (thread-local)."""
     from moto.s3.models import S3Backend
     from moto.s3.utils import _VersionedKeyStore
 
-    def wrap_store(method_name: str) -> None:
-        original = getattr(_VersionedKeyStore, method_name)
-
-        def tracked(self, key, *args, **kwargs):
-            _note("keys", id(self), key)
-            return original(self, key, *args, **kwargs)
-
-        setattr(_VersionedKeyStore, method_name, tracked)
-
     for method_name in ("__setitem__", "setlist", "pop", "__delitem__"):
-        wrap_store(method_name)
-
-    def wrap_backend(method_name: str, with_key: bool) -> None:
-        original = getattr(S3Backend, method_name)
-
-        def tracked(self, bucket_name, *args, **kwargs):
-            _note("buckets", bucket_name)
-            if with_key and args:
-                _note("named", bucket_name, args[0])  # in-place changes: tags, ACL, retention
-            return original(self, bucket_name, *args, **kwargs)
-
-        setattr(S3Backend, method_name, tracked)
-
-    wrap_backend("get_bucket", with_key=False)
-    wrap_backend("create_bucket", with_key=False)
-    wrap_backend("delete_bucket", with_key=False)
-    wrap_backend("get_object", with_key=True)
+        _track_key_store(_VersionedKeyStore, method_name)
+    for method_name in ("get_bucket", "create_bucket", "delete_bucket"):
+        _track_backend(S3Backend, method_name, with_key=False)
+    _track_backend(S3Backend, "get_object", with_key=True)
 
 
 class Journaling:

@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## make test: the whole suite on real PostgreSQL and S3 endpoints it starts itself
+## make test: ruff (lint and format), then the whole suite on real PostgreSQL and S3 endpoints it starts itself
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 ## make demo: stack up, seed, the whole pipeline over the demo window, a summary; no process left

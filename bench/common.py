@@ -75,14 +75,27 @@ class TreeSampler(threading.Thread):
         self.join()
 
 
-def run_measured(name: str, cmd: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT,
-                 timeout: float = 3600) -> Measure:
+def run_measured(
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    log: Path,
+    cwd: Path = ROOT,
+    timeout: float = 3600,
+) -> Measure:
     """Run `cmd` to completion, sampling its tree's RSS; output to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         sampler = TreeSampler(proc.pid)
         sampler.start()
         try:
@@ -103,8 +116,15 @@ def run_measured(name: str, cmd: list[str], env: dict[str, str], log: Path, cwd:
             except ValueError:
                 continue
     tail = "\n".join(text.splitlines()[-25:])
-    return Measure(name, seconds, sampler.peak, proc.returncode, peak_process_rss=sampler.peak_by_process,
-                   report=report, tail=tail)
+    return Measure(
+        name,
+        seconds,
+        sampler.peak,
+        proc.returncode,
+        peak_process_rss=sampler.peak_by_process,
+        report=report,
+        tail=tail,
+    )
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -142,8 +162,13 @@ def emit(report: dict[str, Any]) -> None:
 
 def pg_params() -> dict[str, Any]:
     env = os.environ
-    return {"host": env["POSTGRES_HOST"], "port": int(env["POSTGRES_PORT"]), "dbname": env["POSTGRES_DB"],
-            "user": env["POSTGRES_USER"], "password": env.get("POSTGRES_PASSWORD", "")}
+    return {
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "dbname": env["POSTGRES_DB"],
+        "user": env["POSTGRES_USER"],
+        "password": env.get("POSTGRES_PASSWORD", ""),
+    }
 
 
 def pg_url(driver: str = "postgresql") -> str:
@@ -164,9 +189,12 @@ def s3() -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                        region_name=os.environ.get("AWS_DEFAULT_REGION"),
-                        config=Config(s3={"addressing_style": "path"}, read_timeout=300))
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+        region_name=os.environ.get("AWS_DEFAULT_REGION"),
+        config=Config(s3={"addressing_style": "path"}, read_timeout=300),
+    )
 
 
 def prefix_bytes(client: Any, bucket: str, prefix: str = "") -> tuple[int, int]:
@@ -186,9 +214,13 @@ def empty_bucket(client: Any, bucket: str) -> None:
     # skipped entries once pages were being deleted (a "BucketNotEmpty" after a 1M-row run).
     while True:
         page = client.list_object_versions(Bucket=bucket, MaxKeys=1000)
-        keys = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        keys = [
+            {"Key": o["Key"], "VersionId": o["VersionId"]}
+            for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         if not keys:
             return
         for i in range(0, len(keys), 1000):
-            client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
+            client.delete_objects(
+                Bucket=bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True}
+            )

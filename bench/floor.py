@@ -12,8 +12,8 @@ import os
 
 import dagster as dg
 
-from volt_assets.defs.policies import SINGLE_RUN, partitions
 from volt_assets.defs.executor import volt_executor
+from volt_assets.defs.policies import SINGLE_RUN, partitions
 
 # the code location sets this too (volt_assets/definitions.py): the same event batching
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "200")
@@ -29,13 +29,19 @@ class NothingIOManager(dg.ConfigurableIOManager):
         return None
 
 
-@dg.asset(key=["raw", "electrical_components"], partitions_def=partitions(), backfill_policy=SINGLE_RUN)
+@dg.asset(
+    key=["raw", "electrical_components"], partitions_def=partitions(), backfill_policy=SINGLE_RUN
+)
 def raw_floor(context) -> None:
     return None
 
 
-@dg.asset(key=["staging", "electrical_components"], partitions_def=partitions(), backfill_policy=SINGLE_RUN,
-          ins={"raw": dg.AssetIn(key=dg.AssetKey(["raw", "electrical_components"]))})
+@dg.asset(
+    key=["staging", "electrical_components"],
+    partitions_def=partitions(),
+    backfill_policy=SINGLE_RUN,
+    ins={"raw": dg.AssetIn(key=dg.AssetKey(["raw", "electrical_components"]))},
+)
 def staging_floor(context, raw) -> None:
     return None
 

@@ -32,8 +32,13 @@ def main() -> None:
     with dg.DagsterInstance.get() as instance:
         for day in sys.argv[1:]:
             started = time.perf_counter()
-            result = dg.materialize(assets, resources=resources, partition_key=day, instance=instance,
-                                    raise_on_error=False)
+            result = dg.materialize(
+                assets,
+                resources=resources,
+                partition_key=day,
+                instance=instance,
+                raise_on_error=False,
+            )
             seconds.append(round(time.perf_counter() - started, 3))
             failed += 0 if result.success else 1
     emit({"run_seconds": seconds, "failed": failed})

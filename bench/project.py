@@ -20,9 +20,24 @@ LAKE_ASSETS = "raw/electrical_components,staging/electrical_components"
 MULTIPROCESS = '{"execution": {"config": {"multiprocess": {}}}}'
 
 
-def materialize_cmd(select: str, first: dt.date, last: dt.date | None = None, multiprocess: bool = False,
-                    module: str = "volt_assets") -> list[str]:
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select", select]
+def materialize_cmd(
+    select: str,
+    first: dt.date,
+    last: dt.date | None = None,
+    multiprocess: bool = False,
+    module: str = "volt_assets",
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        module,
+        "--select",
+        select,
+    ]
     if multiprocess:
         cmd += ["--config-json", MULTIPROCESS]
     if last is None or last == first:
@@ -59,14 +74,28 @@ def run_stats(dagster_home: Path) -> dict:
             elif kind == DagsterEventType.ASSET_MATERIALIZATION:
                 mat = event.step_materialization_data.materialization
                 key = mat.asset_key.to_user_string()
-                meta = {k: v.value for k, v in mat.metadata.items()
-                        if k in ("rows", "bytes", "duration_seconds", "rows_per_second", "partitions_written")}
+                meta = {
+                    k: v.value
+                    for k, v in mat.metadata.items()
+                    if k
+                    in (
+                        "rows",
+                        "bytes",
+                        "duration_seconds",
+                        "rows_per_second",
+                        "partitions_written",
+                    )
+                }
                 # a range materialises once per partition key with the same metadata: keep one
                 assets[key] = meta
             elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
                 data = event.asset_check_evaluation_data
                 checks[f"{data.asset_key.to_user_string()}:{data.check_name}"] = bool(data.passed)
-        step_seconds = {k: round(v["end"] - v["start"], 3) for k, v in steps.items() if "start" in v and "end" in v}
+        step_seconds = {
+            k: round(v["end"] - v["start"], 3)
+            for k, v in steps.items()
+            if "start" in v and "end" in v
+        }
         return {
             "run_id": run.run_id,
             "status": run.status.value,
@@ -79,11 +108,22 @@ def run_stats(dagster_home: Path) -> dict:
         instance.dispose()
 
 
-def materialize(name: str, env: dict, log: Path, select: str, first: dt.date, last: dt.date | None = None,
-                timeout: float = 3600, multiprocess: bool = False, module: str = "volt_assets") -> Measure:
+def materialize(
+    name: str,
+    env: dict,
+    log: Path,
+    select: str,
+    first: dt.date,
+    last: dt.date | None = None,
+    timeout: float = 3600,
+    multiprocess: bool = False,
+    module: str = "volt_assets",
+) -> Measure:
     """One `dagster asset materialize` process, measured, with its run's numbers in .report.
     `module`: the code location (bench.floor: the same assets doing nothing)."""
-    measure = run_measured(name, materialize_cmd(select, first, last, multiprocess, module), env, log, timeout=timeout)
+    measure = run_measured(
+        name, materialize_cmd(select, first, last, multiprocess, module), env, log, timeout=timeout
+    )
     # the instance's dagster.yaml reads its PostgreSQL settings from the environment
     os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_POSTGRES_")})
     measure.report = run_stats(Path(env["DAGSTER_HOME"]))

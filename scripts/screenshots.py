@@ -58,21 +58,50 @@ CHROMIUM_FLAGS = [
 # in volt_assets) rather than dropped, so neither the caller's shell nor a `.env` in the
 # checkout (read with lower precedence than the environment) can point a run elsewhere.
 FOREIGN_SETTINGS = (
-    "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD",
-    "MARTS_DATABASE_URL", "S3_BUCKET_NAME", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "VOLT_IMAGES_DIR",
-    "VOLT_PARTITIONS_START", "VOLT_ALERT_WEBHOOK_URL", "DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_PORT",
-    "DAGSTER_POSTGRES_DB", "DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "MARTS_DATABASE_URL",
+    "S3_BUCKET_NAME",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "VOLT_IMAGES_DIR",
+    "VOLT_PARTITIONS_START",
+    "VOLT_ALERT_WEBHOOK_URL",
+    "DAGSTER_POSTGRES_HOST",
+    "DAGSTER_POSTGRES_PORT",
+    "DAGSTER_POSTGRES_DB",
+    "DAGSTER_POSTGRES_USER",
+    "DAGSTER_POSTGRES_PASSWORD",
 )
 # What must be on screen before each shot. The graph shows asset names, the partitions page
 # the partition keys of the materialised days.
-GRAPH_TEXT = ("orders", "users", "electrical_components", "dim_components", "daily_category_sales",
-              "users_mart", "component_images", "pictures")
+GRAPH_TEXT = (
+    "orders",
+    "users",
+    "electrical_components",
+    "dim_components",
+    "daily_category_sales",
+    "users_mart",
+    "component_images",
+    "pictures",
+)
 # The lineage of one mart, from Volt's tables (external assets) through raw and staging.
 LINEAGE_ASSET = "marts/users_mart"
 LINEAGE_TEXT = ("users_mart", "staging", "raw", "source", "users", "orders")
 # The columns of the asset whose partitions are shot: names, Arrow types, descriptions.
-COLUMNS_TEXT = ("Columns", "unit_price", "decimal128(12, 2)", "_extracted_at", "Price paid per unit")
+COLUMNS_TEXT = (
+    "Columns",
+    "unit_price",
+    "decimal128(12, 2)",
+    "_extracted_at",
+    "Price paid per unit",
+)
 LOADING_SELECTOR = "[role='progressbar'], [class*='Spinner'], [class*='spinner']"
 
 
@@ -85,8 +114,12 @@ def run(args: list[str], env: dict[str, str], timeout: float) -> None:
     subprocess.run(args, env=env, cwd=ROOT, check=True, timeout=timeout)
 
 
-def _terminate_group(process: subprocess.Popen, name: str, timeout: float = 90,
-                     graceful: signal.Signals = signal.SIGTERM) -> None:
+def _terminate_group(
+    process: subprocess.Popen,
+    name: str,
+    timeout: float = 90,
+    graceful: signal.Signals = signal.SIGTERM,
+) -> None:
     """Stop a process started with `start_new_session`: `graceful` to its leader (SIGINT lets
     `dagster dev` stop its webserver, daemon and code server in order), SIGKILL to the whole
     process group after `timeout`, and SIGKILL to whatever of the group outlived its leader."""
@@ -129,8 +162,12 @@ def _raise_on_signal(signum, _frame):
 def base_env(state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}
     env.update(dict.fromkeys(FOREIGN_SETTINGS, ""))
-    env.update(VOLT_STATE_DIR=str(state), VOLT_USE_STACK="1", DAGSTER_HOME=str(state / "dagster_home"),
-               PYTHONUNBUFFERED="1")
+    env.update(
+        VOLT_STATE_DIR=str(state),
+        VOLT_USE_STACK="1",
+        DAGSTER_HOME=str(state / "dagster_home"),
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -150,8 +187,14 @@ def wipe_state(state: Path, env: dict[str, str]) -> None:
     if not state.exists():
         return
     if (state / "stack.env").exists():
-        subprocess.run([str(BIN / "volt-assets"), "stack", "down"], env=env, cwd=ROOT, timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "volt-assets"), "stack", "down"],
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     resolved, root = state.resolve(), ROOT.resolve()
     if resolved in (root, root / ".volt", Path.home().resolve(), Path("/")):
         raise SystemExit(f"refusing to delete {resolved}: give --state-dir a directory of its own")
@@ -163,22 +206,30 @@ def wipe_state(state: Path, env: dict[str, str]) -> None:
 
 def graphql(port: int, query: str) -> dict:
     body = json.dumps({"query": query}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
-def wait_for_code_location(port: int, process: subprocess.Popen, dev_log: Path, timeout: float) -> None:
+def wait_for_code_location(
+    port: int, process: subprocess.Popen, dev_log: Path, timeout: float
+) -> None:
     """Until the webserver answers and the code location is loaded with our assets."""
     deadline = time.time() + timeout
     last = "no answer"
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited early ({process.returncode}):\n{dev_log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"dagster dev exited early ({process.returncode}):\n{dev_log.read_text()[-3000:]}"
+            )
         try:
             answer = graphql(port, "{ assetNodes { assetKey { path } } }")
-            keys = {"/".join(n["assetKey"]["path"]) for n in (answer.get("data") or {}).get("assetNodes") or []}
+            keys = {
+                "/".join(n["assetKey"]["path"])
+                for n in (answer.get("data") or {}).get("assetNodes") or []
+            }
             if {"staging/orders", "marts/users_mart"} <= keys:
                 log(f"code location loaded: {len(keys)} assets")
                 return
@@ -186,8 +237,10 @@ def wait_for_code_location(port: int, process: subprocess.Popen, dev_log: Path, 
         except OSError as exc:
             last = str(exc)
         time.sleep(2)
-    raise TimeoutError(f"dagster dev did not serve the code location in {timeout:.0f} s ({last}):\n"
-                       f"{dev_log.read_text()[-3000:]}")
+    raise TimeoutError(
+        f"dagster dev did not serve the code location in {timeout:.0f} s ({last}):\n"
+        f"{dev_log.read_text()[-3000:]}"
+    )
 
 
 # ---------------------------------------------------------------- chromium
@@ -204,8 +257,11 @@ def start_browser(profile: Path, chromedriver_log: Path):
     options.add_argument(f"--user-data-dir={profile}")
     # chromedriver (and the Chromium it starts) in a process group of their own, so that the
     # cleanup can end them all even if `quit()` cannot reach the driver any more.
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(chromedriver_log),
-                      popen_kw={"start_new_session": True})
+    service = Service(
+        executable_path=CHROMEDRIVER,
+        log_output=str(chromedriver_log),
+        popen_kw={"start_new_session": True},
+    )
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(120)
     driver.set_script_timeout(60)
@@ -225,7 +281,9 @@ def page_text(driver) -> str:
     return driver.execute_script("return document.body ? document.body.innerText : ''") or ""
 
 
-def wait_until_rendered(driver, what: str, expected: tuple[str, ...], timeout: float, settle: float = 3.0) -> None:
+def wait_until_rendered(
+    driver, what: str, expected: tuple[str, ...], timeout: float, settle: float = 3.0
+) -> None:
     """Until every expected text is on the page and no spinner or "Loading" is, for `settle`
     seconds in a row (the UI fills in live data and the graph animates its layout)."""
     deadline = time.time() + timeout
@@ -236,7 +294,8 @@ def wait_until_rendered(driver, what: str, expected: tuple[str, ...], timeout: f
         missing = [t for t in expected if t not in text]
         spinners = driver.execute_script(
             "return [...document.querySelectorAll(arguments[0])].filter(e => e.offsetParent !== null).length",
-            LOADING_SELECTOR)
+            LOADING_SELECTOR,
+        )
         if not missing and not spinners and "Loading" not in text:
             stable_since = stable_since or time.time()
             if time.time() - stable_since >= settle:
@@ -245,16 +304,27 @@ def wait_until_rendered(driver, what: str, expected: tuple[str, ...], timeout: f
         else:
             stable_since = None
         time.sleep(1)
-    raise TimeoutError(f"{what} did not render in {timeout:.0f} s; missing {missing}; page text:\n"
-                       f"{page_text(driver)[:2000]}")
+    raise TimeoutError(
+        f"{what} did not render in {timeout:.0f} s; missing {missing}; page text:\n"
+        f"{page_text(driver)[:2000]}"
+    )
 
 
-def shoot(driver, url: str, what: str, expected: tuple[str, ...], target: Path, size: tuple[int, int],
-          timeout: float) -> None:
+def shoot(
+    driver,
+    url: str,
+    what: str,
+    expected: tuple[str, ...],
+    target: Path,
+    size: tuple[int, int],
+    timeout: float,
+) -> None:
     """Open `url` in a fresh viewport of `size`, wait until it is rendered, save a PNG."""
     width, height = size
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
     log(f"{what}: {url}")
     driver.get(url)
     wait_until_rendered(driver, what, expected, timeout)
@@ -269,14 +339,17 @@ def shoot(driver, url: str, what: str, expected: tuple[str, ...], target: Path, 
 
 def graph_fits(driver) -> bool:
     """Whether the lineage graph's SVG lies wholly inside the viewport."""
-    return bool(driver.execute_script("""
+    return bool(
+        driver.execute_script("""
         const svgs = [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 300);
         return svgs.length > 0 && svgs.every(s => { const r = s.getBoundingClientRect();
-            return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; });"""))
+            return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; });""")
+    )
 
 
-def take_screenshots(port: int, out: Path, asset: str, days: list[str], profile: Path, state: Path,
-                     timeout: float) -> None:
+def take_screenshots(
+    port: int, out: Path, asset: str, days: list[str], profile: Path, state: Path, timeout: float
+) -> None:
     base = f"http://127.0.0.1:{port}"
     # What a first visit shows: the "Join the Dagster community" dialog. Marked as seen in this
     # throwaway instance, as the dialog's own "Skip" does.
@@ -291,24 +364,58 @@ def take_screenshots(port: int, out: Path, asset: str, days: list[str], profile:
         # at that size: 1900 x 2000 px hold the five layers (source to marts) with full names;
         # `source/pictures` sits just before `images`, which makes the graph tall.
         expanded = ",".join(f"global@global:{group}" for group in groups)
-        shoot(driver, f"{base}/asset-groups?expanded={urllib.parse.quote(expanded, safe='@:,')}",
-              "asset graph", GRAPH_TEXT + ("Global asset lineage", "Asset checks", "Partitions"),
-              out / "asset-graph.png", (1900, 2000), timeout)
+        shoot(
+            driver,
+            f"{base}/asset-groups?expanded={urllib.parse.quote(expanded, safe='@:,')}",
+            "asset graph",
+            GRAPH_TEXT + ("Global asset lineage", "Asset checks", "Partitions"),
+            out / "asset-graph.png",
+            (1900, 2000),
+            timeout,
+        )
         if not graph_fits(driver):
             log("warning: the asset graph is larger than the screenshot; some of it is cut off")
         # One mart's upstream lineage: source -> raw -> staging -> mart, every group shown.
-        shoot(driver, f"{base}/assets/{LINEAGE_ASSET}?view=lineage&lineageScope=upstream&lineageDepth=4",
-              f"lineage of {LINEAGE_ASSET}", LINEAGE_TEXT, out / "lineage.png", (1600, 900), timeout)
+        shoot(
+            driver,
+            f"{base}/assets/{LINEAGE_ASSET}?view=lineage&lineageScope=upstream&lineageDepth=4",
+            f"lineage of {LINEAGE_ASSET}",
+            LINEAGE_TEXT,
+            out / "lineage.png",
+            (1600, 900),
+            timeout,
+        )
         # The asset's overview: its columns (names, types, descriptions), owners, tags, code version.
-        shoot(driver, f"{base}/assets/{asset}?view=overview", f"columns of {asset}", COLUMNS_TEXT,
-              out / "columns.png", (1600, 1400), timeout)
+        shoot(
+            driver,
+            f"{base}/assets/{asset}?view=overview",
+            f"columns of {asset}",
+            COLUMNS_TEXT,
+            out / "columns.png",
+            (1600, 1400),
+            timeout,
+        )
         # The partitions page of one asset with its last day selected: the status of every
         # day and the metadata of the selected day's materialisation, tall enough to show all
         # of it (Dagster's `dagster/row_count` comes last).
         name = asset.split("/")[-1]
-        shoot(driver, f"{base}/assets/{asset}?view=partitions&partition={days[-1]}", f"partitions of {asset}",
-              (name, "Partitions", "Materialized", "Metadata", "dagster/row_count", days[0], days[-1]),
-              out / "partitions.png", (1600, 1700), timeout)
+        shoot(
+            driver,
+            f"{base}/assets/{asset}?view=partitions&partition={days[-1]}",
+            f"partitions of {asset}",
+            (
+                name,
+                "Partitions",
+                "Materialized",
+                "Metadata",
+                "dagster/row_count",
+                days[0],
+                days[-1],
+            ),
+            out / "partitions.png",
+            (1600, 1700),
+            timeout,
+        )
     finally:
         stop_browser(driver, service)
 
@@ -318,17 +425,38 @@ def take_screenshots(port: int, out: Path, asset: str, days: list[str], profile:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--state-dir", type=Path, default=ROOT / ".volt" / "screenshots",
-                        help="VOLT_STATE_DIR of this run, wiped first (default .volt/screenshots)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="where the PNGs go (default docs/img)")
-    parser.add_argument("--days", type=int, default=5, help="days of shop life to seed and materialise (default 5)")
-    parser.add_argument("--dirty-rate", default="0.005",
-                        help="the seed's share of dirty rows (default 0.005: some quarantine, and no blocking "
-                             "check fails on a shop this small)")
-    parser.add_argument("--timeout", type=float, default=300,
-                        help="seconds to wait for the code location and for each page to render (default 300)")
-    parser.add_argument("--asset", default="staging/orders",
-                        help="the partitioned asset whose partitions page is shot (default staging/orders)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=ROOT / ".volt" / "screenshots",
+        help="VOLT_STATE_DIR of this run, wiped first (default .volt/screenshots)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "img",
+        help="where the PNGs go (default docs/img)",
+    )
+    parser.add_argument(
+        "--days", type=int, default=5, help="days of shop life to seed and materialise (default 5)"
+    )
+    parser.add_argument(
+        "--dirty-rate",
+        default="0.005",
+        help="the seed's share of dirty rows (default 0.005: some quarantine, and no blocking "
+        "check fails on a shop this small)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds to wait for the code location and for each page to render (default 300)",
+    )
+    parser.add_argument(
+        "--asset",
+        default="staging/orders",
+        help="the partitioned asset whose partitions page is shot (default staging/orders)",
+    )
     return parser.parse_args(argv)
 
 
@@ -353,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["VOLT_STATE_DIR"] = str(state)  # for what this process imports from volt_assets
     wipe_state(state, env)
     state.mkdir(parents=True)
-    end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     start = end - dt.timedelta(days=args.days - 1)
     days = [(start + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
 
@@ -364,9 +492,27 @@ def main(argv: list[str] | None = None) -> int:
         stack_started = True  # `up` may fail halfway: `down` then stops what did start
         stack("up", env)
         env = stack_env(state, env)
-        run([str(BIN / "volt-assets"), "seed", "--reset", "--components", "300", "--users", "100",
-             "--orders", "800", "--days", str(args.days), "--dirty-rate", args.dirty_rate,
-             "--end-date", end.isoformat()], env, timeout=600)
+        run(
+            [
+                str(BIN / "volt-assets"),
+                "seed",
+                "--reset",
+                "--components",
+                "300",
+                "--users",
+                "100",
+                "--orders",
+                "800",
+                "--days",
+                str(args.days),
+                "--dirty-rate",
+                args.dirty_rate,
+                "--end-date",
+                end.isoformat(),
+            ],
+            env,
+            timeout=600,
+        )
         env = stack_env(state, env)
         env["VOLT_PARTITIONS_START"] = start.isoformat()
 
@@ -374,16 +520,43 @@ def main(argv: list[str] | None = None) -> int:
         from volt_assets.stack import free_port
 
         prepare_dagster_home(env["DAGSTER_HOME"], environ=env)
-        run([str(BIN / "dagster"), "asset", "materialize", "-m", "volt_assets", "--select", "*",
-             "--partition-range", f"{start.isoformat()}...{end.isoformat()}"], env, timeout=1800)
+        run(
+            [
+                str(BIN / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "volt_assets",
+                "--select",
+                "*",
+                "--partition-range",
+                f"{start.isoformat()}...{end.isoformat()}",
+            ],
+            env,
+            timeout=1800,
+        )
 
         port = free_port()
         dev_log = state / "dagster-dev.log"
         log(f"$ dagster dev -w workspace.yaml -h 127.0.0.1 -p {port}  (log: {dev_log})")
         with open(dev_log, "w") as sink:
-            dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                    "-p", str(port)], env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+            dev = subprocess.Popen(
+                [
+                    str(BIN / "dagster"),
+                    "dev",
+                    "-w",
+                    "workspace.yaml",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for_code_location(port, dev, dev_log, args.timeout)
         take_screenshots(port, out, asset, days, profile, state, args.timeout)
         return 0

@@ -92,7 +92,9 @@ class BucketPolicy:
                 try:
                     values[name] = int(raw)
                 except ValueError:
-                    raise BucketPolicyError(f"{var} must be a whole number of days, got {raw!r}") from None
+                    raise BucketPolicyError(
+                        f"{var} must be a whole number of days, got {raw!r}"
+                    ) from None
         values["kms_key_id"] = env.get("VOLT_KMS_KEY_ID", "").strip() or None
         values["tls_only"] = _tls_only(env.get("VOLT_BUCKET_TLS_ONLY", "auto"), endpoint_url)
         policy = cls(**values)
@@ -104,7 +106,9 @@ class BucketPolicy:
         var = {name: env for env, name in self.ENV.items()}
         for name in var:
             if getattr(self, name) < 1:
-                raise BucketPolicyError(f"{var[name]} must be at least 1 day, got {getattr(self, name)}")
+                raise BucketPolicyError(
+                    f"{var[name]} must be at least 1 day, got {getattr(self, name)}"
+                )
         if self.raw_ia_days < 30:
             raise BucketPolicyError(
                 f"{var['raw_ia_days']} must be at least 30 (S3's minimum for STANDARD_IA), got {self.raw_ia_days}"
@@ -195,7 +199,9 @@ def _normalise_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     out["Filter"] = _drop_empty(filter_) or {"Prefix": ""}
     for key in ("Transitions", "NoncurrentVersionTransitions"):
         if key in out:
-            out[key] = sorted(out[key], key=lambda t: (t.get("Days", t.get("NoncurrentDays", 0)), str(t)))
+            out[key] = sorted(
+                out[key], key=lambda t: (t.get("Days", t.get("NoncurrentDays", 0)), str(t))
+            )
     return out
 
 
@@ -239,7 +245,15 @@ def _read_public_access_block(client, bucket: str) -> dict | None:
 
 
 def _desired_public_access_block(policy: BucketPolicy, bucket: str) -> dict:
-    return {k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")}
+    return {
+        k: True
+        for k in (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+    }
 
 
 def _write_public_access_block(client, bucket: str, desired: dict) -> None:
@@ -264,7 +278,11 @@ def _desired_encryption(policy: BucketPolicy, bucket: str) -> dict:
     if policy.kms_key_id is None:
         return {"SSEAlgorithm": "AES256"}
     # A Bucket Key cuts KMS requests (and their cost) by orders of magnitude for many small objects.
-    return {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": policy.kms_key_id, "BucketKeyEnabled": True}
+    return {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": policy.kms_key_id,
+        "BucketKeyEnabled": True,
+    }
 
 
 def _write_encryption(client, bucket: str, desired: dict) -> None:
@@ -302,7 +320,9 @@ def _desired_lifecycle(policy: BucketPolicy, bucket: str) -> dict:
 
 def _write_lifecycle(client, bucket: str, desired: dict) -> None:
     rules = [{"ID": rule_id, **rule} for rule_id, rule in desired.items()]
-    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    client.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": rules}
+    )
 
 
 def _read_policy_document(client, bucket: str) -> dict | None:
@@ -351,7 +371,12 @@ class Setting:
 
 # Public access first: nothing may be public while the rest is being applied.
 SETTINGS = (
-    Setting("public-access-block", _read_public_access_block, _desired_public_access_block, _write_public_access_block),
+    Setting(
+        "public-access-block",
+        _read_public_access_block,
+        _desired_public_access_block,
+        _write_public_access_block,
+    ),
     Setting("encryption", _read_encryption, _desired_encryption, _write_encryption),
     Setting("versioning", _read_versioning, _desired_versioning, _write_versioning),
     Setting("lifecycle", _read_lifecycle, _desired_lifecycle, _write_lifecycle, item="rule "),
@@ -387,7 +412,11 @@ class Drift:
             if current.get(key) == self.desired.get(key):
                 continue
             has = _show(current[key]) if key in current else "nothing"
-            should = f"should be {_show(self.desired[key])}" if key in self.desired else "should be removed"
+            should = (
+                f"should be {_show(self.desired[key])}"
+                if key in self.desired
+                else "should be removed"
+            )
             lines.append(f"{self.setting.item}{key}: has {has}, {should}")
         return lines
 
@@ -415,7 +444,8 @@ def plan_bucket(client, bucket: str, policy: BucketPolicy) -> Plan:
             raise
         exists = False
     drifts = tuple(
-        Drift(s, s.read(client, bucket) if exists else None, s.desired(policy, bucket)) for s in SETTINGS
+        Drift(s, s.read(client, bucket) if exists else None, s.desired(policy, bucket))
+        for s in SETTINGS
     )
     return Plan(bucket, region, exists, drifts)
 
@@ -500,7 +530,9 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         operation = getattr(exc, "operation_name", "request")
-        return mask_dsn(f"{operation}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": "))
+        return mask_dsn(
+            f"{operation}: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+        )
     return mask_dsn(str(exc))
 
 
@@ -508,13 +540,17 @@ def describe_error(exc: Exception) -> str:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["apply"], help="apply: bring the bucket to the desired state")
+    parser.add_argument(
+        "action", choices=["apply"], help="apply: bring the bucket to the desired state"
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
         help="print what differs (has vs should be) and change nothing",
     )
-    parser.epilog = "Overrides: " + ", ".join([*BucketPolicy.ENV, "VOLT_KMS_KEY_ID", "VOLT_BUCKET_TLS_ONLY"])
+    parser.epilog = "Overrides: " + ", ".join(
+        [*BucketPolicy.ENV, "VOLT_KMS_KEY_ID", "VOLT_BUCKET_TLS_ONLY"]
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -528,6 +564,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"volt-assets bucket: {exc}", file=sys.stderr)
         return 2
     except (ClientError, BotoCoreError) as exc:
-        print(f"volt-assets bucket: failed on bucket {bucket}: {describe_error(exc)}", file=sys.stderr)
+        print(
+            f"volt-assets bucket: failed on bucket {bucket}: {describe_error(exc)}", file=sys.stderr
+        )
         return 1
     return 0

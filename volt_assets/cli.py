@@ -15,11 +15,23 @@ import sys
 COMMANDS = {
     "stack": ("volt_assets.stack", "start, stop or inspect the embedded PostgreSQL + S3 stack"),
     "seed": ("volt_assets.seed", "generate the Volt demo shop into the source database"),
-    "demo": ("volt_assets.demo", "stack up, seed, run the whole pipeline over the demo window, summary"),
-    "presign": ("volt_assets.defs.images.presign", "print a presigned URL of a component's picture"),
-    "serve": ("volt_assets.defs.images.service", "serve presigned picture URLs over HTTP for the Volt API"),
-    "bucket": ("volt_assets.bucket", "apply the lake bucket's policies (lifecycle, versioning, encryption)"),
-    "lake": ("volt_assets.lake_sql", "query the lake with DuckDB (`lake sql \"SELECT ...\"`)"),
+    "demo": (
+        "volt_assets.demo",
+        "stack up, seed, run the whole pipeline over the demo window, summary",
+    ),
+    "presign": (
+        "volt_assets.defs.images.presign",
+        "print a presigned URL of a component's picture",
+    ),
+    "serve": (
+        "volt_assets.defs.images.service",
+        "serve presigned picture URLs over HTTP for the Volt API",
+    ),
+    "bucket": (
+        "volt_assets.bucket",
+        "apply the lake bucket's policies (lifecycle, versioning, encryption)",
+    ),
+    "lake": ("volt_assets.lake_sql", 'query the lake with DuckDB (`lake sql "SELECT ..."`)'),
 }
 
 
@@ -35,8 +47,12 @@ def package_version() -> str:
 
 def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
-                        help="print the installed version of volt_assets and exit")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the installed version of volt_assets and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = load(module_name)

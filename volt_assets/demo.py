@@ -30,8 +30,12 @@ def _run(args: list[str], env: dict | None = None, check: bool = True) -> int:
 
 
 def _stack_running(env: dict) -> bool:
-    return subprocess.run([str(BIN / "volt-assets"), "stack", "status"], env=env,
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            [str(BIN / "volt-assets"), "stack", "status"], env=env, capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def _pipeline_env() -> dict[str, str]:
@@ -86,7 +90,9 @@ class Progress:
         kind = event.event_type_value
         if kind == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
-            seen = self.steps[event.step_key].setdefault(mat.asset_key.to_user_string(), {"days": [], "rows": None})
+            seen = self.steps[event.step_key].setdefault(
+                mat.asset_key.to_user_string(), {"days": [], "rows": None}
+            )
             seen["days"].append(mat.partition)
             rows = _rows(mat.metadata)
             if rows is not None:
@@ -95,9 +101,15 @@ class Progress:
             seconds = event.event_specific_data.duration_ms / 1000
             for asset, seen in sorted(self.steps.pop(event.step_key, {}).items()):
                 rows = "-" if seen["rows"] is None else f"{seen['rows']:,} rows"
-                print(f"  done    {asset:<30} {_span(seen['days']):<32} {rows:>14}  {seconds:6.1f} s", flush=True)
+                print(
+                    f"  done    {asset:<30} {_span(seen['days']):<32} {rows:>14}  {seconds:6.1f} s",
+                    flush=True,
+                )
         elif kind == "STEP_FAILURE":
-            print(f"  FAILED  step {event.step_key} (its error is in the event log named above)", flush=True)
+            print(
+                f"  FAILED  step {event.step_key} (its error is in the event log named above)",
+                flush=True,
+            )
 
 
 def _newest_run(instance, since: dt.datetime) -> str | None:
@@ -155,7 +167,9 @@ def summarise(run_id: str, home: Path) -> list[tuple[str, str, int | str, str]]:
     table = []
     for key in sorted(set(partitions) | set(checks)):
         # "-": the asset reports no rows (the pictures count components, in their own metadata)
-        table.append((key, _span(list(partitions[key])), rows.get(key, "-"), " ".join(checks[key]) or "-"))
+        table.append(
+            (key, _span(list(partitions[key])), rows.get(key, "-"), " ".join(checks[key]) or "-")
+        )
     instance.dispose()
     return table
 
@@ -164,7 +178,9 @@ def print_summary(table: list[tuple[str, str, int | str, str]]) -> None:
     headers = ("asset", "partitions", "rows", "checks")
     widths = [max(len(str(r[i])) for r in table + [headers]) for i in range(3)]
     print()
-    print(f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:>{widths[2]}}  {headers[3]}")
+    print(
+        f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:>{widths[2]}}  {headers[3]}"
+    )
     for asset, span, n, checks in table:
         print(f"{asset:<{widths[0]}}  {span:<{widths[1]}}  {n:>{widths[2]}}  {checks}")
 
@@ -172,48 +188,76 @@ def print_summary(table: list[tuple[str, str, int | str, str]]) -> None:
 def next_steps(stopped_stack: bool) -> list[str]:
     """What to try after the demo: the UI, a query of the lake, a query of the marts."""
     cli = f"{BIN.relative_to(Path.cwd()) if BIN.is_relative_to(Path.cwd()) else BIN}/volt-assets"
-    lines = ["", "What next:",
-             "  make dev                 the Dagster UI on http://127.0.0.1:3000: this run, its checks, lineage"]
+    lines = [
+        "",
+        "What next:",
+        "  make dev                 the Dagster UI on http://127.0.0.1:3000: this run, its checks, lineage",
+    ]
     if stopped_stack:
-        lines.append(f"  {cli} stack up   bring the stack back (the lake and the marts are kept) to query them:")
+        lines.append(
+            f"  {cli} stack up   bring the stack back (the lake and the marts are kept) to query them:"
+        )
     lines += [
-        f"  {cli} lake sql \"SELECT dt, count(*) AS orders FROM staging.orders GROUP BY dt ORDER BY dt\"",
-        f"  {cli} lake sql \"SELECT * FROM mart.daily_category_sales ORDER BY dt DESC, revenue DESC LIMIT 5\"",
+        f'  {cli} lake sql "SELECT dt, count(*) AS orders FROM staging.orders GROUP BY dt ORDER BY dt"',
+        f'  {cli} lake sql "SELECT * FROM mart.daily_category_sales ORDER BY dt DESC, revenue DESC LIMIT 5"',
     ]
     stack = settings.read_stack_env()
     if stack.get("POSTGRES_PORT"):
-        where = (f"postgresql://{stack.get('POSTGRES_USER', 'postgres')}@{stack.get('POSTGRES_HOST', '127.0.0.1')}"
-                 f":{stack['POSTGRES_PORT']}/{stack.get('POSTGRES_DB', 'volt')}")
-        lines.append(f"  the marts in PostgreSQL: schema marts of {where} (password in "
-                     f"{settings.stack_env_path()}), for psql, a BI tool or sql/analytics/*.sql")
+        where = (
+            f"postgresql://{stack.get('POSTGRES_USER', 'postgres')}@{stack.get('POSTGRES_HOST', '127.0.0.1')}"
+            f":{stack['POSTGRES_PORT']}/{stack.get('POSTGRES_DB', 'volt')}"
+        )
+        lines.append(
+            f"  the marts in PostgreSQL: schema marts of {where} (password in "
+            f"{settings.stack_env_path()}), for psql, a BI tool or sql/analytics/*.sql"
+        )
     return lines
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=14, help="days of shop life to seed and run (default 14)")
-    parser.add_argument("--components", type=int, default=2000, help="components to seed (default 2000)")
+    parser.add_argument(
+        "--days", type=int, default=14, help="days of shop life to seed and run (default 14)"
+    )
+    parser.add_argument(
+        "--components", type=int, default=2000, help="components to seed (default 2000)"
+    )
     parser.add_argument("--users", type=int, default=500, help="customers to seed (default 500)")
     parser.add_argument("--orders", type=int, default=5000, help="orders to seed (default 5000)")
-    parser.add_argument("--dirty-rate", type=float, default=0.01,
-                        help="share of seeded rows with one kind of dirt, 0..1 (default 0.01)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed: same seed, same shop (default 42)")
+    parser.add_argument(
+        "--dirty-rate",
+        type=float,
+        default=0.01,
+        help="share of seeded rows with one kind of dirt, 0..1 (default 0.01)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed: same seed, same shop (default 42)"
+    )
 
 
 def event_log_path() -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return settings.state_dir() / "logs" / f"demo-{stamp}.log"
 
 
 def materialize(env: dict, start: dt.date, end: dt.date) -> tuple[int, str | None]:
     """The whole pipeline over [start, end] as one run; Dagster's output to a file. (exit code, run id)"""
     home = Path(env["DAGSTER_HOME"])
-    args = [str(BIN / "dagster"), "asset", "materialize", "-m", "volt_assets", "--select", "*",
-            "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
+    args = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "volt_assets",
+        "--select",
+        "*",
+        "--partition-range",
+        f"{start.isoformat()}...{end.isoformat()}",
+    ]
     log = event_log_path()
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ {' '.join(args)}")
     print(f"  Dagster's event log: {log}", flush=True)
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -229,12 +273,30 @@ def run(args: argparse.Namespace) -> int:
     if started_stack:
         _run([str(BIN / "volt-assets"), "stack", "up"], env)
     try:
-        end = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+        end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         start = end - dt.timedelta(days=args.days - 1)
-        _run([str(BIN / "volt-assets"), "seed", "--reset", "--seed", str(args.seed),
-              "--components", str(args.components), "--users", str(args.users), "--orders", str(args.orders),
-              "--days", str(args.days), "--dirty-rate", str(args.dirty_rate), "--end-date", end.isoformat()],
-             _pipeline_env())
+        _run(
+            [
+                str(BIN / "volt-assets"),
+                "seed",
+                "--reset",
+                "--seed",
+                str(args.seed),
+                "--components",
+                str(args.components),
+                "--users",
+                str(args.users),
+                "--orders",
+                str(args.orders),
+                "--days",
+                str(args.days),
+                "--dirty-rate",
+                str(args.dirty_rate),
+                "--end-date",
+                end.isoformat(),
+            ],
+            _pipeline_env(),
+        )
         env = _pipeline_env()
         env["VOLT_PARTITIONS_START"] = start.isoformat()
         home = Path(env["DAGSTER_HOME"])
@@ -247,7 +309,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"the run did not start (exit {code}): see the event log named above")
             return code or 1
         print_summary(summarise(run_id, home))
-        print(f"\nrun {run_id}: {'succeeded' if code == 0 else 'FAILED (see the checks above and the run in `make dev`)'}")
+        print(
+            f"\nrun {run_id}: {'succeeded' if code == 0 else 'FAILED (see the checks above and the run in `make dev`)'}"
+        )
     finally:
         if started_stack:
             _run([str(BIN / "volt-assets"), "stack", "down"], env, check=False)

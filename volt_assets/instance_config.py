@@ -60,7 +60,9 @@ def prepare_dagster_home(
     root = (project_root() if root is None else root).resolve()
     if home == root:
         # Copying the PostgreSQL template here would overwrite the repository's own dagster.yaml.
-        raise ValueError(f"DAGSTER_HOME must not be the repository root ({root}); use e.g. {root / '.volt'}")
+        raise ValueError(
+            f"DAGSTER_HOME must not be the repository root ({root}); use e.g. {root / '.volt'}"
+        )
     home.mkdir(parents=True, exist_ok=True)
     content = template.read_text(encoding="utf-8")
     if not target.is_file() or target.read_text(encoding="utf-8") != content:
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     home = args[0] if args else os.environ.get("DAGSTER_HOME")
     if not home:
-        print("usage: python -m volt_assets.instance_config DAGSTER_HOME (or set DAGSTER_HOME)", file=sys.stderr)
+        print(
+            "usage: python -m volt_assets.instance_config DAGSTER_HOME (or set DAGSTER_HOME)",
+            file=sys.stderr,
+        )
         return 2
     try:
         target = prepare_dagster_home(home)

@@ -22,13 +22,16 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 LAYERS = ("raw", "staging", "quarantine", "mart")
 # `layer.table` in a query: the views to create (only those named, so a query costs no more).
-TABLE_NAME = re.compile(r"\b(raw|staging|quarantine|mart)\s*\.\s*([a-z_][a-z0-9_]*)\b", re.IGNORECASE)
+TABLE_NAME = re.compile(
+    r"\b(raw|staging|quarantine|mart)\s*\.\s*([a-z_][a-z0-9_]*)\b", re.IGNORECASE
+)
 FORMATS = ("table", "csv", "json")
 
 
@@ -44,7 +47,9 @@ def arrow_s3(env: Mapping[str, str]) -> Any:
         options.update(endpoint_override=parts.netloc, scheme=parts.scheme or "https")
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:  # else the AWS SDK's chain: profile, SSO, instance role
-        options.update(access_key=key, secret_key=secret, session_token=env.get("AWS_SESSION_TOKEN") or None)
+        options.update(
+            access_key=key, secret_key=secret, session_token=env.get("AWS_SESSION_TOKEN") or None
+        )
     return S3FileSystem(**options)
 
 
@@ -84,8 +89,10 @@ def create_views(con: Any, bucket: str, query: str) -> None:
         try:
             con.execute(view_sql(bucket, layer, table))
         except Exception as exc:  # duckdb.IOException and friends: no files, no bucket
-            raise LakeQueryError(f"{layer}.{table}: nothing readable at "
-                                 f"{table_glob(bucket, layer, table)} ({first_line(exc)})") from None
+            raise LakeQueryError(
+                f"{layer}.{table}: nothing readable at "
+                f"{table_glob(bucket, layer, table)} ({first_line(exc)})"
+            ) from None
 
 
 class LakeQueryError(Exception):
@@ -139,11 +146,17 @@ def format_rows(names: list[str], rows: Iterable[tuple], fmt: str) -> list[str]:
     cells = [[_text(v) for v in row] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     # Numbers right-aligned, as SQL shells print them.
-    right = [bool(rows) and all(isinstance(r[i], (int, float, Decimal)) or r[i] is None for r in rows)
-             for i in range(len(names))]
-    lines = ["  ".join(align(n, w, r) for n, w, r in zip(names, widths, right)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(align(c, w, r) for c, w, r in zip(row, widths, right)).rstrip() for row in cells]
+    right = [
+        bool(rows) and all(isinstance(r[i], (int, float, Decimal)) or r[i] is None for r in rows)
+        for i in range(len(names))
+    ]
+    lines = [
+        "  ".join(align(n, w, r) for n, w, r in zip(names, widths, right)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += [
+        "  ".join(align(c, w, r) for c, w, r in zip(row, widths, right)).rstrip() for row in cells
+    ]
     lines.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
     return lines
 
@@ -163,30 +176,53 @@ def duckdb_setup(env: Mapping[str, str], show_secret: bool = False) -> list[str]
         shown = secret if show_secret or secret == S3_DUMMY_KEY else "<AWS_SECRET_ACCESS_KEY>"
         options[:0] = [f"KEY_ID {sql_literal(key)}", f"SECRET {sql_literal(shown)}"]
         if env.get("AWS_SESSION_TOKEN"):
-            options.append("SESSION_TOKEN " + sql_literal(env["AWS_SESSION_TOKEN"] if show_secret
-                                                           else "<AWS_SESSION_TOKEN>"))
+            options.append(
+                "SESSION_TOKEN "
+                + sql_literal(env["AWS_SESSION_TOKEN"] if show_secret else "<AWS_SESSION_TOKEN>")
+            )
     else:
         options.insert(0, "PROVIDER credential_chain")
     endpoint = env.get("AWS_ENDPOINT_URL")
     if endpoint:
         parts = urlsplit(endpoint)
-        options += [f"ENDPOINT {sql_literal(parts.netloc)}", "URL_STYLE 'path'",
-                    f"USE_SSL {'true' if parts.scheme == 'https' else 'false'}"]
-    return ["INSTALL httpfs;", "LOAD httpfs;",
-            "CREATE OR REPLACE SECRET volt_lake (TYPE s3, " + ", ".join(options) + ");"]
+        options += [
+            f"ENDPOINT {sql_literal(parts.netloc)}",
+            "URL_STYLE 'path'",
+            f"USE_SSL {'true' if parts.scheme == 'https' else 'false'}",
+        ]
+    return [
+        "INSTALL httpfs;",
+        "LOAD httpfs;",
+        "CREATE OR REPLACE SECRET volt_lake (TYPE s3, " + ", ".join(options) + ");",
+    ]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="lake_command", required=True, metavar="ACTION")
-    sql = sub.add_parser("sql", help="run a DuckDB query on the lake and print its rows",
-                         description=__doc__.split("\n\n")[1])
-    sql.add_argument("query", metavar="QUERY",
-                     help="DuckDB SQL; s3:// paths and layer.table names (staging.orders) read the lake")
-    sql.add_argument("--format", choices=FORMATS, default="table",
-                     help="table (aligned, default), csv, or json (one object a line)")
-    setup = sub.add_parser("duckdb-setup", help="print the statements for a DuckDB of your own (httpfs)")
-    setup.add_argument("--show-secret", action="store_true",
-                       help="print AWS_SECRET_ACCESS_KEY itself instead of a placeholder")
+    sql = sub.add_parser(
+        "sql",
+        help="run a DuckDB query on the lake and print its rows",
+        description=__doc__.split("\n\n")[1],
+    )
+    sql.add_argument(
+        "query",
+        metavar="QUERY",
+        help="DuckDB SQL; s3:// paths and layer.table names (staging.orders) read the lake",
+    )
+    sql.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (aligned, default), csv, or json (one object a line)",
+    )
+    setup = sub.add_parser(
+        "duckdb-setup", help="print the statements for a DuckDB of your own (httpfs)"
+    )
+    setup.add_argument(
+        "--show-secret",
+        action="store_true",
+        help="print AWS_SECRET_ACCESS_KEY itself instead of a placeholder",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,8 +40,9 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FRAME = struct.Struct("<II")  # payload length, crc32 of the payload
@@ -254,8 +255,7 @@ def bucket_record(bucket: Any) -> dict[str, Any]:
 
 
 def _restore_version(bucket: Any, name: str, version: dict[str, Any], blob: bytes | None) -> Any:
-    from moto.s3.models import FakeDeleteMarker, FakeKey
-    from moto.s3.models import LowercaseDict
+    from moto.s3.models import FakeDeleteMarker, FakeKey, LowercaseDict
 
     modified = (
         dt.datetime.fromisoformat(version["last_modified"]) if version["last_modified"] else None
@@ -442,7 +442,7 @@ def _buffer_body(environ: dict) -> None:
 
 
 def _write_status(store: Store, objects: int) -> None:
-    status = {"objects": objects, "at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    status = {"objects": objects, "at": dt.datetime.now(dt.UTC).isoformat()}
     (store.root / "status.json").write_text(json.dumps(status), encoding="utf-8")
 
 

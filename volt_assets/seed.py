@@ -26,21 +26,53 @@ def _date(text: str) -> dt.date:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="same seed, same shop (default %(default)s)")
-    parser.add_argument("--components", type=int, default=DEFAULTS.components,
-                        help="components ever created; about 2%% are hard-deleted again (default %(default)s)")
-    parser.add_argument("--users", type=int, default=DEFAULTS.users, help="customers (default %(default)s)")
-    parser.add_argument("--orders", type=int, default=DEFAULTS.orders,
-                        help="orders ever placed; about 1.5%% are hard-deleted again (default %(default)s)")
-    parser.add_argument("--days", type=int, default=DEFAULTS.days, help="length of the window in days (default %(default)s)")
-    parser.add_argument("--dirty-rate", type=float, default=DEFAULTS.dirty_rate,
-                        help="share of rows with one kind of dirt, 0..1 (default %(default)s)")
-    parser.add_argument("--end-date", type=_date, default=None,
-                        help="last day of the window, YYYY-MM-DD (default: yesterday, UTC)")
-    parser.add_argument("--images", action=argparse.BooleanOptionalAction, default=DEFAULTS.images,
-                        help="write component pictures to VOLT_IMAGES_DIR (default: on; skipped above 50,000 components)")
-    parser.add_argument("--reset", action="store_true",
-                        help="drop and recreate the three source tables first (without it, refuse if they hold rows)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULTS.seed, help="same seed, same shop (default %(default)s)"
+    )
+    parser.add_argument(
+        "--components",
+        type=int,
+        default=DEFAULTS.components,
+        help="components ever created; about 2%% are hard-deleted again (default %(default)s)",
+    )
+    parser.add_argument(
+        "--users", type=int, default=DEFAULTS.users, help="customers (default %(default)s)"
+    )
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=DEFAULTS.orders,
+        help="orders ever placed; about 1.5%% are hard-deleted again (default %(default)s)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=DEFAULTS.days,
+        help="length of the window in days (default %(default)s)",
+    )
+    parser.add_argument(
+        "--dirty-rate",
+        type=float,
+        default=DEFAULTS.dirty_rate,
+        help="share of rows with one kind of dirt, 0..1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--end-date",
+        type=_date,
+        default=None,
+        help="last day of the window, YYYY-MM-DD (default: yesterday, UTC)",
+    )
+    parser.add_argument(
+        "--images",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.images,
+        help="write component pictures to VOLT_IMAGES_DIR (default: on; skipped above 50,000 components)",
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="drop and recreate the three source tables first (without it, refuse if they hold rows)",
+    )
 
 
 def connect():
@@ -59,8 +91,10 @@ def connect():
 
 def where() -> str:
     """The database as a user may see it: no password."""
-    return (f"postgresql://{os.environ.get('POSTGRES_USER', 'postgres')}@{os.environ.get('POSTGRES_HOST', '127.0.0.1')}"
-            f":{os.environ.get('POSTGRES_PORT', '5432')}/{os.environ.get('POSTGRES_DB', 'volt')}")
+    return (
+        f"postgresql://{os.environ.get('POSTGRES_USER', 'postgres')}@{os.environ.get('POSTGRES_HOST', '127.0.0.1')}"
+        f":{os.environ.get('POSTGRES_PORT', '5432')}/{os.environ.get('POSTGRES_DB', 'volt')}"
+    )
 
 
 def _safe(text: str) -> str:
@@ -75,30 +109,46 @@ def uses_stack() -> bool:
     if os.environ.get("VOLT_USE_STACK", "1") == "0" or not stack_env_path().is_file():
         return False
     stack = read_stack_env()
-    return all(os.environ.get(k) == stack.get(k) for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB"))
+    return all(
+        os.environ.get(k) == stack.get(k) for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB")
+    )
 
 
 def summary(report: SeedReport) -> str:
-    lines = [f"seeded {where()} in {report.seconds:.1f} s",
-             f"  window     {report.window_start} .. {report.window_end} (UTC, inclusive)"]
+    lines = [
+        f"seeded {where()} in {report.seconds:.1f} s",
+        f"  window     {report.window_start} .. {report.window_end} (UTC, inclusive)",
+    ]
     for table, rows in report.rows.items():
         dirty = report.dirty_rows(table)
         share = f"{dirty / rows:.1%}" if rows else "-"
-        lines.append(f"  {table:<22} {rows:>9,} rows  {dirty:>7,} dirty ({share})"
-                     f"  {report.hard_deleted.get(table, 0):>6,} hard-deleted")
+        lines.append(
+            f"  {table:<22} {rows:>9,} rows  {dirty:>7,} dirty ({share})"
+            f"  {report.hard_deleted.get(table, 0):>6,} hard-deleted"
+        )
     pics = report.pictures
     if pics.skipped_reason:
         lines.append(f"  pictures   {pics.skipped_reason}")
     else:
-        lines.append(f"  pictures   {pics.written:,} written to {report.images_dir}, {pics.not_images:,} not images, "
-                     f"{pics.missing:,} missing, {pics.refused:,} unsafe names never written")
+        lines.append(
+            f"  pictures   {pics.written:,} written to {report.images_dir}, {pics.not_images:,} not images, "
+            f"{pics.missing:,} missing, {pics.refused:,} unsafe names never written"
+        )
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = SeedOptions(seed=args.seed, components=args.components, users=args.users, orders=args.orders,
-                          days=args.days, dirty_rate=args.dirty_rate, end_date=args.end_date,
-                          images=args.images, reset=args.reset)
+    options = SeedOptions(
+        seed=args.seed,
+        components=args.components,
+        users=args.users,
+        orders=args.orders,
+        days=args.days,
+        dirty_rate=args.dirty_rate,
+        end_date=args.end_date,
+        images=args.images,
+        reset=args.reset,
+    )
     try:
         options.validate()
     except ValueError as exc:
@@ -109,12 +159,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         conn = connect()
     except psycopg2.Error as exc:
-        print(f"volt-assets seed: cannot connect to {where()}: {_safe(str(exc).strip())}", file=sys.stderr)
+        print(
+            f"volt-assets seed: cannot connect to {where()}: {_safe(str(exc).strip())}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"seeding {where()}: {options.components:,} components, {options.users:,} users, "
-          f"{options.orders:,} orders over {options.days} days", flush=True)
+    print(
+        f"seeding {where()}: {options.components:,} components, {options.users:,} users, "
+        f"{options.orders:,} orders over {options.days} days",
+        flush=True,
+    )
     try:
-        report = seed_shop(conn, options, progress=lambda message: print(f"  {message}", flush=True))
+        report = seed_shop(
+            conn, options, progress=lambda message: print(f"  {message}", flush=True)
+        )
     except SourceNotEmpty as exc:
         print(f"volt-assets seed: refused: {exc}", file=sys.stderr)
         return 2

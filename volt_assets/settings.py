@@ -19,7 +19,13 @@ import re
 from pathlib import Path
 
 # Settings that belong together: a group is taken from stack.env only when none of it is set.
-POSTGRES_VARS = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD")
+POSTGRES_VARS = (
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+)
 S3_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 STACK_GROUPS = (POSTGRES_VARS, S3_VARS)
 # Settings of their own: each is taken from stack.env when unset.
@@ -31,7 +37,12 @@ DEFAULTS = {
     "AWS_RETRY_MODE": "standard",  # botocore's retries with backoff for 500/503/SlowDown
 }
 # A local PostgreSQL when neither the environment nor the stack names one.
-POSTGRES_DEFAULTS = {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "5432", "POSTGRES_DB": "volt", "POSTGRES_USER": "postgres"}
+POSTGRES_DEFAULTS = {
+    "POSTGRES_HOST": "127.0.0.1",
+    "POSTGRES_PORT": "5432",
+    "POSTGRES_DB": "volt",
+    "POSTGRES_USER": "postgres",
+}
 # Used only when nothing else names a first partition (no env, no seeded stack).
 FALLBACK_PARTITIONS_START = "2025-01-01"
 

@@ -22,7 +22,10 @@ def ddl_files() -> list[Path]:
 def missing_tables(conn) -> list[str]:
     """Source tables that do not exist (in the connection's search path)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL", (list(SOURCE_TABLES),))
+        cur.execute(
+            "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL",
+            (list(SOURCE_TABLES),),
+        )
         return [row[0] for row in cur.fetchall()]
 
 

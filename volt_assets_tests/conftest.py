@@ -11,9 +11,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -104,8 +105,13 @@ def volt_env(
         monkeypatch.delenv(key, raising=False)
 
     yield VoltEnv(
-        env=env, dbname=dbname, bucket=bucket, images_dir=images_dir, dagster_home=dagster_home,
-        s3=s3, dsn=pg_server.dsn(dbname),
+        env=env,
+        dbname=dbname,
+        bucket=bucket,
+        images_dir=images_dir,
+        dagster_home=dagster_home,
+        s3=s3,
+        dsn=pg_server.dsn(dbname),
     )
 
     stack.drop_database(pg_server, dbname)  # also ends the connections a test left open

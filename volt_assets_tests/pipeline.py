@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from volt_assets.settings import project_root
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 SUITE_TODAY = "2000-01-01"  # VOLT_TODAY of the suite's runs: each reaches the present (conftest)
@@ -41,7 +41,9 @@ def ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def materialize(selection: list[str], partition: str | tuple[str, str], instance=None, raise_on_error=True):
+def materialize(
+    selection: list[str], partition: str | tuple[str, str], instance=None, raise_on_error=True
+):
     """Materialise asset keys (`raw/orders`, ...) for a partition or an inclusive range, in one
     run, through the code location's own Definitions and resources (built from the env now)."""
     from volt_assets.definitions import build_definitions
@@ -52,9 +54,14 @@ def materialize(selection: list[str], partition: str | tuple[str, str], instance
     instance = instance or dg.DagsterInstance.ephemeral()
     if isinstance(partition, tuple):
         tags = {RANGE_START: partition[0], RANGE_END: partition[1]}
-        return job.execute_in_process(instance=instance, asset_selection=keys, tags=tags, raise_on_error=raise_on_error)
+        return job.execute_in_process(
+            instance=instance, asset_selection=keys, tags=tags, raise_on_error=raise_on_error
+        )
     return job.execute_in_process(
-        instance=instance, asset_selection=keys, partition_key=partition, raise_on_error=raise_on_error
+        instance=instance,
+        asset_selection=keys,
+        partition_key=partition,
+        raise_on_error=raise_on_error,
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from volt_assets.defs.marts.io_manager import ensure_tables
 from volt_assets_tests.pipeline import root
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CENT = Decimal("0.01")
 
 
@@ -61,8 +61,16 @@ def category_days() -> list[tuple]:
             for category in rng.sample(["cables", "fuses", "relays", "unknown"], rng.randint(1, 3)):
                 units = rng.randint(1, 40)
                 revenue = (Decimal(rng.randint(100, 900_00)) / 100).quantize(CENT)
-                rows.append((day, category, rng.randint(1, units), units, revenue,
-                             (revenue / units).quantize(CENT, ROUND_HALF_UP)))
+                rows.append(
+                    (
+                        day,
+                        category,
+                        rng.randint(1, units),
+                        units,
+                        revenue,
+                        (revenue / units).quantize(CENT, ROUND_HALF_UP),
+                    )
+                )
         day += dt.timedelta(days=1)
     return rows
 
@@ -78,7 +86,9 @@ def test_rolling_7_day_revenue_fills_empty_days_and_counts_the_week_before(marts
     expected = []
     day = first
     while day <= last:
-        week = sum((per_day.get(day - dt.timedelta(days=k), Decimal(0)) for k in range(7)), Decimal(0))
+        week = sum(
+            (per_day.get(day - dt.timedelta(days=k), Decimal(0)) for k in range(7)), Decimal(0)
+        )
         expected.append((day, per_day.get(day, Decimal(0)), week))
         day += dt.timedelta(days=1)
 
@@ -99,12 +109,20 @@ def test_month_over_month_growth(marts):
     expected, previous = [], None
     for month in sorted(months):
         revenue, orders, units = months[month]
-        growth = None if previous is None else (100 * (revenue - previous) / previous).quantize(CENT, ROUND_HALF_UP)
+        growth = (
+            None
+            if previous is None
+            else (100 * (revenue - previous) / previous).quantize(CENT, ROUND_HALF_UP)
+        )
         expected.append((month, revenue, orders, units, previous, growth))
         previous = revenue
 
     assert query(marts, "month_over_month_growth") == expected
-    assert [r[0] for r in expected] == [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+    assert [r[0] for r in expected] == [
+        dt.date(2026, 1, 1),
+        dt.date(2026, 2, 1),
+        dt.date(2026, 3, 1),
+    ]
 
 
 # --- top components per category ---------------------------------------------------------------
@@ -120,16 +138,59 @@ def test_top_10_components_by_revenue_per_category(marts):
     sales.append((dt.date(2026, 2, 2), 20, "fuses", 2, 3, Decimal("30.00")))
     sales.append((dt.date(2026, 2, 3), 21, "fuses", 1, 1, Decimal("45.50")))
     sales.append((dt.date(2026, 2, 9), 21, "fuses", 1, 1, Decimal("1000.00")))  # outside the window
-    load(marts, "daily_component_sales", list(reversed(sales)))  # ids descending: a tie needs the tie-break
+    load(
+        marts, "daily_component_sales", list(reversed(sales))
+    )  # ids descending: a tie needs the tie-break
     # Component 7 has two versions (renamed): the latest name is shown. 12 is not in the dimension.
-    dims = [(cid, f"SKU-{cid}", f"Component {cid}", "cables", "ACME", Decimal("1.00"), "EUR",
-             ts("2026-01-01 00:00"), None, True) for cid in list(range(1, 12)) + [20, 21]]
-    dims[6] = (7, "SKU-7", "Old name", "cables", "ACME", Decimal("1.00"), "EUR",
-               ts("2026-01-01 00:00"), ts("2026-01-15 00:00"), False)
-    dims.append((7, "SKU-7", "New name", "cables", "ACME", Decimal("1.00"), "EUR", ts("2026-01-15 00:00"), None, True))
+    dims = [
+        (
+            cid,
+            f"SKU-{cid}",
+            f"Component {cid}",
+            "cables",
+            "ACME",
+            Decimal("1.00"),
+            "EUR",
+            ts("2026-01-01 00:00"),
+            None,
+            True,
+        )
+        for cid in list(range(1, 12)) + [20, 21]
+    ]
+    dims[6] = (
+        7,
+        "SKU-7",
+        "Old name",
+        "cables",
+        "ACME",
+        Decimal("1.00"),
+        "EUR",
+        ts("2026-01-01 00:00"),
+        ts("2026-01-15 00:00"),
+        False,
+    )
+    dims.append(
+        (
+            7,
+            "SKU-7",
+            "New name",
+            "cables",
+            "ACME",
+            Decimal("1.00"),
+            "EUR",
+            ts("2026-01-15 00:00"),
+            None,
+            True,
+        )
+    )
     load(marts, "dim_components", dims)
 
-    got = query(marts, "top_components_by_revenue", first_day=dt.date(2026, 2, 1), last_day=dt.date(2026, 2, 7))
+    got = query(
+        marts,
+        "top_components_by_revenue",
+        first_day=dt.date(2026, 2, 1),
+        last_day=dt.date(2026, 2, 7),
+    )
 
     totals: dict[tuple[str, int], list] = defaultdict(lambda: [0, Decimal(0)])
     for day, cid, category, _, units, revenue in sales:
@@ -139,10 +200,15 @@ def test_top_10_components_by_revenue_per_category(marts):
     names = {7: "New name", 12: None}
     expected = []
     for category in sorted({c for c, _ in totals}):
-        ranked = sorted(((cid, *v) for (c, cid), v in totals.items() if c == category), key=lambda r: (-r[2], r[0]))
+        ranked = sorted(
+            ((cid, *v) for (c, cid), v in totals.items() if c == category),
+            key=lambda r: (-r[2], r[0]),
+        )
         for rank, (cid, units, revenue) in enumerate(ranked[:10], start=1):
             name = names.get(cid, f"Component {cid}")
-            expected.append((category, rank, cid, None if name is None else f"SKU-{cid}", name, units, revenue))
+            expected.append(
+                (category, rank, cid, None if name is None else f"SKU-{cid}", name, units, revenue)
+            )
 
     assert got == expected
     cables = [r for r in got if r[0] == "cables"]
@@ -155,12 +221,30 @@ def test_top_10_components_by_revenue_per_category(marts):
 def test_average_order_value_by_country(marts):
     day, other = dt.date(2026, 2, 10), dt.date(2026, 2, 9)
     users = [  # (user, country, orders, spent)
-        (1, "PL", 3, Decimal("300.00")), (2, "PL", 1, Decimal("50.55")), (3, "DE", 2, Decimal("10.01")),
-        (4, None, 1, Decimal("99.99")), (5, "FR", 0, Decimal("0.00")), (6, "DE", 0, Decimal("0.00")),
+        (1, "PL", 3, Decimal("300.00")),
+        (2, "PL", 1, Decimal("50.55")),
+        (3, "DE", 2, Decimal("10.01")),
+        (4, None, 1, Decimal("99.99")),
+        (5, "FR", 0, Decimal("0.00")),
+        (6, "DE", 0, Decimal("0.00")),
     ]
-    rows = [(day, uid, f"u{uid}@volt.example", country, n, spent, ts("2026-02-01 10:00") if n else None,
-             ts("2026-02-10 10:00") if n else None, 1) for uid, country, n, spent in users]
-    rows.append((other, 1, "u1@volt.example", "PL", 100, Decimal("100000.00"), None, None, 1))  # another day
+    rows = [
+        (
+            day,
+            uid,
+            f"u{uid}@volt.example",
+            country,
+            n,
+            spent,
+            ts("2026-02-01 10:00") if n else None,
+            ts("2026-02-10 10:00") if n else None,
+            1,
+        )
+        for uid, country, n, spent in users
+    ]
+    rows.append(
+        (other, 1, "u1@volt.example", "PL", 100, Decimal("100000.00"), None, None, 1)
+    )  # another day
     load(marts, "users_mart", rows)
 
     by_country: dict[str, list] = defaultdict(lambda: [0, 0, Decimal(0)])
@@ -169,8 +253,11 @@ def test_average_order_value_by_country(marts):
         c[0] += 1 if n else 0
         c[1] += n
         c[2] += spent
-    expected = [(country, customers, orders, spent, (spent / orders).quantize(CENT, ROUND_HALF_UP))
-                for country, (customers, orders, spent) in by_country.items() if orders]
+    expected = [
+        (country, customers, orders, spent, (spent / orders).quantize(CENT, ROUND_HALF_UP))
+        for country, (customers, orders, spent) in by_country.items()
+        if orders
+    ]
     expected.sort(key=lambda r: (-r[4], r[0]))
 
     assert query(marts, "average_order_value_by_country", dt=day) == expected
@@ -182,15 +269,66 @@ def test_average_order_value_by_country(marts):
 
 def test_component_price_history(marts):
     versions = [  # a price change, a rename at the same price, another price change, then deleted
-        (42, "SKU-42", "Breaker 16A", "circuit-breakers", "ABB", Decimal("10.00"), "EUR",
-         ts("2026-01-01 08:00"), ts("2026-01-05 09:00"), False),
-        (42, "SKU-42", "Breaker 16A", "circuit-breakers", "ABB", Decimal("12.50"), "EUR",
-         ts("2026-01-05 09:00"), ts("2026-01-07 10:00"), False),
-        (42, "SKU-42", "Breaker 16 A", "circuit-breakers", "ABB", Decimal("12.50"), "EUR",
-         ts("2026-01-07 10:00"), ts("2026-01-09 00:00"), False),
-        (42, "SKU-42", "Breaker 16 A", "circuit-breakers", "ABB", Decimal("11.00"), "EUR",
-         ts("2026-01-09 00:00"), ts("2026-01-12 00:00"), False),
-        (43, "SKU-43", "Fuse", "fuses", "Eaton", Decimal("1.00"), "EUR", ts("2026-01-01 08:00"), None, True),
+        (
+            42,
+            "SKU-42",
+            "Breaker 16A",
+            "circuit-breakers",
+            "ABB",
+            Decimal("10.00"),
+            "EUR",
+            ts("2026-01-01 08:00"),
+            ts("2026-01-05 09:00"),
+            False,
+        ),
+        (
+            42,
+            "SKU-42",
+            "Breaker 16A",
+            "circuit-breakers",
+            "ABB",
+            Decimal("12.50"),
+            "EUR",
+            ts("2026-01-05 09:00"),
+            ts("2026-01-07 10:00"),
+            False,
+        ),
+        (
+            42,
+            "SKU-42",
+            "Breaker 16 A",
+            "circuit-breakers",
+            "ABB",
+            Decimal("12.50"),
+            "EUR",
+            ts("2026-01-07 10:00"),
+            ts("2026-01-09 00:00"),
+            False,
+        ),
+        (
+            42,
+            "SKU-42",
+            "Breaker 16 A",
+            "circuit-breakers",
+            "ABB",
+            Decimal("11.00"),
+            "EUR",
+            ts("2026-01-09 00:00"),
+            ts("2026-01-12 00:00"),
+            False,
+        ),
+        (
+            43,
+            "SKU-43",
+            "Fuse",
+            "fuses",
+            "Eaton",
+            Decimal("1.00"),
+            "EUR",
+            ts("2026-01-01 08:00"),
+            None,
+            True,
+        ),
     ]
     load(marts, "dim_components", list(reversed(versions)))  # insertion order must not matter
 
@@ -199,8 +337,20 @@ def test_component_price_history(marts):
     mine = [v for v in versions if v[0] == 42]
     expected, previous = [], None
     for cid, sku, name, _, _, price, currency, start, end, current in mine:
-        expected.append((cid, sku, name, start, end, current, price, currency, previous,
-                         None if previous is None else price - previous))
+        expected.append(
+            (
+                cid,
+                sku,
+                name,
+                start,
+                end,
+                current,
+                price,
+                currency,
+                previous,
+                None if previous is None else price - previous,
+            )
+        )
         previous = price
     assert got == expected
     assert [r[9] for r in got] == [None, Decimal("2.50"), Decimal("0.00"), Decimal("-1.50")]

@@ -52,46 +52,76 @@ import pytest
 from PIL import Image
 
 from volt_assets import stack
-from volt_assets.defs.resources import shared_resources
 from volt_assets.defs.landing.sensors import landing_files_sensor, process_landing_object
+from volt_assets.defs.resources import shared_resources
 from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import table
 from volt_assets_tests.faults.env import Twin, drop_twin, make_twin, using_env, without_env
 from volt_assets_tests.faults.lake import jsonl_lines
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 D = dt.date(2026, 1, 2)  # the corpus day: raw -> staging -> marts -> images
 D_FUTURE = dt.date(2026, 1, 3)  # an order placed in year 9999
 D_CHURN = dt.date(2026, 1, 4)  # 50,000 updates of 5 orders
 CHURN_UPDATES = 50_000
 CHURN_KEYS = 5
-FILLER = {"electrical_components": 1_000, "users": 400, "orders": 1_000}  # keeps quarantine under 5 %
+FILLER = {
+    "electrical_components": 1_000,
+    "users": 400,
+    "orders": 1_000,
+}  # keeps quarantine under 5 %
 JSON_DEPTH = 10_000
 
 
 def at(day: dt.date, hour: int, minute: int = 0, micro: int = 0) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC) + dt.timedelta(microseconds=micro)
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC) + dt.timedelta(
+        microseconds=micro
+    )
 
 
 def component(id_: int, **values) -> dict:
-    row = {"id": id_, "sku": f"BAD-{id_}", "name": f"Component {id_}", "category": "fuses", "manufacturer": "ABB",
-           "price": "10.00", "currency": "EUR", "created_at": at(D, 0), "updated_at": at(D, 12, id_ % 60, id_)}
+    row = {
+        "id": id_,
+        "sku": f"BAD-{id_}",
+        "name": f"Component {id_}",
+        "category": "fuses",
+        "manufacturer": "ABB",
+        "price": "10.00",
+        "currency": "EUR",
+        "created_at": at(D, 0),
+        "updated_at": at(D, 12, id_ % 60, id_),
+    }
     row.update(values)
     return row
 
 
 def user(id_: int, **values) -> dict:
-    row = {"id": id_, "email": f"user{id_}@example.com", "full_name": f"User {id_}", "country": "PL",
-           "created_at": at(D, 0), "updated_at": at(D, 13, id_ % 60, id_)}
+    row = {
+        "id": id_,
+        "email": f"user{id_}@example.com",
+        "full_name": f"User {id_}",
+        "country": "PL",
+        "created_at": at(D, 0),
+        "updated_at": at(D, 13, id_ % 60, id_),
+    }
     row.update(values)
     return row
 
 
 def order(id_: int, day: dt.date = D, **values) -> dict:
-    row = {"id": id_, "user_id": 100_001, "component_id": 100_001, "quantity": 1, "unit_price": "5.00",
-           "currency": "EUR", "status": "paid", "payment_method": "card", "ordered_at": at(day, 9, id_ % 60),
-           "updated_at": at(day, 14, id_ % 60, id_)}
+    row = {
+        "id": id_,
+        "user_id": 100_001,
+        "component_id": 100_001,
+        "quantity": 1,
+        "unit_price": "5.00",
+        "currency": "EUR",
+        "status": "paid",
+        "payment_method": "card",
+        "ordered_at": at(day, 9, id_ % 60),
+        "updated_at": at(day, 14, id_ % 60, id_),
+    }
     row.update(values)
     return row
 
@@ -114,18 +144,33 @@ REFUSED = {
         (component(11, currency="€€€"), ["currency: not a three-letter currency code: '€€€'"]),
         (component(12, currency="E1R"), ["currency: not a three-letter currency code: 'E1R'"]),
         (component(13, voltage_rating="NaN"), ["voltage_rating: not a numeric(10,2): 'NaN'"]),
-        (component(14, name="   ", price="-3", currency="x"),
-         [BLANK, "price: not positive: '-3.00'", "currency: not a three-letter currency code: 'X'"]),
+        (
+            component(14, name="   ", price="-3", currency="x"),
+            [
+                BLANK,
+                "price: not positive: '-3.00'",
+                "currency: not a three-letter currency code: 'X'",
+            ],
+        ),
     ],
     "users": [
         (user(1, email=None), ["email: not a valid email address: 'null'"]),
         (user(2, email=""), ["email: not a valid email address: ''"]),
         (user(3, email="no-at-sign"), ["email: not a valid email address: 'no-at-sign'"]),
         (user(4, email="a@b"), ["email: not a valid email address: 'a@b'"]),
-        (user(5, email="two@@example.com"), ["email: not a valid email address: 'two@@example.com'"]),
-        (user(6, email="spaces in@example.com"), ["email: not a valid email address: 'spaces in@example.com'"]),
+        (
+            user(5, email="two@@example.com"),
+            ["email: not a valid email address: 'two@@example.com'"],
+        ),
+        (
+            user(6, email="spaces in@example.com"),
+            ["email: not a valid email address: 'spaces in@example.com'"],
+        ),
         (user(7, email="ünï@example.com"), ["email: not a valid email address: 'ünï@example.com'"]),
-        (user(8, email="'; DROP TABLE users;--"), ["email: not a valid email address: \"'; drop table users;--\""]),
+        (
+            user(8, email="'; DROP TABLE users;--"),
+            ['email: not a valid email address: "\'; drop table users;--"'],
+        ),
         (user(9, email="x@y.z"), ["email: not a valid email address: 'x@y.z'"]),
     ],
     "orders": [
@@ -138,7 +183,10 @@ REFUSED = {
         (order(7, unit_price="0"), ["unit_price: not positive: '0.00'"]),
         (order(8, unit_price="-0.01"), ["unit_price: not positive: '-0.01'"]),
         (order(9, unit_price="NaN"), ["unit_price: not a numeric(12,2): 'NaN'"]),
-        (order(10, quantity=0, unit_price="NaN"), ["quantity: not positive: '0'", "unit_price: not a numeric(12,2): 'NaN'"]),
+        (
+            order(10, quantity=0, unit_price="NaN"),
+            ["quantity: not positive: '0'", "unit_price: not a numeric(12,2): 'NaN'"],
+        ),
     ],
 }
 
@@ -158,9 +206,19 @@ VALID_COMPONENTS = [
     component(105, name=COMBINING),
     component(106, name="Deep specs", specs=DEEP),
     component(107, name="Year one", created_at=dt.datetime(1, 1, 1, tzinfo=UTC)),
-    component(108, name="Year 9999", created_at=dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
-    component(109, name="Extremes", price="9999999999.99", stock_quantity=2_147_483_647, voltage_rating="99999999.99"),
-    component(110, name="  Cheapest\tpart ", price="0.01", category="  Circuit-Breakers ", currency="eur"),
+    component(
+        108, name="Year 9999", created_at=dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    ),
+    component(
+        109,
+        name="Extremes",
+        price="9999999999.99",
+        stock_quantity=2_147_483_647,
+        voltage_rating="99999999.99",
+    ),
+    component(
+        110, name="  Cheapest\tpart ", price="0.01", category="  Circuit-Breakers ", currency="eur"
+    ),
     component(111, name="Picture with ../", image_filename="../../etc/passwd"),
     component(112, name="Picture outside", image_filename="../outside.png"),
     component(113, name="Text as png", image_filename="notes.png"),
@@ -168,7 +226,11 @@ VALID_COMPONENTS = [
     component(115, name="Garbage gif", image_filename="garbage.gif"),
     component(116, name="A real picture", image_filename="ok.png"),
     component(117, name="Backslashes", image_filename="..\\..\\win.ini"),
-    component(118, name="Big numbers in specs", specs='{"big": 12345678901234567890.123456789, "scale": 2.50}'),
+    component(
+        118,
+        name="Big numbers in specs",
+        specs='{"big": 12345678901234567890.123456789, "scale": 2.50}',
+    ),
 ]
 VALID_USERS = [
     user(101, email="  Ann.O'Brien+shop@Example.CO.UK ", full_name=LONG),
@@ -180,9 +242,13 @@ VALID_ORDERS = [
     order(102, status="  PAID ", payment_method=SQL, quantity=100_000, component_id=103),
     order(103, status="cancelled", component_id=101),
     order(104, user_id=101, component_id=102, unit_price="9999999999.99"),
-    order(105, user_id=999_999, component_id=999_999),  # unknown references: a WARN check, not a refusal
+    order(
+        105, user_id=999_999, component_id=999_999
+    ),  # unknown references: a WARN check, not a refusal
 ]
-FUTURE_ORDER = order(201, day=D_FUTURE, ordered_at=dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC))
+FUTURE_ORDER = order(
+    201, day=D_FUTURE, ordered_at=dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+)
 
 
 def png() -> bytes:
@@ -191,8 +257,12 @@ def png() -> bytes:
     return out.getvalue()
 
 
-PICTURES = {"notes.png": b"<html>not a picture</html>\n", "empty.jpg": b"",
-            "garbage.gif": bytes(random.Random(9).randrange(256) for _ in range(4096)), "ok.png": png()}
+PICTURES = {
+    "notes.png": b"<html>not a picture</html>\n",
+    "empty.jpg": b"",
+    "garbage.gif": bytes(random.Random(9).randrange(256) for _ in range(4096)),
+    "ok.png": png(),
+}
 
 
 def seed_filler(conn) -> None:
@@ -203,19 +273,19 @@ def seed_filler(conn) -> None:
             INSERT INTO electrical_components (id, sku, name, category, price, currency, created_at, updated_at)
             SELECT 100000 + g, 'F-' || g, 'Filler ' || g, (ARRAY['fuses', 'relays', 'cables'])[g % 3 + 1],
                    1 + g % 500, 'EUR', timestamptz '{D} 00:00+00', timestamptz '{D} 01:00+00' + g * interval '1 ms'
-            FROM generate_series(1, {FILLER['electrical_components']}) g""")
+            FROM generate_series(1, {FILLER["electrical_components"]}) g""")
         cur.execute(f"""
             INSERT INTO users (id, email, full_name, country, created_at, updated_at)
             SELECT 100000 + g, 'filler' || g || '@example.com', 'Filler ' || g, 'DE',
                    timestamptz '{D} 00:00+00', timestamptz '{D} 02:00+00' + g * interval '1 ms'
-            FROM generate_series(1, {FILLER['users']}) g""")
+            FROM generate_series(1, {FILLER["users"]}) g""")
         cur.execute(f"""
             INSERT INTO orders (id, user_id, component_id, quantity, unit_price, currency, status, payment_method,
                                 ordered_at, updated_at)
-            SELECT 100000 + g, 100000 + g % {FILLER['users']} + 1, 100000 + g % {FILLER['electrical_components']} + 1,
+            SELECT 100000 + g, 100000 + g % {FILLER["users"]} + 1, 100000 + g % {FILLER["electrical_components"]} + 1,
                    g % 4 + 1, 2.50, 'EUR', 'paid', 'card', timestamptz '{D} 03:00+00' + g * interval '1 s',
                    timestamptz '{D} 04:00+00' + g * interval '1 ms'
-            FROM generate_series(1, {FILLER['orders']}) g""")
+            FROM generate_series(1, {FILLER["orders"]}) g""")
     conn.commit()
 
 
@@ -240,8 +310,16 @@ COLUMNS = list(table("electrical_components").columns)
 
 def csv_row(id_, **values) -> dict:
     row = {c: "" for c in COLUMNS}
-    row.update(id=str(id_), sku=f"L-{id_}", name=f"Landed {id_}", category="fuses", price="3.00", currency="EUR",
-               created_at="2026-01-01T00:00:00Z", updated_at="2026-01-02T10:00:00Z")
+    row.update(
+        id=str(id_),
+        sku=f"L-{id_}",
+        name=f"Landed {id_}",
+        category="fuses",
+        price="3.00",
+        currency="EUR",
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-02T10:00:00Z",
+    )
     row.update({k: str(v) for k, v in values.items()})
     return row
 
@@ -260,7 +338,10 @@ def churn_csv() -> tuple[bytes, dict[int, dict]]:
     rows, latest = [], {}
     base = dt.datetime(2026, 1, 2, tzinfo=UTC)
     for i in range(CHURN_UPDATES):
-        key, price = 500 + i % CHURN_KEYS, ("-1.00" if i % 1000 == 999 else f"{1 + i % 300}.{i % 100:02d}")
+        key, price = (
+            500 + i % CHURN_KEYS,
+            ("-1.00" if i % 1000 == 999 else f"{1 + i % 300}.{i % 100:02d}"),
+        )
         stamp = (base + dt.timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
         rows.append(csv_row(key, price=price, name=f"v{i}", updated_at=stamp))
         if not price.startswith("-"):
@@ -268,19 +349,38 @@ def churn_csv() -> tuple[bytes, dict[int, dict]]:
     return csv_bytes(rows), latest
 
 
-BAD_CSV_ROWS = [csv_row(601), csv_row(602, name=LONG), csv_row(603, price="Infinity"), csv_row(604, price="-Infinity"),
-                csv_row("", name="no id"), csv_row(605, name=SQL, currency="eur"), csv_row(606, updated_at="2026-01-02 10:00")]
+BAD_CSV_ROWS = [
+    csv_row(601),
+    csv_row(602, name=LONG),
+    csv_row(603, price="Infinity"),
+    csv_row(604, price="-Infinity"),
+    csv_row("", name="no id"),
+    csv_row(605, name=SQL, currency="eur"),
+    csv_row(606, updated_at="2026-01-02 10:00"),
+]
 LANDING = {  # file name -> (bytes, whole-file reason or None)
     "bom-mixed.csv": (codecs.BOM_UTF8 + csv_bytes(BAD_CSV_ROWS) + b"607,too,few\r\n", None),
-    "semicolons.csv": (csv_bytes([csv_row(1)], delimiter=";"), "file: the delimiter is not a comma"),
+    "semicolons.csv": (
+        csv_bytes([csv_row(1)], delimiter=";"),
+        "file: the delimiter is not a comma",
+    ),
     "no-header.csv": (csv_bytes([csv_row(1), csv_row(2)], header=False), "file: missing columns: "),
     "duplicated.csv": (csv_bytes([], COLUMNS + ["price"]), "file: duplicated columns: price"),
-    "garbage.csv": (bytes(random.Random(7).randrange(256) for _ in range(2048)) + b"\x00", "file: binary content"),
-    "latin1.csv": (csv_bytes([csv_row(1, name="Schütz")]).decode().encode("latin-1"), "file: not UTF-8 text"),
+    "garbage.csv": (
+        bytes(random.Random(7).randrange(256) for _ in range(2048)) + b"\x00",
+        "file: binary content",
+    ),
+    "latin1.csv": (
+        csv_bytes([csv_row(1, name="Schütz")]).decode().encode("latin-1"),
+        "file: not UTF-8 text",
+    ),
     "..csv": (csv_bytes([csv_row(700)]), None),  # a name of dots stays a name
 }
-ESCAPING = ["landing/electrical_components/../../staging/electrical_components/dt=2026-01-02/evil.csv",
-            "landing/electrical_components/sub/../evil.csv", "landing/../landing/users/evil.csv"]
+ESCAPING = [
+    "landing/electrical_components/../../staging/electrical_components/dt=2026-01-02/evil.csv",
+    "landing/electrical_components/sub/../evil.csv",
+    "landing/../landing/users/evil.csv",
+]
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -319,9 +419,14 @@ def corpus(pg_server, s3_endpoint, tmp_path_factory) -> Corpus:
     for name, body in PICTURES.items():
         (images / name).write_bytes(body)
     (home / "outside.png").write_bytes(png())  # what `../outside.png` would reach
-    base = {"AWS_ACCESS_KEY_ID": stack.S3_DUMMY_KEY, "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
-            "AWS_DEFAULT_REGION": stack.S3_REGION, "VOLT_PARTITIONS_START": "2026-01-01", "VOLT_USE_STACK": "0",
-            "VOLT_IMAGES_DIR": str(images)}
+    base = {
+        "AWS_ACCESS_KEY_ID": stack.S3_DUMMY_KEY,
+        "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
+        "AWS_DEFAULT_REGION": stack.S3_REGION,
+        "VOLT_PARTITIONS_START": "2026-01-01",
+        "VOLT_USE_STACK": "0",
+        "VOLT_IMAGES_DIR": str(images),
+    }
     twin = make_twin(pg_server, s3_endpoint, base, home)
     conn = twin.connect()
     create_source_schema(conn)
@@ -336,14 +441,19 @@ def corpus(pg_server, s3_endpoint, tmp_path_factory) -> Corpus:
         with without_env(), using_env(twin.env):
             keys = all_keys()
             main = materialize(keys, D.isoformat(), raise_on_error=False)
-            future = materialize([k for k in keys if not k.startswith("images/")], D_FUTURE.isoformat(),
-                                 raise_on_error=False)
+            future = materialize(
+                [k for k in keys if not k.startswith("images/")],
+                D_FUTURE.isoformat(),
+                raise_on_error=False,
+            )
             churn(conn, 1, CHURN_UPDATES // 2)
             assert materialize(["raw/orders"], D_CHURN.isoformat()).success
             churn(conn, CHURN_UPDATES // 2 + 1, CHURN_UPDATES)
             assert materialize(["raw/orders", "staging/orders"], D_CHURN.isoformat()).success
             with conn.cursor() as cur:
-                cur.execute("SELECT id, quantity, unit_price, updated_at FROM orders WHERE id >= 300 AND id < 310")
+                cur.execute(
+                    "SELECT id, quantity, unit_price, updated_at FROM orders WHERE id >= 300 AND id < 310"
+                )
                 churned = {r[0]: r[1:] for r in cur.fetchall()}
             corpus = Corpus(twin, main, future, churn_expected=churned)
             corpus.landing_requests, corpus.landing, corpus.escaping_errors = run_landing(twin)
@@ -358,11 +468,15 @@ def run_landing(twin: Twin):
     s3 = twin.s3
     for name, (body, _) in LANDING.items():
         s3.put_object(Bucket=twin.bucket, Key=f"landing/electrical_components/{name}", Body=body)
-    s3.put_object(Bucket=twin.bucket, Key="landing/electrical_components/churn.csv", Body=churn_csv()[0])
+    s3.put_object(
+        Bucket=twin.bucket, Key="landing/electrical_components/churn.csv", Body=churn_csv()[0]
+    )
     for key in ESCAPING:
         s3.put_object(Bucket=twin.bucket, Key=key, Body=csv_bytes([csv_row(666)]))
     lake = shared_resources()["lake"]
-    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"lake": lake}) as context:
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"lake": lake}
+    ) as context:
         requests = landing_files_sensor(context).run_requests
     store = LakeStore(twin.s3, twin.bucket)  # the function the landing job runs, on the real bucket
     summaries = {}
@@ -399,7 +513,9 @@ def raw_versions(corpus: Corpus, name: str, day: dt.date) -> list[tuple[str, str
     out = []
     for file in manifest["files"]:
         if file.endswith(".jsonl.gz"):
-            for line in jsonl_lines(gzip.decompress(corpus.twin.read_object(folder("raw", name, day) + file))):
+            for line in jsonl_lines(
+                gzip.decompress(corpus.twin.read_object(folder("raw", name, day) + file))
+            ):
                 pk = re.match(r'\{"id":(\d+),', line).group(1)
                 found = re.findall(r'"updated_at":"([^"]+)"', line)
                 assert len(found) == 1, line[:300] + " ... " + line[-300:]
@@ -420,9 +536,15 @@ def test_the_corpus_day_runs_end_to_end(corpus):
     not a reason to stop the day."""
     failed = [e.step_key for e in corpus.main.all_events if e.event_type_value == "STEP_FAILURE"]
     assert corpus.main.success, failed
-    materialized = {e.asset_key.to_user_string() for e in corpus.main.get_asset_materialization_events()}
-    assert {"marts/dim_components", "marts/daily_category_sales", "marts/users_mart",
-            "images/component_images"} <= materialized
+    materialized = {
+        e.asset_key.to_user_string() for e in corpus.main.get_asset_materialization_events()
+    }
+    assert {
+        "marts/dim_components",
+        "marts/daily_category_sales",
+        "marts/users_mart",
+        "images/component_images",
+    } <= materialized
 
 
 @pytest.mark.parametrize("name", ["electrical_components", "users", "orders"])
@@ -444,8 +566,12 @@ def test_every_raw_line_is_in_exactly_one_of_staging_quarantine_superseded(corpu
         counts = manifest["counts"]
         staged = corpus.parquet(folder("staging", name, day) + "part-00000.parquet")
         q_key = folder("quarantine", name, day) + "part-00000.parquet"
-        quarantined = corpus.parquet(q_key).to_pylist() if q_key in corpus.twin.list_keys(q_key) else []
-        staged_cursor = {str(r["id"]): iso(r[config.cursor]) for r in staged.to_pylist() if not r["_deleted"]}
+        quarantined = (
+            corpus.parquet(q_key).to_pylist() if q_key in corpus.twin.list_keys(q_key) else []
+        )
+        staged_cursor = {
+            str(r["id"]): iso(r[config.cursor]) for r in staged.to_pylist() if not r["_deleted"]
+        }
         in_quarantine = {(r[config.primary_key], r[config.cursor]) for r in quarantined}
         where = {}
         for pk, cursor in lines:
@@ -460,7 +586,10 @@ def test_every_raw_line_is_in_exactly_one_of_staging_quarantine_superseded(corpu
             where[places[0]] = where.get(places[0], 0) + 1
         assert counts["raw_rows"] == len(lines) == sum(where.values())
         assert (counts["staged_rows"], counts["quarantined_rows"], counts["superseded_rows"]) == (
-            where.get("staging", 0), where.get("quarantine", 0), where.get("superseded", 0))
+            where.get("staging", 0),
+            where.get("quarantine", 0),
+            where.get("superseded", 0),
+        )
         raw_manifest = corpus.manifest(folder("raw", name, day) + "_manifest.json")
         assert raw_manifest["row_count"] == len(lines) == len(set(lines))
 
@@ -491,26 +620,48 @@ CLEANED_NAMES = {110: "Cheapest part"}
 
 
 def test_odd_but_valid_values_are_staged_exactly(corpus):
-    staged = by_id(corpus.parquet(folder("staging", "electrical_components", D) + "part-00000.parquet"))
+    staged = by_id(
+        corpus.parquet(folder("staging", "electrical_components", D) + "part-00000.parquet")
+    )
     assert json_layout_removed('{"a" : [1, "x  y\\" z"]}') == '{"a":[1,"x  y\\" z"]}'
     for row in VALID_COMPONENTS:
         got = staged[row["id"]]
         assert got["name"] == CLEANED_NAMES.get(row["id"], row["name"]), row["id"]
         assert got["created_at"] == row["created_at"] and got["updated_at"] == row["updated_at"]
-    assert staged[101]["name"] == SQL and staged[101]["sku"] == "'; DELETE FROM marts.dim_components;--"
-    assert staged[102]["name"] == LONG and staged[102]["description"] == LONG and len(LONG) == 10_000
+    assert (
+        staged[101]["name"] == SQL
+        and staged[101]["sku"] == "'; DELETE FROM marts.dim_components;--"
+    )
+    assert (
+        staged[102]["name"] == LONG and staged[102]["description"] == LONG and len(LONG) == 10_000
+    )
     assert staged[103]["name"] == EMOJI_LONG and len(EMOJI_LONG) == 10_000
-    assert staged[104]["name"] == RTL and staged[105]["name"] == COMBINING  # no normalisation of what is not space
-    assert json_layout_removed(staged[106]["specs"]) == json_layout_removed(DEEP)  # 10,000 levels, the same JSON
+    assert (
+        staged[104]["name"] == RTL and staged[105]["name"] == COMBINING
+    )  # no normalisation of what is not space
+    assert json_layout_removed(staged[106]["specs"]) == json_layout_removed(
+        DEEP
+    )  # 10,000 levels, the same JSON
     assert '"é ⚡"' in staged[106]["specs"]  # the space inside the string is kept
     assert staged[107]["created_at"].year == 1 and staged[108]["created_at"].year == 9999
     assert (staged[109]["price"], staged[109]["stock_quantity"], staged[109]["voltage_rating"]) == (
-        Decimal("9999999999.99"), 2_147_483_647, Decimal("99999999.99"))
-    assert (staged[110]["name"], staged[110]["price"], staged[110]["category"], staged[110]["currency"]) == (
-        "Cheapest part", Decimal("0.01"), "circuit-breakers", "EUR")
-    assert staged[111]["image_filename"] == "../../etc/passwd"  # kept exactly; the picture is refused
+        Decimal("9999999999.99"),
+        2_147_483_647,
+        Decimal("99999999.99"),
+    )
+    assert (
+        staged[110]["name"],
+        staged[110]["price"],
+        staged[110]["category"],
+        staged[110]["currency"],
+    ) == ("Cheapest part", Decimal("0.01"), "circuit-breakers", "EUR")
+    assert (
+        staged[111]["image_filename"] == "../../etc/passwd"
+    )  # kept exactly; the picture is refused
     users = by_id(corpus.parquet(folder("staging", "users", D) + "part-00000.parquet"))
-    assert users[101]["email"] == "ann.o'brien+shop@example.co.uk" and users[101]["full_name"] == LONG
+    assert (
+        users[101]["email"] == "ann.o'brien+shop@example.co.uk" and users[101]["full_name"] == LONG
+    )
     assert users[102]["country"] == "PL" and users[103]["created_at"].year == 1
     orders = by_id(corpus.parquet(folder("staging", "orders", D) + "part-00000.parquet"))
     assert orders[101]["ordered_at"] == dt.datetime(1, 1, 1, tzinfo=UTC)
@@ -522,19 +673,35 @@ def test_the_marts_hold_exactly_the_valid_rows_verbatim(corpus):
     conn = corpus.twin.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT component_id, name, sku, price FROM marts.dim_components WHERE is_current")
+            cur.execute(
+                "SELECT component_id, name, sku, price FROM marts.dim_components WHERE is_current"
+            )
             dim = {r[0]: r[1:] for r in cur.fetchall()}
-            cur.execute("SELECT category, orders_count, units_sold, revenue FROM marts.daily_category_sales WHERE dt = %s", (D,))
+            cur.execute(
+                "SELECT category, orders_count, units_sold, revenue FROM marts.daily_category_sales WHERE dt = %s",
+                (D,),
+            )
             sales = {r[0]: r[1:] for r in cur.fetchall()}
             cur.execute("SELECT user_id, email FROM marts.users_mart WHERE dt = %s", (D,))
             users = dict(cur.fetchall())
-            cur.execute("SELECT count(*) FROM electrical_components")  # the SQL text did nothing anywhere
-            assert cur.fetchone()[0] == FILLER["electrical_components"] + len(REFUSED["electrical_components"]) + len(VALID_COMPONENTS)
+            cur.execute(
+                "SELECT count(*) FROM electrical_components"
+            )  # the SQL text did nothing anywhere
+            assert cur.fetchone()[0] == FILLER["electrical_components"] + len(
+                REFUSED["electrical_components"]
+            ) + len(VALID_COMPONENTS)
     finally:
         conn.close()
-    assert set(dim) == {r["id"] for r in VALID_COMPONENTS} | {100_000 + g for g in range(1, FILLER["electrical_components"] + 1)}
+    assert set(dim) == {r["id"] for r in VALID_COMPONENTS} | {
+        100_000 + g for g in range(1, FILLER["electrical_components"] + 1)
+    }
     assert dim[101] == (SQL, "'; DELETE FROM marts.dim_components;--", Decimal("10.00"))
-    assert dim[102][0] == LONG and dim[103][0] == EMOJI_LONG and dim[104][0] == RTL and dim[105][0] == COMBINING
+    assert (
+        dim[102][0] == LONG
+        and dim[103][0] == EMOJI_LONG
+        and dim[104][0] == RTL
+        and dim[105][0] == COMBINING
+    )
     assert dim[109][2] == Decimal("9999999999.99")
     assert 101 in users and users[101] == "ann.o'brien+shop@example.co.uk"
     assert not set(users) & {row["id"] for row, _ in REFUSED["users"]}
@@ -552,32 +719,58 @@ def test_an_order_placed_in_year_9999_is_staged_and_stops_the_marts_of_its_day(c
     assert not corpus.future.success
     staged = by_id(corpus.parquet(folder("staging", "orders", D_FUTURE) + "part-00000.parquet"))
     assert staged[201]["ordered_at"] == FUTURE_ORDER["ordered_at"]
-    [check] = [e for e in corpus.future.get_asset_check_evaluations()
-               if e.check_name == "ordered_at_not_in_future" and e.asset_key == dg.AssetKey(["staging", "orders"])]
+    [check] = [
+        e
+        for e in corpus.future.get_asset_check_evaluations()
+        if e.check_name == "ordered_at_not_in_future"
+        and e.asset_key == dg.AssetKey(["staging", "orders"])
+    ]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.description == "1 of 1 rows (100.0%) broken, on 2026-01-03"
     assert check.metadata["samples"].value == [
-        {"dt": "2026-01-03", "key": "201", "reason": "ordered_at: in the future: '9999-12-31 23:59:59.999999+00:00'"}]
-    materialized = {e.asset_key.to_user_string() for e in corpus.future.get_asset_materialization_events()}
+        {
+            "dt": "2026-01-03",
+            "key": "201",
+            "reason": "ordered_at: in the future: '9999-12-31 23:59:59.999999+00:00'",
+        }
+    ]
+    materialized = {
+        e.asset_key.to_user_string() for e in corpus.future.get_asset_materialization_events()
+    }
     assert "staging/orders" in materialized
-    assert not materialized & {"marts/daily_category_sales", "marts/daily_component_sales", "marts/users_mart"}
+    assert not materialized & {
+        "marts/daily_category_sales",
+        "marts/daily_component_sales",
+        "marts/users_mart",
+    }
 
 
 def test_fifty_thousand_updates_of_five_keys_stage_their_last_versions(corpus):
     staged = by_id(corpus.parquet(folder("staging", "orders", D_CHURN) + "part-00000.parquet"))
-    assert {k: (v["quantity"], v["unit_price"], v["updated_at"]) for k, v in staged.items()} == corpus.churn_expected
+    assert {
+        k: (v["quantity"], v["unit_price"], v["updated_at"]) for k, v in staged.items()
+    } == corpus.churn_expected
     counts = corpus.manifest(folder("staging", "orders", D_CHURN) + "_manifest.json")["counts"]
-    assert counts == {"raw_rows": 2 * CHURN_KEYS, "staged_rows": CHURN_KEYS, "quarantined_rows": 0,
-                      "superseded_rows": CHURN_KEYS, "tombstones": 0}  # two captures of five keys
+    assert counts == {
+        "raw_rows": 2 * CHURN_KEYS,
+        "staged_rows": CHURN_KEYS,
+        "quarantined_rows": 0,
+        "superseded_rows": CHURN_KEYS,
+        "tombstones": 0,
+    }  # two captures of five keys
 
 
 def test_jsonb_numbers_keep_every_digit_in_staging(corpus):
     """DuckDB reads JSON numbers as doubles (12345678901234567890.123456789 would become
     12345678901234567000.0); the capture marks such text and staging takes those values from
     the raw line as written (exact_json.py). Declared numerics are at most 15 digits (below)."""
-    staged = by_id(corpus.parquet(folder("staging", "electrical_components", D) + "part-00000.parquet"))
+    staged = by_id(
+        corpus.parquet(folder("staging", "electrical_components", D) + "part-00000.parquet")
+    )
     assert json.loads(staged[118]["specs"], parse_float=Decimal) == {
-        "big": Decimal("12345678901234567890.123456789"), "scale": Decimal("2.50")}
+        "big": Decimal("12345678901234567890.123456789"),
+        "scale": Decimal("2.50"),
+    }
 
 
 def test_a_numeric_wider_than_raw_can_carry_exactly_is_refused_by_the_configuration(tmp_path):
@@ -586,14 +779,28 @@ def test_a_numeric_wider_than_raw_can_carry_exactly_is_refused_by_the_configurat
     from volt_assets.lib.table_config import parse_config
 
     def config(declared: str):
-        return parse_config({"tables": {"t": {"primary_key": "id", "cursor": "u", "columns": {
-            "id": "bigint", "u": "timestamptz", "amount": declared}}}})["t"]
+        return parse_config(
+            {
+                "tables": {
+                    "t": {
+                        "primary_key": "id",
+                        "cursor": "u",
+                        "columns": {"id": "bigint", "u": "timestamptz", "amount": declared},
+                    }
+                }
+            }
+        )["t"]
 
     path = tmp_path / "part.jsonl"
-    path.write_text('{"id":1,"u":"2026-01-02T00:00:00.000000Z","amount":9999999999999.99}\n'
-                    '{"id":2,"u":"2026-01-02T00:00:00.000000Z","amount":99999999999999.99}\n')
+    path.write_text(
+        '{"id":1,"u":"2026-01-02T00:00:00.000000Z","amount":9999999999999.99}\n'
+        '{"id":2,"u":"2026-01-02T00:00:00.000000Z","amount":99999999999999.99}\n'
+    )
     [batch] = read_text_batches(config("numeric(15,2)"), [path])
-    assert batch.column("amount").to_pylist() == ["9999999999999.99", "99999999999999.98"]  # the 16th digit is lost
+    assert batch.column("amount").to_pylist() == [
+        "9999999999999.99",
+        "99999999999999.98",
+    ]  # the 16th digit is lost
     with pytest.raises(ValueError, match="at most numeric\\(15,s\\)"):
         config("numeric(16,2)").source_schema()
 
@@ -604,12 +811,23 @@ def test_a_key_or_cursor_whose_text_is_not_exact_is_refused_by_the_configuration
     from volt_assets.lib.table_config import parse_config
 
     def config(pk_type: str, cursor_type: str = "timestamptz"):
-        return parse_config({"tables": {"t": {"primary_key": "id", "cursor": "u", "columns": {
-            "id": pk_type, "u": cursor_type}}}})["t"]
+        return parse_config(
+            {
+                "tables": {
+                    "t": {
+                        "primary_key": "id",
+                        "cursor": "u",
+                        "columns": {"id": pk_type, "u": cursor_type},
+                    }
+                }
+            }
+        )["t"]
 
     assert config("bigint").primary_key == config("text").primary_key == "id"
     for pk_type in ("numeric(12,2)", "double precision"):
-        with pytest.raises(ValueError, match=f"table 't': primary_key 'id' is {re.escape(pk_type)}"):
+        with pytest.raises(
+            ValueError, match=f"table 't': primary_key 'id' is {re.escape(pk_type)}"
+        ):
             config(pk_type)
     with pytest.raises(ValueError, match="cursor 'u' is jsonb"):
         config("bigint", "jsonb")
@@ -619,8 +837,11 @@ def test_a_key_or_cursor_whose_text_is_not_exact_is_refused_by_the_configuration
 
 
 def test_pictures_that_are_not_images_or_escape_the_folder_are_refused(corpus):
-    [event] = [e for e in corpus.main.get_asset_materialization_events()
-               if e.asset_key == dg.AssetKey(["images", "component_images"])]
+    [event] = [
+        e
+        for e in corpus.main.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["images", "component_images"])
+    ]
     metadata = event.materialization.metadata
     refused = {s["component_id"]: s["reason"] for s in metadata["refused_samples"].value}
     assert refused == {
@@ -633,8 +854,21 @@ def test_pictures_that_are_not_images_or_escape_the_folder_are_refused(corpus):
     }
     images = corpus.twin.list_keys("images/")
     assert images == ["images/components/116/ok.png", "images/components/116/thumb_ok.png"]
-    outside = [k for k in corpus.twin.list_keys() if not k.startswith(
-        ("raw/", "staging/", "quarantine/", "mart/", "quality/", "images/components/", "landing/"))]
+    outside = [
+        k
+        for k in corpus.twin.list_keys()
+        if not k.startswith(
+            (
+                "raw/",
+                "staging/",
+                "quarantine/",
+                "mart/",
+                "quality/",
+                "images/components/",
+                "landing/",
+            )
+        )
+    ]
     assert outside == []
 
 
@@ -642,13 +876,20 @@ def test_pictures_that_are_not_images_or_escape_the_folder_are_refused(corpus):
 
 
 def test_landing_keys_with_dot_dot_are_never_taken_and_fail_clearly(corpus):
-    taken = sorted(r.run_config["ops"]["process_landing_file"]["config"]["key"] for r in corpus.landing_requests)
-    assert taken == sorted([f"landing/electrical_components/{n}" for n in LANDING]
-                           + ["landing/electrical_components/churn.csv"])
+    taken = sorted(
+        r.run_config["ops"]["process_landing_file"]["config"]["key"]
+        for r in corpus.landing_requests
+    )
+    assert taken == sorted(
+        [f"landing/electrical_components/{n}" for n in LANDING]
+        + ["landing/electrical_components/churn.csv"]
+    )
     assert set(corpus.escaping_errors) == set(ESCAPING)
     for key, message in corpus.escaping_errors.items():
         assert "is not a landing file" in message and key in message
-    assert set(ESCAPING) <= set(corpus.twin.list_keys("landing/"))  # left alone, not processed, not moved
+    assert set(ESCAPING) <= set(
+        corpus.twin.list_keys("landing/")
+    )  # left alone, not processed, not moved
 
 
 def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
@@ -656,25 +897,44 @@ def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
         summary = corpus.landing[name]
         stem = name.removesuffix(".csv")
         day = summary["received_day"]
-        assert summary["processed_key"] == f"landing/processed/electrical_components/dt={day}/{name}"
-        assert corpus.twin.read_object(summary["processed_key"]) == LANDING[name][0]  # nothing is lost
+        assert (
+            summary["processed_key"] == f"landing/processed/electrical_components/dt={day}/{name}"
+        )
+        assert (
+            corpus.twin.read_object(summary["processed_key"]) == LANDING[name][0]
+        )  # nothing is lost
         if reason is None:
             assert summary["outcome"] == "accepted", name
             continue
         assert summary["outcome"] == "refused", name
-        [record] = corpus.parquet(f"quarantine/uploads/electrical_components/dt={day}/{stem}.parquet").to_pylist()
+        [record] = corpus.parquet(
+            f"quarantine/uploads/electrical_components/dt={day}/{stem}.parquet"
+        ).to_pylist()
         assert any(r.startswith(reason) for r in record["_reasons"]), (name, record["_reasons"])
-        assert f"staging/uploads/electrical_components/dt={day}/{stem}.parquet" not in corpus.twin.list_keys("staging/uploads/")
+        assert (
+            f"staging/uploads/electrical_components/dt={day}/{stem}.parquet"
+            not in corpus.twin.list_keys("staging/uploads/")
+        )
 
 
 def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
     summary = corpus.landing["bom-mixed.csv"]
     day = summary["received_day"]
-    staged = by_id(corpus.parquet(f"staging/uploads/electrical_components/dt={day}/bom-mixed.parquet"))
+    staged = by_id(
+        corpus.parquet(f"staging/uploads/electrical_components/dt={day}/bom-mixed.parquet")
+    )
     assert sorted(staged) == [601, 602, 605]
-    assert staged[602]["name"] == LONG and staged[605]["name"] == SQL and staged[605]["currency"] == "EUR"
-    quarantined = {r["_line"]: r["_reasons"] for r in
-                   corpus.parquet(f"quarantine/uploads/electrical_components/dt={day}/bom-mixed.parquet").to_pylist()}
+    assert (
+        staged[602]["name"] == LONG
+        and staged[605]["name"] == SQL
+        and staged[605]["currency"] == "EUR"
+    )
+    quarantined = {
+        r["_line"]: r["_reasons"]
+        for r in corpus.parquet(
+            f"quarantine/uploads/electrical_components/dt={day}/bom-mixed.parquet"
+        ).to_pylist()
+    }
     assert quarantined == {
         4: ["price: not a numeric(12,2): 'Infinity'"],
         5: ["price: not a numeric(12,2): '-Infinity'"],
@@ -682,13 +942,28 @@ def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
         8: ["updated_at: not a timestamptz: '2026-01-02 10:00'"],
         9: [f"line 9: 3 fields, the header has {len(COLUMNS)}"],
     }
-    assert summary["rows"] == summary["staged_rows"] + summary["quarantined_rows"] + summary["superseded_rows"] == 8
+    assert (
+        summary["rows"]
+        == summary["staged_rows"] + summary["quarantined_rows"] + summary["superseded_rows"]
+        == 8
+    )
 
 
 def test_a_landing_csv_of_fifty_thousand_versions_of_five_keys(corpus):
     summary = corpus.landing["churn.csv"]
     day = summary["received_day"]
     staged = by_id(corpus.parquet(f"staging/uploads/electrical_components/dt={day}/churn.parquet"))
-    assert {k: {"name": v["name"], "price": v["price"]} for k, v in staged.items()} == corpus.churn_csv_expected
-    assert (summary["rows"], summary["staged_rows"], summary["quarantined_rows"], summary["superseded_rows"]) == (
-        CHURN_UPDATES, CHURN_KEYS, CHURN_UPDATES // 1000, CHURN_UPDATES - CHURN_UPDATES // 1000 - CHURN_KEYS)
+    assert {
+        k: {"name": v["name"], "price": v["price"]} for k, v in staged.items()
+    } == corpus.churn_csv_expected
+    assert (
+        summary["rows"],
+        summary["staged_rows"],
+        summary["quarantined_rows"],
+        summary["superseded_rows"],
+    ) == (
+        CHURN_UPDATES,
+        CHURN_KEYS,
+        CHURN_UPDATES // 1000,
+        CHURN_UPDATES - CHURN_UPDATES // 1000 - CHURN_KEYS,
+    )

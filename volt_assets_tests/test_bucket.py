@@ -28,7 +28,10 @@ def bucket_apply(volt_env, *args: str, **env: str) -> subprocess.CompletedProces
     full_env = {**os.environ, **volt_env.env, "AWS_SECRET_ACCESS_KEY": SECRET, **env}
     result = subprocess.run(
         [sys.executable, "-m", "volt_assets.cli", "bucket", "apply", *args],
-        env=full_env, capture_output=True, text=True, timeout=120,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert SECRET not in result.stdout + result.stderr
     return result
@@ -46,30 +49,42 @@ def policy_statements(s3, bucket: str) -> dict[str, dict]:
 
 def test_apply_sets_every_setting_on_a_fresh_bucket(volt_env):
     s3, bucket = volt_env.s3, f"{volt_env.bucket}-plain"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.S3_REGION})  # no versioning
+    s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.S3_REGION}
+    )  # no versioning
     result = bucket_apply(volt_env, VOLT_BUCKET_TLS_ONLY="1", S3_BUCKET_NAME=bucket)
     assert result.returncode == 0, result.stderr
     assert "5 settings changed." in result.stdout
 
     rules = lifecycle(s3, bucket)
     assert set(rules) == {
-        "raw-tiering", "quarantine-expiry", "landing-processed-expiry",
-        "noncurrent-versions-expiry", "abort-incomplete-multipart",
+        "raw-tiering",
+        "quarantine-expiry",
+        "landing-processed-expiry",
+        "noncurrent-versions-expiry",
+        "abort-incomplete-multipart",
     }
     assert all(r["Status"] == "Enabled" for r in rules.values())
     assert rules["raw-tiering"]["Filter"] == {"Prefix": "raw/"}
     assert [(t["Days"], t["StorageClass"]) for t in rules["raw-tiering"]["Transitions"]] == [
-        (30, "STANDARD_IA"), (90, "GLACIER"),
+        (30, "STANDARD_IA"),
+        (90, "GLACIER"),
     ]
     assert rules["quarantine-expiry"]["Filter"] == {"Prefix": "quarantine/"}
     assert rules["quarantine-expiry"]["Expiration"] == {"Days": 30}
     assert rules["landing-processed-expiry"]["Filter"] == {"Prefix": "landing/processed/"}
     assert rules["landing-processed-expiry"]["Expiration"] == {"Days": 30}
-    assert rules["noncurrent-versions-expiry"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
-    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert rules["noncurrent-versions-expiry"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": 30
+    }
+    assert rules["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 7
+    }
 
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ][0]
     assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     blocks = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
@@ -85,7 +100,9 @@ def test_a_second_run_changes_nothing(volt_env):
     assert again.returncode == 0, again.stderr
     assert "All 5 settings in sync: nothing changed." in again.stdout
     for setting in ("public-access-block", "encryption", "versioning", "lifecycle", "policy"):
-        assert any(line.split() == [setting, "unchanged"] for line in again.stdout.splitlines()), setting
+        assert any(line.split() == [setting, "unchanged"] for line in again.stdout.splitlines()), (
+            setting
+        )
 
 
 def test_dry_run_names_the_drift_and_changes_nothing(volt_env):
@@ -139,7 +156,9 @@ def test_environment_overrides_kms_and_lifecycle_days(volt_env):
         VOLT_LIFECYCLE_EXPIRE_DAYS="14",
     )
     assert result.returncode == 0, result.stderr
-    rule = volt_env.s3.get_bucket_encryption(Bucket=volt_env.bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    rule = volt_env.s3.get_bucket_encryption(Bucket=volt_env.bucket)[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"][0]
     default = rule["ApplyServerSideEncryptionByDefault"]
     assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/volt-lake"}
     assert rule["BucketKeyEnabled"] is True
@@ -165,7 +184,9 @@ def test_only_the_managed_policy_statement_is_touched(volt_env):
         "Action": "s3:GetObject",
         "Resource": f"arn:aws:s3:::{bucket}/mart/*",
     }
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [reader]}))
+    s3.put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [reader]})
+    )
 
     assert bucket_apply(volt_env, VOLT_BUCKET_TLS_ONLY="1").returncode == 0
     assert set(policy_statements(s3, bucket)) == {"AnalystsReadMarts", POLICY_SID}
@@ -186,28 +207,49 @@ def test_s3_errors_exit_1_with_a_clear_message(volt_env):
 
 
 def test_rules_read_back_in_any_spelling_normalise_alike():
-    canonical = {"ID": "r", "Filter": {"Prefix": "raw/"}, "Status": "Enabled",
-                 "Transitions": [{"Days": 30, "StorageClass": "STANDARD_IA"}, {"Days": 90, "StorageClass": "GLACIER"}]}
-    legacy = {"ID": "r", "Prefix": "raw/", "Status": "Enabled",
-              "Transitions": [{"Days": 90, "StorageClass": "GLACIER", "Date": None},
-                              {"Days": 30, "StorageClass": "STANDARD_IA"}]}
+    canonical = {
+        "ID": "r",
+        "Filter": {"Prefix": "raw/"},
+        "Status": "Enabled",
+        "Transitions": [
+            {"Days": 30, "StorageClass": "STANDARD_IA"},
+            {"Days": 90, "StorageClass": "GLACIER"},
+        ],
+    }
+    legacy = {
+        "ID": "r",
+        "Prefix": "raw/",
+        "Status": "Enabled",
+        "Transitions": [
+            {"Days": 90, "StorageClass": "GLACIER", "Date": None},
+            {"Days": 30, "StorageClass": "STANDARD_IA"},
+        ],
+    }
     assert _normalise_rule(legacy) == _normalise_rule(canonical) == canonical
-    assert _normalise_rule({"ID": "a", "Filter": {}, "Status": "Enabled"})["Filter"] == {"Prefix": ""}
+    assert _normalise_rule({"ID": "a", "Filter": {}, "Status": "Enabled"})["Filter"] == {
+        "Prefix": ""
+    }
     tagged = {"ID": "t", "Filter": {"Tag": {"Key": "k", "Value": "v"}}, "Status": "Enabled"}
     assert _normalise_rule(tagged)["Filter"] == {"Tag": {"Key": "k", "Value": "v"}}
 
 
 def s3_resource(volt_env, **kwargs) -> S3Resource:
     return S3Resource(
-        endpoint_url=volt_env.env["AWS_ENDPOINT_URL"], region_name=volt_env.env["AWS_DEFAULT_REGION"], **kwargs
+        endpoint_url=volt_env.env["AWS_ENDPOINT_URL"],
+        region_name=volt_env.env["AWS_DEFAULT_REGION"],
+        **kwargs,
     )
 
 
 def test_the_dagster_job_applies_and_is_idempotent(volt_env):
     first = bucket_policies_job.execute_in_process(resources={"s3": s3_resource(volt_env)})
     assert first.success
-    assert first.output_for_node("apply_bucket_policies") == [  # the test bucket is created versioned
-        "public-access-block", "encryption", "lifecycle",
+    assert first.output_for_node(
+        "apply_bucket_policies"
+    ) == [  # the test bucket is created versioned
+        "public-access-block",
+        "encryption",
+        "lifecycle",
     ]
     assert volt_env.s3.get_bucket_versioning(Bucket=volt_env.bucket)["Status"] == "Enabled"
 
@@ -228,7 +270,9 @@ def test_the_dagster_job_applies_and_is_idempotent(volt_env):
 
 def test_the_dagster_job_fails_with_a_clear_message(volt_env):
     closed = S3Resource(
-        endpoint_url=f"http://127.0.0.1:{stack.free_port()}", region_name=stack.S3_REGION, max_attempts=1
+        endpoint_url=f"http://127.0.0.1:{stack.free_port()}",
+        region_name=stack.S3_REGION,
+        max_attempts=1,
     )
     result = bucket_policies_job.execute_in_process(resources={"s3": closed}, raise_on_error=False)
     assert not result.success

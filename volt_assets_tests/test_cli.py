@@ -29,10 +29,16 @@ def test_every_option_and_subcommand_has_help():
         for action in parser._actions:
             seen += 1
             if isinstance(action, argparse._SubParsersAction):
-                missing += [f"{path} {c.dest}" for c in action._choices_actions if not (c.help or "").strip()]
+                missing += [
+                    f"{path} {c.dest}"
+                    for c in action._choices_actions
+                    if not (c.help or "").strip()
+                ]
             elif not (action.help or "").strip() or action.help == argparse.SUPPRESS:
                 missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
-    assert seen >= 40  # every subcommand was reached (stack, seed, demo, presign, serve, bucket, lake)
+    assert (
+        seen >= 40
+    )  # every subcommand was reached (stack, seed, demo, presign, serve, bucket, lake)
     assert missing == []
 
 
@@ -51,13 +57,32 @@ def test_version():
 
 def test_seed_reports_progress_before_its_summary(volt_env):
     env = {**os.environ, **volt_env.env}
-    done = subprocess.run([VOLT_ASSETS, "seed", "--components", "120", "--users", "40", "--orders", "200",
-                           "--days", "3", "--end-date", "2026-01-14"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            VOLT_ASSETS,
+            "seed",
+            "--components",
+            "120",
+            "--users",
+            "40",
+            "--orders",
+            "200",
+            "--days",
+            "3",
+            "--end-date",
+            "2026-01-14",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == (f"seeding postgresql://{env['POSTGRES_USER']}@{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
-                        f"/{env['POSTGRES_DB']}: 120 components, 40 users, 200 orders over 3 days")
+    assert lines[0] == (
+        f"seeding postgresql://{env['POSTGRES_USER']}@{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
+        f"/{env['POSTGRES_DB']}: 120 components, 40 users, 200 orders over 3 days"
+    )
     assert re.fullmatch(r"  electrical_components: 120 rows in \d+\.\d s", lines[1])
     assert re.fullmatch(r"  users: 40 rows in \d+\.\d s", lines[2])
     orders = re.fullmatch(r"  orders: (\d+) rows in \d+\.\d s", lines[3])

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from volt_assets.settings import project_root
+from volt_assets import stack
 from volt_assets.lib.locks import folder_lock
 from volt_assets.lib.table_config import load_tables
+from volt_assets.settings import project_root
 from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import clone_twin, drop_twin, make_twin, without_env
 from volt_assets_tests.faults.runs import IN_PROCESS
 from volt_assets_tests.pipeline import SUITE_TODAY
 from volt_assets_tests.test_marts import LAKE, MARTS
-from volt_assets import stack
 
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"
@@ -47,9 +47,24 @@ def cli(env: dict[str, str], partition: str, cwd: Path) -> subprocess.Popen:
     cwd.mkdir(parents=True, exist_ok=True)
     out = open(cwd / "cli.log", "wb")
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "volt_assets",
-         "--select", SELECT, flag, partition, "--config-json", IN_PROCESS],
-        env={**os.environ, **env}, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "volt_assets",
+            "--select",
+            SELECT,
+            flag,
+            partition,
+            "--config-json",
+            IN_PROCESS,
+        ],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -72,9 +87,15 @@ def finish(process: subprocess.Popen, cwd: Path) -> str:
 def shop(pg_server, s3_endpoint, tmp_path_factory):
     """The seeded shop (template twin) and its sequential run (reference twin)."""
     home = tmp_path_factory.mktemp("concurrent")
-    base = {"AWS_ACCESS_KEY_ID": stack.S3_DUMMY_KEY, "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
-            "AWS_DEFAULT_REGION": stack.S3_REGION, "VOLT_PARTITIONS_START": "2026-01-01",
-            "VOLT_TODAY": SUITE_TODAY, "VOLT_USE_STACK": "0", "VOLT_IMAGES_DIR": str(home)}
+    base = {
+        "AWS_ACCESS_KEY_ID": stack.S3_DUMMY_KEY,
+        "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
+        "AWS_DEFAULT_REGION": stack.S3_REGION,
+        "VOLT_PARTITIONS_START": "2026-01-01",
+        "VOLT_TODAY": SUITE_TODAY,
+        "VOLT_USE_STACK": "0",
+        "VOLT_IMAGES_DIR": str(home),
+    }
     with without_env():
         template = make_twin(pg_server, s3_endpoint, base, home / "template")
         conn = template.connect()
@@ -105,10 +126,14 @@ def test_two_runs_started_together_write_as_one(shop, pg_server, s3_endpoint):
             gate.autocommit = True
             with gate.cursor() as cur:
                 for table in TABLES:
-                    cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                                (folder_lock("raw", table, DAYS[-1]),))
-            runs = [(cli(twin.env, RANGE, home / "together" / f"run{i}"), home / "together" / f"run{i}")
-                    for i in (1, 2)]
+                    cur.execute(
+                        "SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                        (folder_lock("raw", table, DAYS[-1]),),
+                    )
+            runs = [
+                (cli(twin.env, RANGE, home / "together" / f"run{i}"), home / "together" / f"run{i}")
+                for i in (1, 2)
+            ]
             wait_for_lines([cwd / "cli.log" for _, cwd in runs], WAITED)
             gate.close()  # frees the test's locks: the runs go on, one after the other per folder
             logs = [finish(p, cwd) for p, cwd in runs]
@@ -123,12 +148,17 @@ def test_a_day_run_during_a_backfill_on_the_projects_instance(shop, pg_server, s
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "staggered")
         dagster_home = Path(twin.env["DAGSTER_HOME"])
-        (dagster_home / "dagster.yaml").write_text((project_root() / "dagster.yaml").read_text(), encoding="utf-8")
+        (dagster_home / "dagster.yaml").write_text(
+            (project_root() / "dagster.yaml").read_text(), encoding="utf-8"
+        )
         try:
             backfill = cli(twin.env, RANGE, home / "staggered" / "backfill")
             time.sleep(1.5)
             tick = cli(twin.env, DAYS[-1].isoformat(), home / "staggered" / "tick")
-            logs = [finish(backfill, home / "staggered" / "backfill"), finish(tick, home / "staggered" / "tick")]
+            logs = [
+                finish(backfill, home / "staggered" / "backfill"),
+                finish(tick, home / "staggered" / "tick"),
+            ]
             assert any(POOL_WAIT in log for log in logs), "the runs never overlapped"
             assert_same_as_sequential(twin, expected)
         finally:

@@ -2,7 +2,6 @@
 `.env.example`, and neither documents one the code does not read."""
 
 import re
-from pathlib import Path
 
 from volt_assets import settings
 from volt_assets_tests.pipeline import root
@@ -22,7 +21,7 @@ def variables_read_by_the_code() -> set[str]:
 
 def readme_table() -> set[str]:
     text = (root() / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Configuration"):text.index("### Pointing it at real AWS")]
+    section = text[text.index("## Configuration") : text.index("### Pointing it at real AWS")]
     first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| ")]
     return {name for cell in first_cells for name in re.findall(NAME, cell)}
 
@@ -35,8 +34,14 @@ def env_example() -> set[str]:
 def test_the_grep_finds_what_the_code_reads():
     found = variables_read_by_the_code()
     # Read in different ways: EnvVar, os.environ.get, a constant, a mapping, a yaml template.
-    for name in ("POSTGRES_HOST", "VOLT_S3_MAX_ATTEMPTS", "VOLT_FRESHNESS_LAG_HOURS",
-                 "VOLT_LIFECYCLE_NONCURRENT_DAYS", "VOLT_DAGSTER_URL", "DAGSTER_POSTGRES_PASSWORD"):
+    for name in (
+        "POSTGRES_HOST",
+        "VOLT_S3_MAX_ATTEMPTS",
+        "VOLT_FRESHNESS_LAG_HOURS",
+        "VOLT_LIFECYCLE_NONCURRENT_DAYS",
+        "VOLT_DAGSTER_URL",
+        "DAGSTER_POSTGRES_PASSWORD",
+    ):
         assert name in found
     assert set(settings.DEFAULTS) <= found
 

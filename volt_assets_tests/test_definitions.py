@@ -16,27 +16,47 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("electrical_components", "users", "orders")
 
 ASSETS = {
-    *(f"source/{t}" for t in TABLES), "source/pictures",  # external: where the lineage starts
+    *(f"source/{t}" for t in TABLES),
+    "source/pictures",  # external: where the lineage starts
     *(f"raw/{t}" for t in TABLES),
     *(f"staging/{t}" for t in TABLES),
-    "marts/dim_components", "marts/daily_category_sales", "marts/daily_component_sales",
-    "marts/users_mart", "images/component_images",
+    "marts/dim_components",
+    "marts/daily_category_sales",
+    "marts/daily_component_sales",
+    "marts/users_mart",
+    "images/component_images",
 }
 CHECKS = {
-    *(f"raw/{t}:{c}" for t in TABLES
-      for c in ("files_present", "freshness", "schema_drift", "source_reconciliation")),
-    *(f"staging/{t}:{c}" for t in TABLES
-      for c in ("freshness", "id_not_null", "id_unique", "quarantine_share", "row_accounting",
-                "updated_at_not_in_future")),
+    *(
+        f"raw/{t}:{c}"
+        for t in TABLES
+        for c in ("files_present", "freshness", "schema_drift", "source_reconciliation")
+    ),
+    *(
+        f"staging/{t}:{c}"
+        for t in TABLES
+        for c in (
+            "freshness",
+            "id_not_null",
+            "id_unique",
+            "quarantine_share",
+            "row_accounting",
+            "updated_at_not_in_future",
+        )
+    ),
     "staging/electrical_components:category_in_set",
     "staging/electrical_components:currency_currency_code",
     "staging/electrical_components:name_not_blank",
     "staging/electrical_components:price_positive",
     "staging/electrical_components:sku_unique",
-    "staging/orders:component_id_references", "staging/orders:user_id_references",
-    "staging/orders:ordered_at_not_in_future", "staging/orders:quantity_at_most",
-    "staging/orders:quantity_positive", "staging/orders:unit_price_positive",
-    "staging/users:email_email", "staging/users:email_unique",
+    "staging/orders:component_id_references",
+    "staging/orders:user_id_references",
+    "staging/orders:ordered_at_not_in_future",
+    "staging/orders:quantity_at_most",
+    "staging/orders:quantity_positive",
+    "staging/orders:unit_price_positive",
+    "staging/users:email_email",
+    "staging/users:email_unique",
     "marts/daily_category_sales:matches_staging",
     *(f"marts/{m}:freshness" for m in ("dim_components", "daily_category_sales", "users_mart")),
     "images/component_images:pictures_valid",
@@ -44,13 +64,26 @@ CHECKS = {
 JOBS = {"__ASSET_JOB", "bucket_policies_job", "landing_file_job", "volt_daily", "volt_freshness"}
 SCHEDULES = {"volt_daily_schedule", "volt_freshness_hourly"}
 SENSORS = {"landing_files_sensor", "run_failure_alert"}
-RESOURCES = {"images_dir", "lake", "lake_io_manager", "marts_db", "marts_io_manager", "s3", "source"}
+RESOURCES = {
+    "images_dir",
+    "lake",
+    "lake_io_manager",
+    "marts_db",
+    "marts_io_manager",
+    "s3",
+    "source",
+}
 
 
 def test_dagster_definitions_validate_passes(volt_env):
     dagster = str(Path(sys.executable).with_name("dagster"))
-    done = subprocess.run([dagster, "definitions", "validate", "-m", "volt_assets"],
-                          env={**os.environ, **volt_env.env}, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [dagster, "definitions", "validate", "-m", "volt_assets"],
+        env={**os.environ, **volt_env.env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "passed validation" in done.stderr + done.stdout
 
@@ -92,7 +125,13 @@ def test_the_packaged_dagster_project_config_matches_pyproject():
 
 def test_dg_check_defs_passes(volt_env):
     dg_cli = str(Path(sys.executable).with_name("dg"))
-    done = subprocess.run([dg_cli, "check", "defs"], cwd=ROOT, env={**os.environ, **volt_env.env},
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [dg_cli, "check", "defs"],
+        cwd=ROOT,
+        env={**os.environ, **volt_env.env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All definitions loaded successfully" in done.stdout + done.stderr

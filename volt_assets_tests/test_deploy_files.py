@@ -67,7 +67,9 @@ def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def test_compose_has_the_services_and_each_waits_or_is_waited_for(compose):
     services = compose["services"]
-    assert {"postgres", "minio", "minio-init", "code-location", "webserver", "daemon"} <= set(services)
+    assert {"postgres", "minio", "minio-init", "code-location", "webserver", "daemon"} <= set(
+        services
+    )
     for name, service in services.items():
         depends = service.get("depends_on") or {}
         if depends:
@@ -155,8 +157,13 @@ def test_the_docker_workspace_loads_from_the_code_server_compose_starts(compose,
     local = {"load_from": [{"grpc_server": {**server, "host": "127.0.0.1", "port": int(port)}}]}
     (tmp_path / "workspace.yaml").write_text(yaml.safe_dump(local), encoding="utf-8")
 
-    proc = subprocess.Popen([str(BIN / argv[0]), *argv[1:]], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / argv[0]), *argv[1:]],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 90
         while run([str(BIN / health[0]), *health[1:]], env=env).returncode != 0:
@@ -172,9 +179,13 @@ def test_the_docker_workspace_loads_from_the_code_server_compose_starts(compose,
 
 
 def test_the_checkout_workspace_loads(tmp_path):
-    assert load_yaml("workspace.yaml")["load_from"][0]["python_module"]["module_name"] == "volt_assets"
+    assert (
+        load_yaml("workspace.yaml")["load_from"][0]["python_module"]["module_name"] == "volt_assets"
+    )
     env = dagster_env(tmp_path)
-    result = run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], env=env, cwd=ROOT)
+    result = run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], env=env, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "volt_assets" in result.stdout + result.stderr
 
@@ -205,7 +216,9 @@ def test_the_local_instance_is_sqlite_with_a_run_queue(tmp_path, monkeypatch):
     try:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        queue = instance.get_concurrency_config().run_queue_config  # what the daemon's queue applies
+        queue = (
+            instance.get_concurrency_config().run_queue_config
+        )  # what the daemon's queue applies
         assert queue.max_concurrent_runs == 4
         assert {"key": "dagster/backfill", "limit": 2} in queue.tag_concurrency_limits
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
@@ -245,8 +258,20 @@ def test_the_cli_works_from_the_checkout_without_dagster_home(tmp_path):
     """The dagster CLI reads ./dagster.yaml for its temporary instance when DAGSTER_HOME is
     unset: the repository's file must load there too."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "volt_assets"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-m",
+            "volt_assets",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -259,8 +284,15 @@ def test_the_instance_files_differ_only_in_storage():
 
 def test_prepare_dagster_home_refuses_half_a_postgres_config_and_the_repository_root(tmp_path):
     with pytest.raises(ValueError, match="DAGSTER_POSTGRES_PASSWORD"):
-        prepare_dagster_home(tmp_path, environ={"DAGSTER_POSTGRES_HOST": "db", "DAGSTER_POSTGRES_PORT": "5432",
-                                               "DAGSTER_POSTGRES_DB": "d", "DAGSTER_POSTGRES_USER": "u"})
+        prepare_dagster_home(
+            tmp_path,
+            environ={
+                "DAGSTER_POSTGRES_HOST": "db",
+                "DAGSTER_POSTGRES_PORT": "5432",
+                "DAGSTER_POSTGRES_DB": "d",
+                "DAGSTER_POSTGRES_USER": "u",
+            },
+        )
     with pytest.raises(ValueError, match="repository root"):
         prepare_dagster_home(ROOT, environ={}, root=ROOT)
 
@@ -289,7 +321,9 @@ def test_helm_values_use_k8s_runs_an_external_database_and_irsa():
 
 # --- IAM ---------------------------------------------------------------------------------------
 
-OBJECT_ACTIONS = re.compile(r"^s3:(Get|Put|Delete)Object|^s3:(AbortMultipartUpload|ListMultipartUploadParts)$")
+OBJECT_ACTIONS = re.compile(
+    r"^s3:(Get|Put|Delete)Object|^s3:(AbortMultipartUpload|ListMultipartUploadParts)$"
+)
 # The IAM action behind every S3 call volt_assets/bucket.py makes.
 BUCKET_APPLY_ACTIONS = {
     "head_bucket": "s3:ListBucket",
@@ -309,7 +343,9 @@ BUCKET_APPLY_ACTIONS = {
 
 
 def statements(name: str) -> list[dict]:
-    document = json.loads((ROOT / f"infrastructure/iam-policy-{name}.json").read_text(encoding="utf-8"))
+    document = json.loads(
+        (ROOT / f"infrastructure/iam-policy-{name}.json").read_text(encoding="utf-8")
+    )
     assert document["Version"] == "2012-10-17"
     return document["Statement"]
 
@@ -326,19 +362,27 @@ def test_iam_policies_never_grant_wildcards(name):
         assert "*" not in actions and "s3:*" not in actions
         assert "*" not in resources
         if any(OBJECT_ACTIONS.match(a) for a in actions):
-            assert all(r.startswith("arn:aws:s3:::volt-data-lake/") and r.endswith("/*") for r in resources)
+            assert all(
+                r.startswith("arn:aws:s3:::volt-data-lake/") and r.endswith("/*") for r in resources
+            )
 
 
 def test_the_pipeline_reads_and_writes_only_the_lake_prefixes():
-    from volt_assets.lib.layout import LAKE_LAYERS
     from volt_assets.defs.quality.report import LAYER
+    from volt_assets.lib.layout import LAKE_LAYERS
 
     prefixes = set(LAKE_LAYERS)
     assert LAYER in prefixes  # the quality reports' prefix (it was once missing from the policy)
     granted = [a for s in statements("pipeline") for a in as_list(s["Action"])]
-    assert not [a for a in granted if re.match(r"s3:(Put|Delete)Bucket|s3:Put\w*Configuration|s3:CreateBucket", a)]
+    assert not [
+        a
+        for a in granted
+        if re.match(r"s3:(Put|Delete)Bucket|s3:Put\w*Configuration|s3:CreateBucket", a)
+    ]
     objects = next(s for s in statements("pipeline") if "s3:PutObject" in as_list(s["Action"]))
-    assert "s3:GetObjectVersion" in as_list(objects["Action"])  # readers GET the versions manifests list
+    assert "s3:GetObjectVersion" in as_list(
+        objects["Action"]
+    )  # readers GET the versions manifests list
     assert {r.split("/")[1] for r in objects["Resource"]} == prefixes
     listing = next(s for s in statements("pipeline") if as_list(s["Action"]) == ["s3:ListBucket"])
     assert {p.split("/")[0] for p in listing["Condition"]["StringLike"]["s3:prefix"]} == prefixes
@@ -347,10 +391,14 @@ def test_the_pipeline_reads_and_writes_only_the_lake_prefixes():
 def test_the_admin_policy_covers_every_call_of_bucket_apply():
     source = (ROOT / "volt_assets/bucket.py").read_text(encoding="utf-8")
     calls = set(re.findall(r"client\.(\w+)", source)) - {"meta"}
-    assert calls <= set(BUCKET_APPLY_ACTIONS), f"map the new call(s) {calls - set(BUCKET_APPLY_ACTIONS)} to IAM"
+    assert calls <= set(BUCKET_APPLY_ACTIONS), (
+        f"map the new call(s) {calls - set(BUCKET_APPLY_ACTIONS)} to IAM"
+    )
     granted = {a for s in statements("admin") for a in as_list(s["Action"])}
     assert {BUCKET_APPLY_ACTIONS[c] for c in calls} <= granted
-    assert not [a for a in granted if OBJECT_ACTIONS.match(a)], "bucket admin must not touch objects"
+    assert not [a for a in granted if OBJECT_ACTIONS.match(a)], (
+        "bucket admin must not touch objects"
+    )
 
 
 # --- Athena DDL --------------------------------------------------------------------------------
@@ -358,7 +406,9 @@ def test_the_admin_policy_covers_every_call_of_bucket_apply():
 
 def ddl_columns(path: Path) -> list[str]:
     """The data columns of a CREATE EXTERNAL TABLE, in order (comments ignored)."""
-    code = "\n".join(line.split("--", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+    code = "\n".join(
+        line.split("--", 1)[0] for line in path.read_text(encoding="utf-8").splitlines()
+    )
     body = code.split("CREATE EXTERNAL TABLE", 1)[1].split("(", 1)[1].split("PARTITIONED BY", 1)[0]
     lines = (line.strip() for line in body.splitlines())
     return [line.split()[0] for line in lines if line and line != ")"]
@@ -380,14 +430,22 @@ def test_athena_tables_match_the_lake_schema(filename):
     assert ddl_columns(ROOT / "sql/athena" / filename) == schema.names
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "sql/athena").glob("[1-9]*.sql")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "sql/athena").glob("[1-9]*.sql")), ids=lambda p: p.name
+)
 def test_athena_tables_project_daily_hive_partitions(path):
     text = path.read_text(encoding="utf-8")
     location = re.search(r"LOCATION 's3://volt-data-lake/((staging|quarantine|mart)/\w+/)'", text)
     assert location, "LOCATION s3://volt-data-lake/{layer}/{table}/"
     assert "PARTITIONED BY (dt string)" in text and "STORED AS PARQUET" in text
-    for prop in ("'projection.enabled' = 'true'", "'projection.dt.type' = 'date'",
-                 "'projection.dt.format' = 'yyyy-MM-dd'"):
+    for prop in (
+        "'projection.enabled' = 'true'",
+        "'projection.dt.type' = 'date'",
+        "'projection.dt.format' = 'yyyy-MM-dd'",
+    ):
         assert prop in text
-    assert f"'storage.location.template' = 's3://volt-data-lake/{location.group(1)}dt=${{dt}}/'" in text
+    assert (
+        f"'storage.location.template' = 's3://volt-data-lake/{location.group(1)}dt=${{dt}}/'"
+        in text
+    )
     assert "dt" not in ddl_columns(path)  # a data column named like the partition breaks Athena

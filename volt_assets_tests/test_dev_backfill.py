@@ -46,8 +46,9 @@ ASSETS = "{ assetNodes { assetKey { path } isPartitioned } }"
 
 def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
     assert "errors" not in answer, answer
@@ -86,15 +87,49 @@ def stop_dev(process: subprocess.Popen) -> None:
 def seed_three_days(volt_env) -> None:
     conn = volt_env.connect()
     create_source_schema(conn)
-    insert(conn, "electrical_components", [component(d * 10 + i, f"{day} 1{i}:00") for d, day in enumerate(DAYS, 1)
-                                           for i in range(5)])
-    insert(conn, "users", [{"id": i, "email": f"user{i}@example.com", "full_name": f"User {i}", "country": "PL",
-                            "created_at": ts(f"{DAYS[0]} 08:00"), "updated_at": ts(f"{DAYS[0]} 08:00")}
-                           for i in range(1, 4)])
-    insert(conn, "orders", [{"id": i, "user_id": 1 + i % 3, "component_id": 10 + i % 5, "quantity": 2,
-                             "unit_price": "10.00", "currency": "EUR", "status": "paid", "payment_method": "card",
-                             "ordered_at": ts(f"{DAYS[i % 3]} 12:00"), "updated_at": ts(f"{DAYS[i % 3]} 12:00")}
-                            for i in range(1, 10)])
+    insert(
+        conn,
+        "electrical_components",
+        [
+            component(d * 10 + i, f"{day} 1{i}:00")
+            for d, day in enumerate(DAYS, 1)
+            for i in range(5)
+        ],
+    )
+    insert(
+        conn,
+        "users",
+        [
+            {
+                "id": i,
+                "email": f"user{i}@example.com",
+                "full_name": f"User {i}",
+                "country": "PL",
+                "created_at": ts(f"{DAYS[0]} 08:00"),
+                "updated_at": ts(f"{DAYS[0]} 08:00"),
+            }
+            for i in range(1, 4)
+        ],
+    )
+    insert(
+        conn,
+        "orders",
+        [
+            {
+                "id": i,
+                "user_id": 1 + i % 3,
+                "component_id": 10 + i % 5,
+                "quantity": 2,
+                "unit_price": "10.00",
+                "currency": "EUR",
+                "status": "paid",
+                "payment_method": "card",
+                "ordered_at": ts(f"{DAYS[i % 3]} 12:00"),
+                "updated_at": ts(f"{DAYS[i % 3]} 12:00"),
+            }
+            for i in range(1, 10)
+        ],
+    )
     conn.close()
 
 
@@ -108,7 +143,10 @@ def test_ui_backfill_of_three_days_writes_every_layer(volt_env, tmp_path):
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     process = subprocess.Popen(
         [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
-        env=env, cwd=workspace.parent, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "dev.log", "w"),
+        env=env,
+        cwd=workspace.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "dev.log", "w"),
         start_new_session=True,
     )
     try:
@@ -116,12 +154,17 @@ def test_ui_backfill_of_three_days_writes_every_layer(volt_env, tmp_path):
         nodes = graphql(port, ASSETS)["assetNodes"]
         selection = [{"path": n["assetKey"]["path"]} for n in nodes if n["isPartitioned"]]
         assert {"raw/orders", "staging/orders"} <= {"/".join(s["path"]) for s in selection}
-        launched = graphql(port, LAUNCH, {"params": {"partitionNames": DAYS, "assetSelection": selection,
-                                                     "fromFailure": False}})["launchPartitionBackfill"]
+        launched = graphql(
+            port,
+            LAUNCH,
+            {"params": {"partitionNames": DAYS, "assetSelection": selection, "fromFailure": False}},
+        )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         deadline, status = time.time() + 420, None
         while time.time() < deadline:
-            status = graphql(port, STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]["status"]
+            status = graphql(port, STATUS, {"id": launched["backfillId"]})[
+                "partitionBackfillOrError"
+            ]["status"]
             if status not in ("REQUESTED", "CANCELING", "FAILING"):
                 break
             time.sleep(3)
@@ -132,7 +175,11 @@ def test_ui_backfill_of_three_days_writes_every_layer(volt_env, tmp_path):
     for day in DAYS:
         for layer in ("raw", "staging"):
             for table in ("electrical_components", "users", "orders"):
-                assert volt_env.list_keys(f"{layer}/{table}/dt={day}/_manifest.json"), (layer, table, day)
+                assert volt_env.list_keys(f"{layer}/{table}/dt={day}/_manifest.json"), (
+                    layer,
+                    table,
+                    day,
+                )
     # the marts, once the code location has them
     marts = [key for key in selection if key["path"][0] == "marts"]
     for key in marts:

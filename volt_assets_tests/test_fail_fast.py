@@ -34,10 +34,24 @@ WRONG_PASSWORD = "wrong-password-Hb4nT8sR1cYe"
 def shop(volt_env):
     conn = volt_env.connect()
     create_source_schema(conn)
-    insert(conn, "orders", [
-        {"id": 1, "user_id": 1, "component_id": 1, "quantity": 2, "unit_price": "9.99", "currency": "EUR",
-         "status": "paid", "payment_method": "card", "ordered_at": ts(f"{DAY} 10:00"), "updated_at": ts(f"{DAY} 10:01")},
-    ])
+    insert(
+        conn,
+        "orders",
+        [
+            {
+                "id": 1,
+                "user_id": 1,
+                "component_id": 1,
+                "quantity": 2,
+                "unit_price": "9.99",
+                "currency": "EUR",
+                "status": "paid",
+                "payment_method": "card",
+                "ordered_at": ts(f"{DAY} 10:00"),
+                "updated_at": ts(f"{DAY} 10:01"),
+            },
+        ],
+    )
     conn.close()
     return volt_env
 
@@ -54,7 +68,9 @@ def fails_fast(env: dict[str, str], *hints: str, secrets: tuple[str, ...] = ()) 
     text = "\n".join(outcome["texts"])
     assert not outcome["success"], outcome
     assert not outcome["timed_out"], f"still running after {outcome['seconds']:.0f}s"
-    assert not outcome["retried"], f"a step retry was scheduled for an error no retry can fix: {text}"
+    assert not outcome["retried"], (
+        f"a step retry was scheduled for an error no retry can fix: {text}"
+    )
     assert outcome["seconds"] < FAIL_FAST_SECONDS, outcome["seconds"]
     for hint in hints:
         assert hint in text, (hint, text)
@@ -64,28 +80,49 @@ def fails_fast(env: dict[str, str], *hints: str, secrets: tuple[str, ...] = ()) 
 
 
 def test_wrong_s3_secret_key(shop, auth_s3):
-    env = {"AWS_ENDPOINT_URL": auth_s3.url, "S3_BUCKET_NAME": auth_s3.bucket,
-           "AWS_ACCESS_KEY_ID": auth_s3.key_id, "AWS_SECRET_ACCESS_KEY": WRONG_SECRET}
-    fails_fast(env, "AWS_SECRET_ACCESS_KEY", "SignatureDoesNotMatch", secrets=(WRONG_SECRET, auth_s3.secret))
+    env = {
+        "AWS_ENDPOINT_URL": auth_s3.url,
+        "S3_BUCKET_NAME": auth_s3.bucket,
+        "AWS_ACCESS_KEY_ID": auth_s3.key_id,
+        "AWS_SECRET_ACCESS_KEY": WRONG_SECRET,
+    }
+    fails_fast(
+        env,
+        "AWS_SECRET_ACCESS_KEY",
+        "SignatureDoesNotMatch",
+        secrets=(WRONG_SECRET, auth_s3.secret),
+    )
 
 
 def test_unknown_s3_access_key(shop, auth_s3):
-    env = {"AWS_ENDPOINT_URL": auth_s3.url, "S3_BUCKET_NAME": auth_s3.bucket,
-           "AWS_ACCESS_KEY_ID": "VOLTNOSUCHKEY0000000", "AWS_SECRET_ACCESS_KEY": WRONG_SECRET}
+    env = {
+        "AWS_ENDPOINT_URL": auth_s3.url,
+        "S3_BUCKET_NAME": auth_s3.bucket,
+        "AWS_ACCESS_KEY_ID": "VOLTNOSUCHKEY0000000",
+        "AWS_SECRET_ACCESS_KEY": WRONG_SECRET,
+    }
     fails_fast(env, "AWS_ACCESS_KEY_ID", "InvalidAccessKeyId", secrets=(WRONG_SECRET,))
 
 
 def test_the_right_keys_on_the_same_endpoint_work(shop, auth_s3):
     """The endpoint above refuses only wrong credentials (so the two tests prove something)."""
-    env = {"AWS_ENDPOINT_URL": auth_s3.url, "S3_BUCKET_NAME": auth_s3.bucket,
-           "AWS_ACCESS_KEY_ID": auth_s3.key_id, "AWS_SECRET_ACCESS_KEY": auth_s3.secret}
+    env = {
+        "AWS_ENDPOINT_URL": auth_s3.url,
+        "S3_BUCKET_NAME": auth_s3.bucket,
+        "AWS_ACCESS_KEY_ID": auth_s3.key_id,
+        "AWS_SECRET_ACCESS_KEY": auth_s3.secret,
+    }
     outcome = run_in_child(["raw/orders"], DAY, env, deadline=60)
     assert outcome["success"], outcome
 
 
 def test_missing_bucket(shop):
-    fails_fast({"S3_BUCKET_NAME": "volt-no-such-bucket-4711"}, "S3_BUCKET_NAME", "does not exist",
-               "volt-no-such-bucket-4711")
+    fails_fast(
+        {"S3_BUCKET_NAME": "volt-no-such-bucket-4711"},
+        "S3_BUCKET_NAME",
+        "does not exist",
+        "volt-no-such-bucket-4711",
+    )
 
 
 def test_missing_source_table(volt_env):
@@ -94,10 +131,16 @@ def test_missing_source_table(volt_env):
 
 
 def test_wrong_postgres_password(shop, pg_server):
-    text = fails_fast({"POSTGRES_PASSWORD": WRONG_PASSWORD}, "password authentication failed", "POSTGRES_PASSWORD",
-                      secrets=(WRONG_PASSWORD, pg_server.password))
+    text = fails_fast(
+        {"POSTGRES_PASSWORD": WRONG_PASSWORD},
+        "password authentication failed",
+        "POSTGRES_PASSWORD",
+        secrets=(WRONG_PASSWORD, pg_server.password),
+    )
     assert f"postgresql://{pg_server.user}@" in text  # where, without a password
 
 
 def test_missing_database(shop):
-    fails_fast({"POSTGRES_DB": "volt_no_such_db"}, "volt_no_such_db", "does not exist", "POSTGRES_DB")
+    fails_fast(
+        {"POSTGRES_DB": "volt_no_such_db"}, "volt_no_such_db", "does not exist", "POSTGRES_DB"
+    )

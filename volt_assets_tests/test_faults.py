@@ -51,7 +51,9 @@ def twin(pg_server, s3_endpoint, volt_env, tmp_path):
 # --- the pipeline under fire ---------------------------------------------------------------------
 
 
-def test_ten_percent_s3_errors_and_a_dropped_pg_connection_change_nothing(volt_env, twin, pg_server, s3_endpoint, monkeypatch):
+def test_ten_percent_s3_errors_and_a_dropped_pg_connection_change_nothing(
+    volt_env, twin, pg_server, s3_endpoint, monkeypatch
+):
     """10 % of S3 requests fail (some after S3 did the work), 2 % have their connection reset,
     and one PostgreSQL connection drops mid-COPY; the lake and marts equal an undisturbed
     run's, and no step needed a Dagster retry: the faults were absorbed where they belong."""
@@ -65,9 +67,15 @@ def test_ten_percent_s3_errors_and_a_dropped_pg_connection_change_nothing(volt_e
         assert materialize(keys, RANGE).success
     expected = lake.snapshot(twin)
 
-    with S3FaultProxy(s3_endpoint, seed=20260102, error_rate=0.10, after_share=0.3, reset_rate=0.02) as s3, \
-            TcpProxy((pg_server.host, pg_server.port)) as pg:
-        pg.drop_after(b"row_to_json", after_bytes=8 * 1024, times=1)  # one drop, inside a COPY stream
+    with (
+        S3FaultProxy(
+            s3_endpoint, seed=20260102, error_rate=0.10, after_share=0.3, reset_rate=0.02
+        ) as s3,
+        TcpProxy((pg_server.host, pg_server.port)) as pg,
+    ):
+        pg.drop_after(
+            b"row_to_json", after_bytes=8 * 1024, times=1
+        )  # one drop, inside a COPY stream
         monkeypatch.setenv("AWS_ENDPOINT_URL", s3.url)
         monkeypatch.setenv("POSTGRES_PORT", str(pg.port))
         result = materialize(keys, RANGE)
@@ -77,8 +85,13 @@ def test_ten_percent_s3_errors_and_a_dropped_pg_connection_change_nothing(volt_e
     faults = s3.fault_counts()
     assert sum(faults.values()) >= 0.05 * s3.requests, (s3.requests, faults)
     assert any("SlowDown" in f for f in faults) and any(f.startswith("500") for f in faults), faults
-    assert sum(n for f, n in faults.items() if f.endswith("(after forwarding)")) >= 1, faults  # S3 did the work
-    assert any(e.fault and e.fault.endswith("(after forwarding)") and e.method == "PUT" for e in s3.exchanges)
+    assert sum(n for f, n in faults.items() if f.endswith("(after forwarding)")) >= 1, (
+        faults
+    )  # S3 did the work
+    assert any(
+        e.fault and e.fault.endswith("(after forwarding)") and e.method == "PUT"
+        for e in s3.exchanges
+    )
     assert faults["reset"] >= 1, faults
     assert events_of(result, "STEP_UP_FOR_RETRY") == []  # absorbed below Dagster
     assert lake.compare(expected, lake.snapshot(volt_env)) == []
@@ -100,17 +113,25 @@ COMPONENTS = ["raw/electrical_components", "staging/electrical_components"]
 
 
 def assert_day_captured(volt_env, rows: int) -> None:
-    manifest = json.loads(volt_env.read_object(f"raw/electrical_components/dt={DAYS[0]}/_manifest.json"))
-    counts = json.loads(volt_env.read_object(f"staging/electrical_components/dt={DAYS[0]}/_manifest.json"))["counts"]
+    manifest = json.loads(
+        volt_env.read_object(f"raw/electrical_components/dt={DAYS[0]}/_manifest.json")
+    )
+    counts = json.loads(
+        volt_env.read_object(f"staging/electrical_components/dt={DAYS[0]}/_manifest.json")
+    )["counts"]
     assert manifest["row_count"] == rows
     assert counts["staged_rows"] + counts["quarantined_rows"] == rows
     assert lake.problems(volt_env) == []
 
 
-def test_postgres_down_for_a_moment_at_connect_is_absorbed_by_the_resource(volt_env, pg_server, monkeypatch):
+def test_postgres_down_for_a_moment_at_connect_is_absorbed_by_the_resource(
+    volt_env, pg_server, monkeypatch
+):
     rows = small_day(volt_env)
     with TcpProxy((pg_server.host, pg_server.port)) as pg:
-        pg.refuse_for(0.3)  # the first connect and anything in the next 0.3 s; the resource retries after 1 s
+        pg.refuse_for(
+            0.3
+        )  # the first connect and anything in the next 0.3 s; the resource retries after 1 s
         monkeypatch.setenv("POSTGRES_PORT", str(pg.port))
         result = materialize(COMPONENTS, DAYS[0].isoformat())
     assert pg.refused >= 1 and pg.connections > pg.refused  # the fault happened, then it passed
@@ -119,7 +140,9 @@ def test_postgres_down_for_a_moment_at_connect_is_absorbed_by_the_resource(volt_
     assert_day_captured(volt_env, rows)
 
 
-def test_postgres_down_longer_than_the_resource_waits_is_retried_by_dagster(volt_env, pg_server, monkeypatch):
+def test_postgres_down_longer_than_the_resource_waits_is_retried_by_dagster(
+    volt_env, pg_server, monkeypatch
+):
     """Down for 4 s: the resource's three attempts (0, 1, 3 s) fail, the step fails with a
     retryable error, Dagster's RetryPolicy runs it again (after ~5 s) and it succeeds."""
     rows = small_day(volt_env)
@@ -138,12 +161,18 @@ def test_the_lake_checker_compares_a_mart_copy_with_its_manifest(volt_env):
     """faults.lake.problems, which judges every faulted run, does see a wrong mart copy."""
     import pyarrow as pa
 
-    from volt_assets.lib.transform import parquet_bytes
     from volt_assets.lib.store import LakeStore
+    from volt_assets.lib.transform import parquet_bytes
 
     store = LakeStore(volt_env.s3, volt_env.bucket)
     body = parquet_bytes(pa.table({"x": [1, 2, 3]}))
-    store.write_folder("mart/m/dt=2026-01-02/", {"part-00000.parquet": body}, {"layer": "mart", "rows": 3})
+    store.write_folder(
+        "mart/m/dt=2026-01-02/", {"part-00000.parquet": body}, {"layer": "mart", "rows": 3}
+    )
     assert lake.problems(volt_env) == []
-    store.write_folder("mart/m/dt=2026-01-03/", {"part-00000.parquet": body}, {"layer": "mart", "rows": 4})
-    assert lake.problems(volt_env) == ["mart/m/dt=2026-01-03/: files hold 3 rows, manifest counts say 4"]
+    store.write_folder(
+        "mart/m/dt=2026-01-03/", {"part-00000.parquet": body}, {"layer": "mart", "rows": 4}
+    )
+    assert lake.problems(volt_env) == [
+        "mart/m/dt=2026-01-03/: files hold 3 rows, manifest counts say 4"
+    ]

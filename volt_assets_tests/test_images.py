@@ -60,9 +60,14 @@ def shop(volt_env, tmp_path):
     (volt_env.images_dir / "deleted.png").write_bytes(picture("PNG"))
     (volt_env.images_dir / "later.png").write_bytes(picture("PNG"))
 
-    rows = [component(i, f"{DAY} 10:00", image_filename=name) for i, (name, _) in {**GOOD, **REFUSED}.items()]
+    rows = [
+        component(i, f"{DAY} 10:00", image_filename=name)
+        for i, (name, _) in {**GOOD, **REFUSED}.items()
+    ]
     rows.append(component(4, f"{DAY} 10:00", image_filename=None))
-    rows.append(component(20, f"{DAY} 11:00", image_filename="deleted.png", deleted_at=ts(f"{DAY} 11:00")))
+    rows.append(
+        component(20, f"{DAY} 11:00", image_filename="deleted.png", deleted_at=ts(f"{DAY} 11:00"))
+    )
     rows.append(component(21, "2026-01-03 09:00", image_filename="later.png"))
     conn = volt_env.connect()
     create_source_schema(conn)
@@ -75,8 +80,11 @@ def materialize(selection: list[str]):
     """Run the lake and images assets for DAY in one run."""
     defs = build_definitions()
     job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), partition_key=DAY,
-                                  asset_selection=[dg.AssetKey(s.split("/")) for s in selection])
+    return job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=DAY,
+        asset_selection=[dg.AssetKey(s.split("/")) for s in selection],
+    )
 
 
 def materialization(result) -> dict:
@@ -85,7 +93,9 @@ def materialization(result) -> dict:
 
 
 def test_pictures_land_with_type_metadata_and_thumbnail_then_are_skipped(shop):
-    result = materialize(["raw/electrical_components", "staging/electrical_components", "images/component_images"])
+    result = materialize(
+        ["raw/electrical_components", "staging/electrical_components", "images/component_images"]
+    )
     assert result.success  # refused pictures never block
 
     keys = shop.list_keys("images/")
@@ -93,7 +103,18 @@ def test_pictures_land_with_type_metadata_and_thumbnail_then_are_skipped(shop):
     for cid, (name, _) in GOOD.items():
         expected |= {f"images/components/{cid}/{name}", f"images/components/{cid}/thumb_{name}"}
     assert set(keys) == expected  # neither refused, deleted, nor other days' pictures
-    tricks = ("..", "etc/", "passwd", "hosts", "win.ini", "escape", "hidden", "secret", "bell", "\\")
+    tricks = (
+        "..",
+        "etc/",
+        "passwd",
+        "hosts",
+        "win.ini",
+        "escape",
+        "hidden",
+        "secret",
+        "bell",
+        "\\",
+    )
     assert [k for k in shop.list_keys() if any(t in k for t in tricks)] == []  # in no layer at all
 
     for cid, (name, data) in GOOD.items():
@@ -108,10 +129,17 @@ def test_pictures_land_with_type_metadata_and_thumbnail_then_are_skipped(shop):
         original = Image.open(io.BytesIO(data))
         assert thumb.format == original.format
         assert max(thumb.size) == min(THUMB_SIDE, max(original.size))
-        assert thumb.size[0] / thumb.size[1] == pytest.approx(original.size[0] / original.size[1], rel=0.02)
+        assert thumb.size[0] / thumb.size[1] == pytest.approx(
+            original.size[0] / original.size[1], rel=0.02
+        )
 
     meta = materialization(result)
-    assert (meta["uploaded"], meta["skipped"], meta["refused"], meta["no_picture"]) == (3, 0, len(REFUSED), 1)
+    assert (meta["uploaded"], meta["skipped"], meta["refused"], meta["no_picture"]) == (
+        3,
+        0,
+        len(REFUSED),
+        1,
+    )
     assert meta["bytes"] > sum(len(d) for _, d in GOOD.values())
     assert sorted(meta["refused_sample_ids"]) == sorted(REFUSED)
     assert meta["refused_reasons"]["missing file"] == 1
@@ -133,13 +161,17 @@ def test_pictures_land_with_type_metadata_and_thumbnail_then_are_skipped(shop):
     assert check.check_name == "pictures_valid" and not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
 
-    before = {o["Key"]: (o["ETag"], o["LastModified"])
-              for o in shop.s3.list_objects_v2(Bucket=shop.bucket, Prefix="images/")["Contents"]}
+    before = {
+        o["Key"]: (o["ETag"], o["LastModified"])
+        for o in shop.s3.list_objects_v2(Bucket=shop.bucket, Prefix="images/")["Contents"]
+    }
     again = materialize(["images/component_images"])
     meta = materialization(again)
     assert (meta["uploaded"], meta["skipped"], meta["bytes"]) == (0, 3, 0)
-    after = {o["Key"]: (o["ETag"], o["LastModified"])
-             for o in shop.s3.list_objects_v2(Bucket=shop.bucket, Prefix="images/")["Contents"]}
+    after = {
+        o["Key"]: (o["ETag"], o["LastModified"])
+        for o in shop.s3.list_objects_v2(Bucket=shop.bucket, Prefix="images/")["Contents"]
+    }
     assert after == before
 
 
@@ -149,25 +181,34 @@ def test_changed_picture_replaces_the_old_one(volt_env):
     first = upload_picture(volt_env.s3, volt_env.bucket, volt_env.images_dir, 7, "a.png")
     assert first.status == "uploaded"
     (volt_env.images_dir / "a.png").write_bytes(picture("PNG", colour=(0, 0, 0)))
-    assert upload_picture(volt_env.s3, volt_env.bucket, volt_env.images_dir, 7, "a.png").status == "uploaded"
+    assert (
+        upload_picture(volt_env.s3, volt_env.bucket, volt_env.images_dir, 7, "a.png").status
+        == "uploaded"
+    )
 
     renamed = upload_picture(volt_env.s3, volt_env.bucket, volt_env.images_dir, 7, "b.webp")
     assert (renamed.status, renamed.removed) == ("uploaded", 2)
-    assert volt_env.list_keys("images/") == ["images/components/7/b.webp", "images/components/7/thumb_b.webp"]
+    assert volt_env.list_keys("images/") == [
+        "images/components/7/b.webp",
+        "images/components/7/thumb_b.webp",
+    ]
     head = volt_env.s3.head_object(Bucket=volt_env.bucket, Key="images/components/7/b.webp")
     assert head["ContentType"] == "image/webp"
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("ok.png", None),
-    ("Spaß 2.jpg", None),
-    ("..", "unsafe file name: hidden file"),
-    ("a/b.png", "unsafe file name: path separator"),
-    (" a.png", "unsafe file name: surrounding whitespace"),
-    ("a\n.png", "unsafe file name: control character"),
-    ("a\u202e.png", "unsafe file name: control character"),  # right-to-left override
-    ("x" * 252 + ".png", "unsafe file name: longer than 255 bytes"),
-    ("   ", "empty file name"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("ok.png", None),
+        ("Spaß 2.jpg", None),
+        ("..", "unsafe file name: hidden file"),
+        ("a/b.png", "unsafe file name: path separator"),
+        (" a.png", "unsafe file name: surrounding whitespace"),
+        ("a\n.png", "unsafe file name: control character"),
+        ("a\u202e.png", "unsafe file name: control character"),  # right-to-left override
+        ("x" * 252 + ".png", "unsafe file name: longer than 255 bytes"),
+        ("   ", "empty file name"),
+    ],
+)
 def test_unsafe_names(name, reason):
     assert unsafe_name(name) == reason

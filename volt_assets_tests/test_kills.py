@@ -40,7 +40,14 @@ import pytest
 
 from volt_assets import stack
 from volt_assets_tests.faults import dataset, lake
-from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, using_env, without_env
+from volt_assets_tests.faults.env import (
+    Twin,
+    clone_twin,
+    drop_twin,
+    make_twin,
+    using_env,
+    without_env,
+)
 from volt_assets_tests.faults.runs import ForkedRun, wait_until
 from volt_assets_tests.faults.s3 import S3FaultProxy
 from volt_assets_tests.pipeline import SUITE_TODAY, materialize
@@ -115,7 +122,9 @@ def _states(pg_server, s3_endpoint, home, base):
 @pytest.fixture
 def target(states, request):
     """A copy of the old state, with the source already changed (the second run is due)."""
-    t = clone_twin(states.pg_server, states.s3_endpoint, states.template, states.home / request.node.name)
+    t = clone_twin(
+        states.pg_server, states.s3_endpoint, states.template, states.home / request.node.name
+    )
     conn = t.connect()
     dataset.change(conn, DAYS[-1])
     conn.close()
@@ -129,19 +138,25 @@ def assert_old_or_new(states: States, target: Twin) -> lake.Snapshot:
     now = lake.snapshot(target)
     folders = set(states.old.manifests) | set(states.new.manifests) | set(now.manifests)
     halves = [
-        f for f in sorted(folders)
+        f
+        for f in sorted(folders)
         if now.folder_state(f) not in (states.old.folder_state(f), states.new.folder_state(f))
     ]
     assert halves == [], f"folders neither old nor new: {halves}"
     for table in sorted(set(states.old.marts) | set(states.new.marts) | set(now.marts)):
-        assert now.marts.get(table) in (states.old.marts.get(table), states.new.marts.get(table)), table
+        assert now.marts.get(table) in (states.old.marts.get(table), states.new.marts.get(table)), (
+            table
+        )
     return now
 
 
 def changed_folders(states: States, now: lake.Snapshot) -> tuple[list[str], list[str]]:
     """(folders now in their new state, folders still old) among those the second run changes."""
-    differing = [f for f in set(states.old.manifests) | set(states.new.manifests)
-                 if states.old.folder_state(f) != states.new.folder_state(f)]
+    differing = [
+        f
+        for f in set(states.old.manifests) | set(states.new.manifests)
+        if states.old.folder_state(f) != states.new.folder_state(f)
+    ]
     new = sorted(f for f in differing if now.folder_state(f) == states.new.folder_state(f))
     old = sorted(f for f in differing if now.folder_state(f) == states.old.folder_state(f))
     return new, old
@@ -167,7 +182,9 @@ def kill_when_held(states: States, target: Twin, method: str, path_regex: str) -
         finally:
             run.kill()
             hold.release()
-        wait_until(lambda: hold.forwarded is not None, 10, what="the proxy to drop the held request")
+        wait_until(
+            lambda: hold.forwarded is not None, 10, what="the proxy to drop the held request"
+        )
         assert hold.forwarded is False
 
 
@@ -194,14 +211,22 @@ def test_kill_between_raw_and_staging(states, target):
 def test_kill_during_the_staging_write(states, target):
     """The fixed-name part is overwritten before the manifest: the old manifest records the old
     part's S3 version id, so a reader following it still gets the old part whole."""
-    kill_when_held(states, target, "PUT", rf"/staging/electrical_components/dt={D2}/_manifest\.json$")
+    kill_when_held(
+        states, target, "PUT", rf"/staging/electrical_components/dt={D2}/_manifest\.json$"
+    )
     # the premise: the new part is already the current object, over the version the (old)
     # manifest lists, and its bytes differ from that version's
     prefix = f"staging/electrical_components/dt={D2}/"
-    listed = json.loads(target.read_object(prefix + "_manifest.json"))["files"]["part-00000.parquet"]["version_id"]
-    current = target.s3.head_object(Bucket=target.bucket, Key=prefix + "part-00000.parquet")["VersionId"]
+    listed = json.loads(target.read_object(prefix + "_manifest.json"))["files"][
+        "part-00000.parquet"
+    ]["version_id"]
+    current = target.s3.head_object(Bucket=target.bucket, Key=prefix + "part-00000.parquet")[
+        "VersionId"
+    ]
     assert current != listed
-    assert target.read_object(prefix + "part-00000.parquet") != target.read_object(prefix + "part-00000.parquet", listed)
+    assert target.read_object(prefix + "part-00000.parquet") != target.read_object(
+        prefix + "part-00000.parquet", listed
+    )
     now = assert_old_or_new(states, target)
     new, old = changed_folders(states, now)
     assert f"staging/electrical_components/dt={D2}/" in old
@@ -215,7 +240,9 @@ def test_kill_during_the_marts_load(states, target):
     locker = target.connect()
     try:
         with locker.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM marts.{mart} WHERE component_id = 7 FOR UPDATE) x")
+            cur.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM marts.{mart} WHERE component_id = 7 FOR UPDATE) x"
+            )
             assert cur.fetchone()[0] > 0
 
         def load_waiting():
@@ -229,7 +256,12 @@ def test_kill_during_the_marts_load(states, target):
 
         run = ForkedRun(target.env, states.keys, RANGE).start()
         try:
-            wait_until(load_waiting, 120, interval=0.1, what=f"the load of marts.{mart} to wait inside its transaction")
+            wait_until(
+                load_waiting,
+                120,
+                interval=0.1,
+                what=f"the load of marts.{mart} to wait inside its transaction",
+            )
         finally:
             run.kill()
         now = assert_old_or_new(states, target)
@@ -242,8 +274,10 @@ def test_kill_during_the_marts_load(states, target):
 
     def load_gone():
         with closing(target.connect()) as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND application_name = 'volt_assets'")
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name = 'volt_assets'"
+            )
             return cur.fetchone()[0] == 0
 
     wait_until(load_gone, 30, interval=0.1, what="the killed run's session to end")
@@ -256,8 +290,9 @@ def test_kill_during_the_mart_copies(states, target):
     mart = "dim_components"
     kill_when_held(states, target, "PUT", rf"/mart/{mart}/dt={D2}/part-00000\.parquet$")
     now = assert_old_or_new(states, target)
-    assert now.marts[mart] == states.new.marts[mart] != states.old.marts[mart]  # committed before the copies
+    assert (
+        now.marts[mart] == states.new.marts[mart] != states.old.marts[mart]
+    )  # committed before the copies
     new, old = changed_folders(states, now)
     assert f"mart/{mart}/dt={D2}/" in old
     rerun_gives_the_undisturbed_result(states, target)
-

@@ -17,7 +17,14 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from volt_assets_tests.pipeline import component, create_source_schema, insert, materialize, read_parquet, ts
+from volt_assets_tests.pipeline import (
+    component,
+    create_source_schema,
+    insert,
+    materialize,
+    read_parquet,
+    ts,
+)
 
 RAW = "raw/electrical_components"
 STAGING = "staging/electrical_components"
@@ -29,8 +36,10 @@ def raw_lines(volt_env, table: str, day: str) -> list[dict]:
     lines = []
     for key in volt_env.list_keys(prefix):
         if key.endswith(".jsonl.gz"):
-            lines += [json.loads(line, parse_float=Decimal)  # numbers exactly as written
-                      for line in gzip.decompress(volt_env.read_object(key)).splitlines()]
+            lines += [
+                json.loads(line, parse_float=Decimal)  # numbers exactly as written
+                for line in gzip.decompress(volt_env.read_object(key)).splitlines()
+            ]
     return lines
 
 
@@ -54,9 +63,17 @@ def shop(volt_env):
             rows.append(component(day * 1000 + i, f"2026-01-0{day} {10 + i % 12:02d}:{i:02d}:00"))
     rows += [
         component(1, "2026-01-02 00:00:00"),  # first instant of day 2
-        component(2, "2026-01-02 23:59:59.999999", name="  Robert');  DROP TABLE users;--  "),  # last instant
-        component(3, "2026-01-02 12:00", name="🔌 Wtyczka\u200f  ", category="  Circuit-Breakers ",
-                  currency="eur", specs=json.dumps({"poles": 3, "nested": {"a": [1, 2, {"b": None}]}})),
+        component(
+            2, "2026-01-02 23:59:59.999999", name="  Robert');  DROP TABLE users;--  "
+        ),  # last instant
+        component(
+            3,
+            "2026-01-02 12:00",
+            name="🔌 Wtyczka\u200f  ",
+            category="  Circuit-Breakers ",
+            currency="eur",
+            specs=json.dumps({"poles": 3, "nested": {"a": [1, 2, {"b": None}]}}),
+        ),
         component(4, "2026-01-02 12:00", price="-1.00"),  # refused: price
         component(5, "2026-01-03 00:00:00"),  # first instant of day 3, not day 2
     ]
@@ -75,7 +92,9 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     by_id = {line["id"]: line for line in lines}
     assert by_id[1]["updated_at"] == "2026-01-02T00:00:00.000000Z"
     assert by_id[2]["updated_at"] == "2026-01-02T23:59:59.999999Z"
-    assert str(by_id[4]["price"]) == "-1.00" and isinstance(by_id[3]["specs"], dict)  # numbers and jsonb stay JSON
+    assert str(by_id[4]["price"]) == "-1.00" and isinstance(
+        by_id[3]["specs"], dict
+    )  # numbers and jsonb stay JSON
     manifest = json.loads(shop.read_object(f"{RAW}/dt=2026-01-02/_manifest.json"))
     assert manifest["row_count"] == 44
     assert manifest["cursor_min"] == "2026-01-02T00:00:00.000000Z"
@@ -85,7 +104,9 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     staged = {r["id"]: r for r in staging_rows(shop, "electrical_components", "2026-01-02")}
     refused = quarantine_rows(shop, "electrical_components", "2026-01-02")
     assert sorted(staged) == sorted(set(ids) - {4})
-    assert [r["id"] for r in refused] == ["4"] and refused[0]["_reasons"] == ["price: not positive: '-1.00'"]
+    assert [r["id"] for r in refused] == ["4"] and refused[0]["_reasons"] == [
+        "price: not positive: '-1.00'"
+    ]
     assert len(staged) + len(refused) == len(lines)  # every raw row in exactly one place
     assert staged[2]["name"] == "Robert'); DROP TABLE users;--"  # kept exactly, trimmed
     assert staged[3]["name"] == "🔌 Wtyczka\u200f"  # emoji and RTL mark kept; whitespace trimmed
@@ -102,13 +123,28 @@ def test_raw_counts_boundaries_cleaning_and_accounting(shop):
     schema = read_parquet(shop, key).schema
     utc = pa.timestamp("us", tz="UTC")
     assert [(f.name, f.type) for f in schema] == [
-        ("id", pa.int64()), ("sku", pa.string()), ("name", pa.string()), ("category", pa.string()),
-        ("manufacturer", pa.string()), ("description", pa.string()), ("price", pa.decimal128(12, 2)),
-        ("currency", pa.string()), ("stock_quantity", pa.int32()), ("voltage_rating", pa.decimal128(10, 2)),
-        ("specs", pa.string()), ("image_filename", pa.string()), ("created_at", utc), ("updated_at", utc),
-        ("deleted_at", utc), ("_deleted", pa.bool_()), ("_extracted_at", utc)]
+        ("id", pa.int64()),
+        ("sku", pa.string()),
+        ("name", pa.string()),
+        ("category", pa.string()),
+        ("manufacturer", pa.string()),
+        ("description", pa.string()),
+        ("price", pa.decimal128(12, 2)),
+        ("currency", pa.string()),
+        ("stock_quantity", pa.int32()),
+        ("voltage_rating", pa.decimal128(10, 2)),
+        ("specs", pa.string()),
+        ("image_filename", pa.string()),
+        ("created_at", utc),
+        ("updated_at", utc),
+        ("deleted_at", utc),
+        ("_deleted", pa.bool_()),
+        ("_extracted_at", utc),
+    ]
     metadata = pq.ParquetFile(io.BytesIO(shop.read_object(key))).metadata
-    assert {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)} == {"ZSTD"}
+    assert {metadata.row_group(0).column(i).compression for i in range(metadata.num_columns)} == {
+        "ZSTD"
+    }
 
 
 def test_empty_day_gives_an_empty_partition(shop):
@@ -128,23 +164,31 @@ def test_rerun_is_identical_and_raw_keeps_history(shop):
     assert shop.read_object(f"{STAGING}/dt=2026-01-01/part-00000.parquet") == before  # same bytes
     assert len(raw_lines(shop, "electrical_components", "2026-01-01")) == 40  # no duplicates
     # nothing new to capture: raw D is kept as it is, and its event still says what it holds
-    [raw_event] = [e for e in again.get_asset_materialization_events() if e.asset_key.to_user_string() == RAW]
+    [raw_event] = [
+        e for e in again.get_asset_materialization_events() if e.asset_key.to_user_string() == RAW
+    ]
     assert raw_event.materialization.metadata["rows"].value == 40
     assert raw_event.materialization.metadata["rows_added"].value == 0
 
     # The source moves on: a row of day 1 is updated in place on day 1 (a later instant).
     conn = shop.connect()
     with conn.cursor() as cur:
-        cur.execute("UPDATE electrical_components SET price = 12.34, updated_at = %s WHERE id = 1000",
-                    (ts("2026-01-01 23:00"),))
-        cur.execute("UPDATE electrical_components SET name = 'Moved', updated_at = %s WHERE id = 1001",
-                    (ts("2026-01-05 09:00"),))
+        cur.execute(
+            "UPDATE electrical_components SET price = 12.34, updated_at = %s WHERE id = 1000",
+            (ts("2026-01-01 23:00"),),
+        )
+        cur.execute(
+            "UPDATE electrical_components SET name = 'Moved', updated_at = %s WHERE id = 1001",
+            (ts("2026-01-05 09:00"),),
+        )
     conn.commit()
     assert materialize(BOTH, "2026-01-01").success
     lines = raw_lines(shop, "electrical_components", "2026-01-01")
     versions_1000 = sorted(line["updated_at"] for line in lines if line["id"] == 1000)
     assert len(versions_1000) == 2  # the old version is kept, the new one added
-    assert any(line["id"] == 1001 for line in lines)  # moved out of day 1 at the source, kept in raw
+    assert any(
+        line["id"] == 1001 for line in lines
+    )  # moved out of day 1 at the source, kept in raw
     staged = {r["id"]: r for r in staging_rows(shop, "electrical_components", "2026-01-01")}
     assert str(staged[1000]["price"]) == "12.34"  # latest version wins in staging
     assert len(staged) == 40
@@ -154,35 +198,65 @@ def test_partition_range_is_one_run_with_a_folder_per_day(shop):
     result = materialize(BOTH, ("2026-01-01", "2026-01-03"))
     assert result.success
     # one run (this one) materialised the three partitions of each asset
-    materialised = {(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()}
-    assert {p for k, p in materialised if k == STAGING} == {"2026-01-01", "2026-01-02", "2026-01-03"}
+    materialised = {
+        (e.asset_key.to_user_string(), e.partition)
+        for e in result.get_asset_materialization_events()
+    }
+    assert {p for k, p in materialised if k == STAGING} == {
+        "2026-01-01",
+        "2026-01-02",
+        "2026-01-03",
+    }
     for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
         assert f"{STAGING}/dt={day}/part-00000.parquet" in shop.list_keys(f"{STAGING}/dt={day}/")
     assert len(staging_rows(shop, "electrical_components", "2026-01-03")) == 41  # 40 + id 5
     # Each partition's page in the UI shows that day's figures; the run's totals ride along.
-    events = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
-              if e.asset_key.to_user_string() == STAGING}
-    assert {d: m["rows"].value for d, m in events.items()} == {"2026-01-01": 40, "2026-01-02": 43, "2026-01-03": 41}
+    events = {
+        e.partition: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == STAGING
+    }
+    assert {d: m["rows"].value for d, m in events.items()} == {
+        "2026-01-01": 40,
+        "2026-01-02": 43,
+        "2026-01-03": 41,
+    }
     assert {m["run_rows"].value for m in events.values()} == {40 + 43 + 41}
     assert events["2026-01-02"]["s3_uri"].value.endswith(f"/{STAGING}/dt=2026-01-02/")
     assert events["2026-01-02"]["cursor_min"].value.startswith("2026-01-02T")
     assert events["2026-01-02"]["cursor_max"].value.startswith("2026-01-02T")
     # ... and staging's accounting of that day (id 4 refused: price), never the whole range's table
     day2 = events["2026-01-02"]
-    assert (day2["raw_rows"].value, day2["staged_rows"].value, day2["quarantined_rows"].value) == (44, 43, 1)
+    assert (day2["raw_rows"].value, day2["staged_rows"].value, day2["quarantined_rows"].value) == (
+        44,
+        43,
+        1,
+    )
     assert "per_day" not in day2 and "counts_per_day" not in day2
 
     # DuckDB reads the layer whole with hive partitioning (through pyarrow's S3 filesystem,
     # as DuckDB's httpfs extension cannot be downloaded here).
     s3 = pafs.S3FileSystem(
-        endpoint_override=shop.env["AWS_ENDPOINT_URL"], access_key="testing", secret_key="testing",
-        region="eu-central-1", scheme="http",
+        endpoint_override=shop.env["AWS_ENDPOINT_URL"],
+        access_key="testing",
+        secret_key="testing",
+        region="eu-central-1",
+        scheme="http",
     )
-    dataset = ds.dataset(f"{shop.bucket}/{STAGING}", filesystem=s3, format="parquet", partitioning="hive",
-                         exclude_invalid_files=True)
+    dataset = ds.dataset(
+        f"{shop.bucket}/{STAGING}",
+        filesystem=s3,
+        format="parquet",
+        partitioning="hive",
+        exclude_invalid_files=True,
+    )
     lake = dataset  # noqa: F841  (DuckDB finds it by name)
     counts = duckdb.sql("SELECT dt, count(*) AS n FROM lake GROUP BY dt ORDER BY dt").fetchall()
-    assert [(str(d), n) for d, n in counts] == [("2026-01-01", 40), ("2026-01-02", 43), ("2026-01-03", 41)]
+    assert [(str(d), n) for d, n in counts] == [
+        ("2026-01-01", 40),
+        ("2026-01-02", 43),
+        ("2026-01-03", 41),
+    ]
 
 
 def test_hard_deletes_become_tombstones_and_a_mass_delete_is_refused(shop):
@@ -216,7 +290,9 @@ def test_late_commit_is_merged_into_the_previous_day(shop):
     assert late.success
     ids = [line["id"] for line in raw_lines(shop, "electrical_components", "2026-01-01")]
     assert ids.count(77) == 1
-    [raw_event] = [e for e in late.get_asset_materialization_events() if e.asset_key.to_user_string() == RAW]
+    [raw_event] = [
+        e for e in late.get_asset_materialization_events() if e.asset_key.to_user_string() == RAW
+    ]
     assert raw_event.materialization.metadata["late_rows_merged"].value == 1
     assert materialize([STAGING], "2026-01-01").success
     assert 77 in {r["id"] for r in staging_rows(shop, "electrical_components", "2026-01-01")}
@@ -224,18 +300,46 @@ def test_late_commit_is_merged_into_the_previous_day(shop):
 
 def test_dagster_cli_materialises_like_a_user(shop, tmp_path):
     conn = shop.connect()
-    insert(conn, "users", [
-        {"id": 1, "email": "  Ala@Example.COM ", "full_name": "Ala", "country": "pl",
-         "created_at": ts("2026-01-02 01:00"), "updated_at": ts("2026-01-02 01:00")},
-        {"id": 2, "email": "not-an-email", "full_name": "Bob", "country": "de",
-         "created_at": ts("2026-01-02 02:00"), "updated_at": ts("2026-01-02 02:00")},
-    ])
+    insert(
+        conn,
+        "users",
+        [
+            {
+                "id": 1,
+                "email": "  Ala@Example.COM ",
+                "full_name": "Ala",
+                "country": "pl",
+                "created_at": ts("2026-01-02 01:00"),
+                "updated_at": ts("2026-01-02 01:00"),
+            },
+            {
+                "id": 2,
+                "email": "not-an-email",
+                "full_name": "Bob",
+                "country": "de",
+                "created_at": ts("2026-01-02 02:00"),
+                "updated_at": ts("2026-01-02 02:00"),
+            },
+        ],
+    )
     env = {**os.environ, **shop.env}
     dagster = str(Path(sys.executable).with_name("dagster"))
     done = subprocess.run(
-        [dagster, "asset", "materialize", "-m", "volt_assets", "--select", "raw/users,staging/users",
-         "--partition-range", "2026-01-01...2026-01-02"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            dagster,
+            "asset",
+            "materialize",
+            "-m",
+            "volt_assets",
+            "--select",
+            "raw/users,staging/users",
+            "--partition-range",
+            "2026-01-01...2026-01-02",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     # one row of two refused: the gate ERRORs (50 % > 5 %), so the run fails, files are written
     assert done.returncode != 0
@@ -254,9 +358,23 @@ def test_a_run_can_still_ask_for_a_process_per_step(shop):
     env = {**os.environ, **shop.env}
     dagster = str(Path(sys.executable).with_name("dagster"))
     done = subprocess.run(
-        [dagster, "asset", "materialize", "-m", "volt_assets", "--select", "raw/electrical_components",
-         "--partition", "2026-01-02", "--config-json", '{"execution": {"config": {"multiprocess": {}}}}'],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            dagster,
+            "asset",
+            "materialize",
+            "-m",
+            "volt_assets",
+            "--select",
+            "raw/electrical_components",
+            "--partition",
+            "2026-01-02",
+            "--config-json",
+            '{"execution": {"config": {"multiprocess": {}}}}',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Executing steps using multiprocess executor" in done.stdout + done.stderr
@@ -269,15 +387,25 @@ def test_a_run_lists_the_folders_of_its_days_in_one_pass(volt_env):
     from volt_assets.lib.store import LakeStore
 
     store = LakeStore(volt_env.s3, volt_env.bucket)
-    keys = [f"staging/t/dt=2026-01-0{d}/{name}" for d in range(1, 6) for name in ("_manifest.json", "part-00000.parquet")]
-    keys += ["staging/t/dt=2026-01-03.tmp", "staging/t/dt=2026-01-030/x", "staging/t_other/dt=2026-01-03/x",
-             "staging/t/_index.json"]
+    keys = [
+        f"staging/t/dt=2026-01-0{d}/{name}"
+        for d in range(1, 6)
+        for name in ("_manifest.json", "part-00000.parquet")
+    ]
+    keys += [
+        "staging/t/dt=2026-01-03.tmp",
+        "staging/t/dt=2026-01-030/x",
+        "staging/t_other/dt=2026-01-03/x",
+        "staging/t/_index.json",
+    ]
     keys += [f"staging/t/dt=2026-01-03/extra-{i:04d}" for i in range(1100)]  # more than one page
     for key in keys:
         volt_env.s3.put_object(Bucket=volt_env.bucket, Key=key, Body=b"x")
     listed = store.list_days_objects("staging/t/", dt.date(2026, 1, 2), dt.date(2026, 1, 4))
     days = ("dt=2026-01-02", "dt=2026-01-03", "dt=2026-01-04")
-    assert set(listed) == {k for k in keys if k.startswith("staging/t/") and k.split("/")[2] in days}
+    assert set(listed) == {
+        k for k in keys if k.startswith("staging/t/") and k.split("/")[2] in days
+    }
     assert set(listed.values()) == {1}
 
 
@@ -288,16 +416,20 @@ def test_manifests_record_version_ids_and_readers_get_the_listed_version(volt_en
     import pyarrow as pa
 
     from volt_assets.defs.lake.io_manager import LakePartitions
-    from volt_assets.lib.transform import parquet_bytes
     from volt_assets.lib.store import LakeStore, folder_manifest
+    from volt_assets.lib.transform import parquet_bytes
 
     s3, bucket = volt_env.s3, volt_env.bucket
-    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"  # as the project deploys it
+    assert (
+        s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    )  # as the project deploys it
     store = LakeStore(s3, bucket)
     day = dt.date(2026, 1, 2)
     prefix = f"staging/t/dt={day}/"
     old, new = pa.table({"id": [1, 2, 3]}), pa.table({"id": [4]})
-    store.write_folder(prefix, {"part-00000.parquet": parquet_bytes(old)}, {"counts": {"staged_rows": 3}})
+    store.write_folder(
+        prefix, {"part-00000.parquet": parquet_bytes(old)}, {"counts": {"staged_rows": 3}}
+    )
     manifest = store.read_manifest(prefix)
     listed = manifest["files"]["part-00000.parquet"]
     head = s3.head_object(Bucket=bucket, Key=prefix + "part-00000.parquet")
@@ -325,19 +457,29 @@ def test_manifests_record_version_ids_and_readers_get_the_listed_version(volt_en
     parts = {"part-1.jsonl.gz": gzip.compress(b'{"id": 1}\n')}
     store.write_folder(raw, parts, {"table": "t"}, replace=False)
     captured = store.read_manifest(raw)
-    store.write_folder(raw, {"_deletes-1.parquet": parquet_bytes(old)}, folder_manifest(parts, {"table": "t"}),
-                       replace=False)
+    store.write_folder(
+        raw,
+        {"_deletes-1.parquet": parquet_bytes(old)},
+        folder_manifest(parts, {"table": "t"}),
+        replace=False,
+    )
     after = store.read_manifest(raw)["files"]
     assert after["part-1.jsonl.gz"] == captured["files"]["part-1.jsonl.gz"]
-    assert after["_deletes-1.parquet"]["version_id"] == s3.head_object(
-        Bucket=bucket, Key=raw + "_deletes-1.parquet")["VersionId"]
+    assert (
+        after["_deletes-1.parquet"]["version_id"]
+        == s3.head_object(Bucket=bucket, Key=raw + "_deletes-1.parquet")["VersionId"]
+    )
 
     # an unversioned bucket: no ids, readers read the current objects as before
     plain = f"{bucket}-plain"
-    s3.create_bucket(Bucket=plain, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    s3.create_bucket(
+        Bucket=plain, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name}
+    )
     plain_store = LakeStore(s3, plain)
     plain_store.write_folder(prefix, {"part-00000.parquet": parquet_bytes(old)}, {})
-    assert plain_store.read_manifest(prefix)["files"] == {"part-00000.parquet": {"bytes": len(parquet_bytes(old))}}
+    assert plain_store.read_manifest(prefix)["files"] == {
+        "part-00000.parquet": {"bytes": len(parquet_bytes(old))}
+    }
     assert LakePartitions(plain_store, "staging", "t", [day]).read_parquet(day).equals(old)
 
 
@@ -354,24 +496,36 @@ def test_a_run_on_an_unversioned_bucket_is_told_so_once(volt_env):
 
     s3 = volt_env.s3
     plain = f"{volt_env.bucket}-plain"
-    s3.create_bucket(Bucket=plain, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    s3.create_bucket(
+        Bucket=plain, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name}
+    )
     log = Log()
     _VERSIONING_CHECKED.discard(volt_env.bucket)
     for bucket in (volt_env.bucket, plain, plain):  # versioned: quiet; unversioned: said once
         warn_if_unversioned(LakeStore(s3, bucket), log)
-    assert len(log.warnings) == 1 and repr(plain) in log.warnings[0] and "bucket apply" in log.warnings[0]
+    assert (
+        len(log.warnings) == 1
+        and repr(plain) in log.warnings[0]
+        and "bucket apply" in log.warnings[0]
+    )
 
 
-def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tombstoned(volt_env, monkeypatch):
+def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tombstoned(
+    volt_env, monkeypatch
+):
     """max_delete_share 0.10 pinned on both sides, on runs reaching the latest partition
     (yesterday): 11 of 100 known keys gone fails and leaves raw and staging as they were; 10 of
     100 is tombstoned, on the range run's last day only."""
-    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=2)
     monkeypatch.setenv("VOLT_PARTITIONS_START", first.isoformat())
     conn = volt_env.connect()
     create_source_schema(conn)
-    insert(conn, "electrical_components", [component(i, f"{first} 10:{i % 60:02d}") for i in range(1, 101)])
+    insert(
+        conn,
+        "electrical_components",
+        [component(i, f"{first} 10:{i % 60:02d}") for i in range(1, 101)],
+    )
     assert materialize(BOTH, (first.isoformat(), yesterday.isoformat())).success
 
     def lake_state() -> dict[str, bytes]:
@@ -393,10 +547,19 @@ def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tomb
     insert(conn, "electrical_components", [component(11, f"{first} 10:11")])  # back: 10 of 100 gone
     # a range run scans the source's keys for its last day: the tombstones land there only
     assert materialize(BOTH, (first.isoformat(), yesterday.isoformat())).success
-    tombstones = {d: sorted(r["id"] for r in staging_rows(volt_env, "electrical_components", d.isoformat())
-                            if r["_deleted"])
-                  for d in (first, first + dt.timedelta(days=1), yesterday)}
-    assert tombstones == {first: [], first + dt.timedelta(days=1): [], yesterday: list(range(1, 11))}
+    tombstones = {
+        d: sorted(
+            r["id"]
+            for r in staging_rows(volt_env, "electrical_components", d.isoformat())
+            if r["_deleted"]
+        )
+        for d in (first, first + dt.timedelta(days=1), yesterday)
+    }
+    assert tombstones == {
+        first: [],
+        first + dt.timedelta(days=1): [],
+        yesterday: list(range(1, 11)),
+    }
     conn.close()
 
 
@@ -412,8 +575,14 @@ def test_raw_parts_roll_over_at_the_part_limit_on_line_ends(volt_env, monkeypatc
     monkeypatch.setattr(ex, "FLUSH_BYTES", chunk)
     conn = volt_env.connect()
     create_source_schema(conn)
-    insert(conn, "electrical_components",
-           [component(i, f"2026-01-02 10:{i % 60:02d}", description=f"part {i} " + "x" * 300) for i in range(1, 61)])
+    insert(
+        conn,
+        "electrical_components",
+        [
+            component(i, f"2026-01-02 10:{i % 60:02d}", description=f"part {i} " + "x" * 300)
+            for i in range(1, 61)
+        ],
+    )
     conn.close()
     assert materialize(BOTH, "2026-01-02").success
 

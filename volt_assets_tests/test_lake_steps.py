@@ -276,7 +276,6 @@ class Lines:
         self.lines.append(text)
 
 
-
 def test_progress_logs_the_first_writes_then_every_ten_seconds_then_a_total():
     now = [100.0]
     log, tally = Lines(), RunTally(uri)
@@ -361,4 +360,3 @@ def test_the_uploader_writes_every_folder_and_hands_them_back_in_order(volt_env)
     )["Body"]
     assert body.read() == b"second"  # the day's second write landed after its first
     assert json.loads(store.get_bytes("staging/t/dt=2026-01-02/_manifest.json"))["n"] == 22
-

@@ -72,8 +72,18 @@ uploadRouter.handler(req, res);
 def picture(volt_env):
     """Component 42 has a picture (and a thumbnail); 43 has none."""
     put = volt_env.s3.put_object
-    put(Bucket=volt_env.bucket, Key="images/components/42/fuse.png", Body=PICTURE, ContentType="image/png")
-    put(Bucket=volt_env.bucket, Key="images/components/42/thumb_fuse.png", Body=b"t", ContentType="image/png")
+    put(
+        Bucket=volt_env.bucket,
+        Key="images/components/42/fuse.png",
+        Body=PICTURE,
+        ContentType="image/png",
+    )
+    put(
+        Bucket=volt_env.bucket,
+        Key="images/components/42/thumb_fuse.png",
+        Body=b"t",
+        ContentType="image/png",
+    )
     return volt_env
 
 
@@ -81,8 +91,14 @@ def call_route(tmp_path: Path, params: dict, query: dict) -> dict:
     script = tmp_path / "route.js"
     script.write_text(ROUTE_JS, encoding="utf-8")
     request = json.dumps({"params": params, "query": query})
-    done = subprocess.run(["node", str(script), VOLT_ASSETS, request], cwd=tmp_path, env=dict(os.environ),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["node", str(script), VOLT_ASSETS, request],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -108,21 +124,41 @@ def test_the_apps_route_answers_500_for_a_component_without_picture(picture, tmp
 
 
 def test_the_routes_argv_gets_the_json_alone_on_stdout_and_exit_0(picture, tmp_path):
-    done = subprocess.run([VOLT_ASSETS, "presign", "--component-id", "42", "--expiration", "5"],
-                          cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [VOLT_ASSETS, "presign", "--component-id", "42", "--expiration", "5"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("}\n") and done.stdout.count("\n") == 1
     answer = json.loads(done.stdout)
-    assert (answer["success"], answer["data"]["componentId"], answer["data"]["expiresInHours"]) == (True, "42", 5)
+    assert (answer["success"], answer["data"]["componentId"], answer["data"]["expiresInHours"]) == (
+        True,
+        "42",
+        5,
+    )
 
 
-@pytest.mark.parametrize("argv, code, error", [
-    (["presign", "42", "--component-id", "7"], 2, "give the component's id once: COMPONENT_ID or --component-id ID"),
-    (["presign"], 2, "give the component's id once: COMPONENT_ID or --component-id ID"),
-    (["presign", "--component-id", "x1"], 2, "componentId must be a positive integer"),
-    (["presign", "--component-id", "42", "--expiration", "200"], 2,
-     "expirationHours must be a whole number from 1 to 168"),
-])
+@pytest.mark.parametrize(
+    "argv, code, error",
+    [
+        (
+            ["presign", "42", "--component-id", "7"],
+            2,
+            "give the component's id once: COMPONENT_ID or --component-id ID",
+        ),
+        (["presign"], 2, "give the component's id once: COMPONENT_ID or --component-id ID"),
+        (["presign", "--component-id", "x1"], 2, "componentId must be a positive integer"),
+        (
+            ["presign", "--component-id", "42", "--expiration", "200"],
+            2,
+            "expirationHours must be a whole number from 1 to 168",
+        ),
+    ],
+)
 def test_presign_argument_errors(picture, capsys, argv, code, error):
     assert cli.main(argv) == code
     assert json.loads(capsys.readouterr().out) == {"success": False, "error": error}
@@ -136,7 +172,9 @@ def test_both_spellings_agree(picture, capsys):
 
 def test_the_api_and_its_openapi_schema_say_component_id_is_a_string(picture):
     with TestClient(create_app("tok-9f2", Presigner.from_env())) as client:
-        body = client.get("/component-image-url/42", headers={"Authorization": "Bearer tok-9f2"}).json()
+        body = client.get(
+            "/component-image-url/42", headers={"Authorization": "Bearer tok-9f2"}
+        ).json()
         spec = client.get("/openapi.json").json()
     assert body["data"]["componentId"] == "42"
     ok = spec["paths"]["/component-image-url/{componentId}"]["get"]["responses"]["200"]

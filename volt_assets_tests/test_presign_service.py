@@ -34,24 +34,45 @@ PICTURE = b"\x89PNG\r\n\x1a\n" + b"picture bytes " * 100  # stored as-is: presig
 def pictures(volt_env):
     """Component 42 has a picture (and its thumbnail); 43 only a thumbnail."""
     put = volt_env.s3.put_object
-    put(Bucket=volt_env.bucket, Key="images/components/42/relay.png", Body=PICTURE, ContentType="image/png")
-    put(Bucket=volt_env.bucket, Key="images/components/42/thumb_relay.png", Body=b"thumb", ContentType="image/png")
-    put(Bucket=volt_env.bucket, Key="images/components/43/thumb_x.png", Body=b"thumb", ContentType="image/png")
+    put(
+        Bucket=volt_env.bucket,
+        Key="images/components/42/relay.png",
+        Body=PICTURE,
+        ContentType="image/png",
+    )
+    put(
+        Bucket=volt_env.bucket,
+        Key="images/components/42/thumb_relay.png",
+        Body=b"thumb",
+        ContentType="image/png",
+    )
+    put(
+        Bucket=volt_env.bucket,
+        Key="images/components/43/thumb_x.png",
+        Body=b"thumb",
+        ContentType="image/png",
+    )
     return volt_env
 
 
 def sigv4_query_signature(url: str, secret: str) -> str:
     """The signature S3 expects for a presigned GET `url` (AWS SigV4, query-string auth)."""
     parts = urlsplit(url)
-    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"]
+    params = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "X-Amz-Signature"
+    ]
     query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params))
     headers = dict(params)["X-Amz-SignedHeaders"]
     assert headers == "host"
-    canonical = "\n".join(["GET", parts.path, query, f"host:{parts.netloc}\n", headers, "UNSIGNED-PAYLOAD"])
+    canonical = "\n".join(
+        ["GET", parts.path, query, f"host:{parts.netloc}\n", headers, "UNSIGNED-PAYLOAD"]
+    )
     amz_date = dict(params)["X-Amz-Date"]
     _, date, region, service, _ = dict(params)["X-Amz-Credential"].split("/")
     scope = f"{date}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -69,14 +90,18 @@ def test_presign_prints_a_sigv4_url_that_fetches_the_exact_bytes(pictures, capsy
     data = answer["data"]
     assert (data["componentId"], data["expiresInHours"]) == ("42", 2)
     expires = dt.datetime.fromisoformat(data["expiresAt"].replace("Z", "+00:00"))
-    assert abs(expires - dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)) < dt.timedelta(minutes=1)
+    assert abs(expires - dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)) < dt.timedelta(minutes=1)
 
     url = data["imageUrl"]
-    assert url.startswith(os.environ["AWS_ENDPOINT_URL"] + f"/{pictures.bucket}/images/components/42/relay.png?")
+    assert url.startswith(
+        os.environ["AWS_ENDPOINT_URL"] + f"/{pictures.bucket}/images/components/42/relay.png?"
+    )
     params = query(url)
     assert params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert params["X-Amz-Expires"] == "7200"
-    assert params["X-Amz-Credential"].endswith(f"/{os.environ['AWS_DEFAULT_REGION']}/s3/aws4_request")
+    assert params["X-Amz-Credential"].endswith(
+        f"/{os.environ['AWS_DEFAULT_REGION']}/s3/aws4_request"
+    )
 
     got = httpx.get(url)
     assert got.status_code == 200 and got.content == PICTURE
@@ -90,16 +115,29 @@ def test_presign_prints_a_sigv4_url_that_fetches_the_exact_bytes(pictures, capsy
     other_key = url.replace("/42/relay.png", "/42/thumb_relay.png")
     for tampered in (longer, other_key):
         assert tampered != url
-        assert query(tampered)["X-Amz-Signature"] != sigv4_query_signature(tampered, secret), tampered
+        assert query(tampered)["X-Amz-Signature"] != sigv4_query_signature(tampered, secret), (
+            tampered
+        )
 
 
-@pytest.mark.parametrize("argv, code, error", [
-    (["presign", "43"], 1, "component 43 has no picture"),
-    (["presign", "0"], 2, "componentId must be a positive integer"),
-    (["presign", "4x"], 2, "componentId must be a positive integer"),
-    (["presign", "42", "--hours", "169"], 2, "expirationHours must be a whole number from 1 to 168"),
-    (["presign", "42", "--hours", "0"], 2, "expirationHours must be a whole number from 1 to 168"),
-])
+@pytest.mark.parametrize(
+    "argv, code, error",
+    [
+        (["presign", "43"], 1, "component 43 has no picture"),
+        (["presign", "0"], 2, "componentId must be a positive integer"),
+        (["presign", "4x"], 2, "componentId must be a positive integer"),
+        (
+            ["presign", "42", "--hours", "169"],
+            2,
+            "expirationHours must be a whole number from 1 to 168",
+        ),
+        (
+            ["presign", "42", "--hours", "0"],
+            2,
+            "expirationHours must be a whole number from 1 to 168",
+        ),
+    ],
+)
 def test_presign_errors(pictures, capsys, argv, code, error):
     assert cli.main(argv) == code
     assert json.loads(capsys.readouterr().out) == {"success": False, "error": error}
@@ -114,26 +152,29 @@ def client(pictures):
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.mark.parametrize("path, headers, status", [
-    ("/component-image-url/42", AUTH, 200),
-    ("/component-image-url/42?expirationHours=1", AUTH, 200),
-    ("/component-image-url/42?expirationHours=168", AUTH, 200),
-    ("/component-image-url/42", {}, 401),
-    ("/component-image-url/42", {"Authorization": "Bearer wrong"}, 401),
-    ("/component-image-url/42", {"Authorization": f"Bearer {TOKEN}x"}, 401),
-    ("/component-image-url/42", {"Authorization": f"Basic {TOKEN}"}, 401),
-    ("/component-image-url/abc", {}, 401),  # the token first: nothing is told without it
-    ("/component-image-url/abc", AUTH, 400),
-    ("/component-image-url/0", AUTH, 400),
-    ("/component-image-url/-3", AUTH, 400),
-    ("/component-image-url/1.5", AUTH, 400),
-    ("/component-image-url/42?expirationHours=0", AUTH, 400),
-    ("/component-image-url/42?expirationHours=169", AUTH, 400),
-    ("/component-image-url/42?expirationHours=2.5", AUTH, 400),
-    ("/component-image-url/42?expirationHours=", AUTH, 400),
-    ("/component-image-url/43", AUTH, 404),  # only a thumbnail
-    ("/component-image-url/999", AUTH, 404),
-])
+@pytest.mark.parametrize(
+    "path, headers, status",
+    [
+        ("/component-image-url/42", AUTH, 200),
+        ("/component-image-url/42?expirationHours=1", AUTH, 200),
+        ("/component-image-url/42?expirationHours=168", AUTH, 200),
+        ("/component-image-url/42", {}, 401),
+        ("/component-image-url/42", {"Authorization": "Bearer wrong"}, 401),
+        ("/component-image-url/42", {"Authorization": f"Bearer {TOKEN}x"}, 401),
+        ("/component-image-url/42", {"Authorization": f"Basic {TOKEN}"}, 401),
+        ("/component-image-url/abc", {}, 401),  # the token first: nothing is told without it
+        ("/component-image-url/abc", AUTH, 400),
+        ("/component-image-url/0", AUTH, 400),
+        ("/component-image-url/-3", AUTH, 400),
+        ("/component-image-url/1.5", AUTH, 400),
+        ("/component-image-url/42?expirationHours=0", AUTH, 400),
+        ("/component-image-url/42?expirationHours=169", AUTH, 400),
+        ("/component-image-url/42?expirationHours=2.5", AUTH, 400),
+        ("/component-image-url/42?expirationHours=", AUTH, 400),
+        ("/component-image-url/43", AUTH, 404),  # only a thumbnail
+        ("/component-image-url/999", AUTH, 404),
+    ],
+)
 def test_api_statuses(client, path, headers, status):
     response = client.get(path, headers=headers)
     assert response.status_code == status
@@ -179,8 +220,12 @@ def test_serve_over_real_http_never_logs_the_token(pictures, tmp_path):
     port = stack.free_port()
     env = {**os.environ, "VOLT_API_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "volt_assets.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "volt_assets.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -188,7 +233,12 @@ def test_serve_over_real_http_never_logs_the_token(pictures, tmp_path):
         answer = httpx.get(f"{base}/component-image-url/42?expirationHours=3", headers=AUTH).json()
         assert answer["data"]["expiresInHours"] == 3
         assert httpx.get(answer["data"]["imageUrl"]).content == PICTURE
-        assert httpx.get(f"{base}/component-image-url/42", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert (
+            httpx.get(
+                f"{base}/component-image-url/42", headers={"Authorization": "Bearer nope"}
+            ).status_code
+            == 401
+        )
     finally:
         process.terminate()
         output = process.communicate(timeout=20)[0]

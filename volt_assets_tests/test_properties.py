@@ -38,28 +38,38 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from volt_assets.lib import partitions
-from volt_assets.lib import exact_json
+from volt_assets.lib import exact_json, partitions
 from volt_assets.lib import extract as ex
 from volt_assets.lib.rules import broken_mask, squish, validate
-from volt_assets.lib.transform import StagingBuilder
 from volt_assets.lib.table_config import table
+from volt_assets.lib.transform import StagingBuilder
 from volt_assets_tests.faults.env import using_env
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MICRO = dt.timedelta(microseconds=1)
 # day_window(9999-12-31) would end in year 10000, which datetime cannot hold: no partition is that late
-FIRST, LAST = dt.datetime(1, 1, 2, tzinfo=UTC), dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+FIRST, LAST = (
+    dt.datetime(1, 1, 2, tzinfo=UTC),
+    dt.datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+)
 # The Unicode White_Space property (what `squish` collapses): ASCII \t\n\v\f\r and space, NEL,
 # and the separators (Zs, Zl, Zp).
-WHITE_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000"
-
-NO_DEADLINE = settings(deadline=None)  # how long an example takes on a busy CI machine is no property
-
-offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
-instants = st.datetimes(min_value=FIRST.replace(tzinfo=None), max_value=LAST.replace(tzinfo=None)).map(
-    lambda d: d.replace(tzinfo=UTC)
+WHITE_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
 )
+
+NO_DEADLINE = settings(
+    deadline=None
+)  # how long an example takes on a busy CI machine is no property
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: dt.timezone(dt.timedelta(minutes=m))
+)
+instants = st.datetimes(
+    min_value=FIRST.replace(tzinfo=None), max_value=LAST.replace(tzinfo=None)
+).map(lambda d: d.replace(tzinfo=UTC))
 dates = st.dates(min_value=dt.date(1, 1, 2), max_value=dt.date(9999, 12, 30))
 
 
@@ -119,11 +129,21 @@ def test_dagster_partition_windows_are_the_day_windows(day):
 # --- the extraction's window on PostgreSQL ----------------------------------------------------------
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(instants, offsets), min_size=1, max_size=12),
-       st.lists(st.sampled_from([dt.timedelta(0), -MICRO, MICRO, dt.timedelta(days=1) - MICRO]), min_size=1, max_size=4),
-       st.sampled_from([dt.date(1, 1, 2), dt.date(2026, 1, 2), dt.date(9999, 12, 30)]))
-def test_postgres_extract_of_a_day_holds_exactly_its_rows(source, tmp_path, instants_, edges, edge_day):
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.tuples(instants, offsets), min_size=1, max_size=12),
+    st.lists(
+        st.sampled_from([dt.timedelta(0), -MICRO, MICRO, dt.timedelta(days=1) - MICRO]),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from([dt.date(1, 1, 2), dt.date(2026, 1, 2), dt.date(9999, 12, 30)]),
+)
+def test_postgres_extract_of_a_day_holds_exactly_its_rows(
+    source, tmp_path, instants_, edges, edge_day
+):
     """Random cursors (in random offsets), plus cursors at and next to midnights: each row is in
     the extract of its UTC day and of no other, with its cursor rendered to the microsecond."""
     config = table("electrical_components")
@@ -133,8 +153,10 @@ def test_postgres_extract_of_a_day_holds_exactly_its_rows(source, tmp_path, inst
     with source.cursor() as cur:
         cur.execute("TRUNCATE electrical_components")
         for i, cursor in enumerate(cursors):
-            cur.execute("INSERT INTO electrical_components (id, sku, created_at, updated_at) VALUES (%s, %s, %s, %s)",
-                        (i, f"S{i}", cursor, cursor))
+            cur.execute(
+                "INSERT INTO electrical_components (id, sku, created_at, updated_at) VALUES (%s, %s, %s, %s)",
+                (i, f"S{i}", cursor, cursor),
+            )
     source.commit()
     days = {partitions.day_of(c) for c in cursors}
     days |= {d + dt.timedelta(days=k) for d in days for k in (-1, 1)}
@@ -149,7 +171,9 @@ def test_postgres_extract_of_a_day_holds_exactly_its_rows(source, tmp_path, inst
                 record = json.loads(line)
                 lines.append((str(record["id"]), record["updated_at"]))
                 found.setdefault(record["id"], []).append(day)
-                rendered = pc.cast(pa.array([record["updated_at"]]), pa.timestamp("us", tz="UTC"))[0].as_py()
+                rendered = pc.cast(pa.array([record["updated_at"]]), pa.timestamp("us", tz="UTC"))[
+                    0
+                ].as_py()
                 assert rendered == cursors[record["id"]], record
                 assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["updated_at"])
         # the versions read in the same snapshot are exactly the lines' (pk, cursor) texts
@@ -158,31 +182,60 @@ def test_postgres_extract_of_a_day_holds_exactly_its_rows(source, tmp_path, inst
 
 
 # Text a key can hold in PostgreSQL: anything but NUL, including CSV's quote, comma and newlines.
-key_texts = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12)
+key_texts = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12
+)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(key_texts | st.sampled_from(["", " ", '"', ",", "a,b", 'q"x"', "\n", "\r\n", "NULL", "\\N"]),
-                min_size=1, max_size=15, unique=True))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        key_texts
+        | st.sampled_from(["", " ", '"', ",", "a,b", 'q"x"', "\n", "\r\n", "NULL", "\\N"]),
+        min_size=1,
+        max_size=15,
+        unique=True,
+    )
+)
 def test_the_versions_of_a_text_keyed_table_are_its_lines_keys(source, tmp_path, keys):
     """Raw's versions index (the second COPY of the extraction's snapshot) holds each line's key
     exactly as its JSON line does, whatever the text: empty, quotes, commas, line breaks."""
     from volt_assets.lib.table_config import parse_config
 
-    config = parse_config({"tables": {"keyed": {"primary_key": "k", "cursor": "u", "columns": {
-        "k": "text", "u": "timestamptz"}}}})["keyed"]
+    config = parse_config(
+        {
+            "tables": {
+                "keyed": {
+                    "primary_key": "k",
+                    "cursor": "u",
+                    "columns": {"k": "text", "u": "timestamptz"},
+                }
+            }
+        }
+    )["keyed"]
     day = dt.date(2026, 3, 1)
     with source.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS keyed")
         cur.execute("CREATE TABLE keyed (k text PRIMARY KEY, u timestamptz NOT NULL)")
         for i, key in enumerate(keys):
-            cur.execute("INSERT INTO keyed VALUES (%s, %s)", (key, dt.datetime(2026, 3, 1, 1, tzinfo=UTC) + i * MICRO))
+            cur.execute(
+                "INSERT INTO keyed VALUES (%s, %s)",
+                (key, dt.datetime(2026, 3, 1, 1, tzinfo=UTC) + i * MICRO),
+            )
     source.commit()
     out = tmp_path / f"x{len(list(tmp_path.iterdir()))}"
     out.mkdir()
     result = ex.extract(source, config, partitions.day_window(day), out, "part")
-    lines = [json.loads(line) for path in result.paths for line in gzip.decompress(path.read_bytes()).splitlines()]
-    assert sorted(zip(*result.versions.to_pydict().values())) == sorted((r["k"], r["u"]) for r in lines)
+    lines = [
+        json.loads(line)
+        for path in result.paths
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
+    assert sorted(zip(*result.versions.to_pydict().values())) == sorted(
+        (r["k"], r["u"]) for r in lines
+    )
     assert sorted(result.versions["pk"].to_pylist()) == sorted(keys)
 
 
@@ -195,8 +248,12 @@ def reference_squish(text: str) -> str:
 
 # Text as it can arrive (UTF-8 from PostgreSQL or a CSV): any character but lone surrogates.
 CHARACTERS = st.characters(exclude_categories=["Cs"])
-texts = st.text(alphabet=st.one_of(st.sampled_from(WHITE_SPACE), CHARACTERS, st.sampled_from("aZ9 \u05d0\u0301🔌")),
-                max_size=40)
+texts = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(WHITE_SPACE), CHARACTERS, st.sampled_from("aZ9 \u05d0\u0301🔌")
+    ),
+    max_size=40,
+)
 
 
 @NO_DEADLINE
@@ -208,7 +265,13 @@ def test_squish_collapses_every_whitespace_run_and_trims(values):
 
 
 @NO_DEADLINE
-@given(st.lists(st.one_of(st.none(), st.text(alphabet=WHITE_SPACE, max_size=8), texts), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet=WHITE_SPACE, max_size=8), texts),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_not_blank_refuses_exactly_what_is_only_whitespace(values):
     rule = table("electrical_components").refuse[1]
     assert (rule.column, rule.rule) == ("name", "not_blank")
@@ -219,44 +282,92 @@ def test_not_blank_refuses_exactly_what_is_only_whitespace(values):
 def components(**columns: list) -> pa.Table:
     """A batch of component rows as text, valid but for the columns given."""
     n = len(next(iter(columns.values())))
-    base = {"id": [str(i) for i in range(n)], "name": ["Fuse"] * n, "price": ["1.00"] * n, "currency": ["EUR"] * n,
-            "created_at": ["2026-01-01T00:00:00.000000Z"] * n, "updated_at": ["2026-01-02T00:00:00.000000Z"] * n}
+    base = {
+        "id": [str(i) for i in range(n)],
+        "name": ["Fuse"] * n,
+        "price": ["1.00"] * n,
+        "currency": ["EUR"] * n,
+        "created_at": ["2026-01-01T00:00:00.000000Z"] * n,
+        "updated_at": ["2026-01-02T00:00:00.000000Z"] * n,
+    }
     base.update(columns)
     config = table("electrical_components")
     return pa.table({c: pa.array(base.get(c, [None] * n), pa.string()) for c in config.columns})
 
 
 @NO_DEADLINE
-@given(st.lists(st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e12"), max_value=Decimal("1e12")),
-                min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.decimals(
+            allow_nan=False,
+            allow_infinity=False,
+            min_value=Decimal("-1e12"),
+            max_value=Decimal("1e12"),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_a_price_is_typed_exactly_or_refused_never_rounded(prices):
     texts_ = [format(p, "f") for p in prices]
     result = validate(table("electrical_components"), components(price=texts_))
     reasons = iter(result.reasons)
-    for text, price, typed, refused in zip(texts_, prices, result.typed["price"].to_pylist(), result.refused.to_pylist()):
-        fits = price == price.quantize(Decimal("0.01")) and abs(price) < Decimal("1e10")  # numeric(12,2)
+    for text, price, typed, refused in zip(
+        texts_, prices, result.typed["price"].to_pylist(), result.refused.to_pylist()
+    ):
+        fits = price == price.quantize(Decimal("0.01")) and abs(price) < Decimal(
+            "1e10"
+        )  # numeric(12,2)
         if fits and price > 0:
             assert not refused and typed == price, text
             continue
         assert refused, text
         [why] = next(reasons)
-        assert why.startswith("price: not a numeric(12,2): " if not fits else "price: not positive: "), (text, why)
+        assert why.startswith(
+            "price: not a numeric(12,2): " if not fits else "price: not positive: "
+        ), (text, why)
 
 
 @NO_DEADLINE
 @given(st.lists(st.tuples(instants, offsets), min_size=1, max_size=20), st.booleans())
 def test_timestamps_in_any_offset_are_typed_to_the_exact_instant(values, raw_style):
     """Raw renders `YYYY-MM-DDTHH:MM:SS.ffffffZ`; a landing CSV may carry any offset."""
-    rendered = [i.isoformat(timespec="microseconds").replace("+00:00", "Z") if raw_style else i.astimezone(o).isoformat()
-                for i, o in values]
+    rendered = [
+        i.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        if raw_style
+        else i.astimezone(o).isoformat()
+        for i, o in values
+    ]
     result = validate(table("electrical_components"), components(created_at=rendered))
     assert result.refused.to_pylist() == [False] * len(values)
     assert result.typed["created_at"].to_pylist() == [i for i, _ in values]
 
 
-ANY_TEXT = st.one_of(st.none(), st.text(CHARACTERS, max_size=30), st.sampled_from(
-    ["NaN", "Infinity", "-Infinity", "1e309", "9" * 40, "-1", "0", "0.001", "99999999999.99", "100001", " 7 ", "",
-     "'; DROP TABLE orders;--", "0001-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z", "x@y.io", "EUR"]))
+ANY_TEXT = st.one_of(
+    st.none(),
+    st.text(CHARACTERS, max_size=30),
+    st.sampled_from(
+        [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e309",
+            "9" * 40,
+            "-1",
+            "0",
+            "0.001",
+            "99999999999.99",
+            "100001",
+            " 7 ",
+            "",
+            "'; DROP TABLE orders;--",
+            "0001-01-01T00:00:00.000000Z",
+            "9999-12-31T23:59:59.999999Z",
+            "x@y.io",
+            "EUR",
+        ]
+    ),
+)
 
 
 @pytest.mark.parametrize("name", ["electrical_components", "users", "orders"])
@@ -264,7 +375,11 @@ def test_any_text_in_any_column_is_typed_or_refused_with_reasons(name):
     config = table(name)
 
     @settings(max_examples=40, deadline=None)
-    @given(st.lists(st.fixed_dictionaries({c: ANY_TEXT for c in config.columns}), min_size=1, max_size=15))
+    @given(
+        st.lists(
+            st.fixed_dictionaries({c: ANY_TEXT for c in config.columns}), min_size=1, max_size=15
+        )
+    )
     def check(rows):
         strings = pa.table({c: pa.array([r[c] for r in rows], pa.string()) for c in config.columns})
         result = validate(config, strings)
@@ -293,13 +408,21 @@ def valid_text(column: str, pg_type: str, rules: set[str]) -> st.SearchStrategy:
     if pg_type == "timestamptz":
         return instants.map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ").rjust(27, "0"))
     if pg_type == "jsonb":
-        return st.dictionaries(st.text(max_size=5), st.one_of(st.integers(-99, 99), st.text(max_size=5))).map(json.dumps)
+        return st.dictionaries(
+            st.text(max_size=5), st.one_of(st.integers(-99, 99), st.text(max_size=5))
+        ).map(json.dumps)
     if "currency_code" in rules:
-        return st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=3, max_size=3)
+        return st.text(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=3, max_size=3
+        )
     if "email" in rules:
-        return st.from_regex(r"[a-z0-9]{1,8}([.+][a-z0-9]{1,5})?@[a-z0-9]{1,8}\.[a-z]{2,6}", fullmatch=True)
+        return st.from_regex(
+            r"[a-z0-9]{1,8}([.+][a-z0-9]{1,5})?@[a-z0-9]{1,8}\.[a-z]{2,6}", fullmatch=True
+        )
     if pg_type.startswith("char("):
-        return st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=int(pg_type[5:-1]), max_size=int(pg_type[5:-1]))
+        return st.text(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=int(pg_type[5:-1]), max_size=int(pg_type[5:-1])
+        )
     if "not_blank" in rules:
         return st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ]{0,20}", fullmatch=True)
     return st.text(CHARACTERS, max_size=30)
@@ -325,9 +448,15 @@ def test_values_valid_by_the_readme_are_never_refused(name):
 # --- staging: latest version per key ------------------------------------------------------------------
 
 versions = st.lists(
-    st.tuples(st.integers(1, 6), st.integers(0, 10_000), st.sampled_from(["5.00", "7.50", "-1", "abc", "0.10"]),
-              st.integers(0, 2)),
-    min_size=1, max_size=60, unique_by=lambda v: (v[0], v[1]),  # raw holds one line per key and cursor
+    st.tuples(
+        st.integers(1, 6),
+        st.integers(0, 10_000),
+        st.sampled_from(["5.00", "7.50", "-1", "abc", "0.10"]),
+        st.integers(0, 2),
+    ),
+    min_size=1,
+    max_size=60,
+    unique_by=lambda v: (v[0], v[1]),  # raw holds one line per key and cursor
 )
 
 
@@ -338,8 +467,12 @@ def build(rows: list[tuple], splits: list[int]):
     strings = components(
         id=[str(k) for k, *_ in rows],
         price=[p for _, _, p, _ in rows],
-        updated_at=[(dt.datetime(2026, 1, 2, tzinfo=UTC) + dt.timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
-                    for _, s, _, _ in rows],
+        updated_at=[
+            (dt.datetime(2026, 1, 2, tzinfo=UTC) + dt.timedelta(seconds=s))
+            .isoformat()
+            .replace("+00:00", "Z")
+            for _, s, _, _ in rows
+        ],
         name=[f"v{s}" for _, s, _, _ in rows],
     ).append_column("_file", pa.array([f"capture-{c}" for *_, c in rows], pa.string()))
     start = 0
@@ -360,7 +493,11 @@ def test_staging_keeps_the_latest_valid_version_whatever_the_order_and_batches(r
     again = build(shuffled, splits)
     assert again.staging.equals(whole.staging) and again.counts == whole.counts
     counts = whole.counts
-    assert counts["raw_rows"] == len(rows) == counts["staged_rows"] + counts["quarantined_rows"] + counts["superseded_rows"]
+    assert (
+        counts["raw_rows"]
+        == len(rows)
+        == counts["staged_rows"] + counts["quarantined_rows"] + counts["superseded_rows"]
+    )
     valid = [r for r in rows if r[2] in ("5.00", "7.50", "0.10")]
     latest = {}
     for key, second, price, _ in sorted(valid, key=lambda r: r[1]):
@@ -372,37 +509,56 @@ def test_staging_keeps_the_latest_valid_version_whatever_the_order_and_batches(r
 json_numbers = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.decimals(min_value=-(10**20), max_value=10**20, places=12).map(lambda d: format(d, "f")),
-    st.sampled_from(["12345678901234567890.123456789", "2.50", "-0.0", "1e400", "1E-7", "0.1000000000000000055"]),
+    st.sampled_from(
+        ["12345678901234567890.123456789", "2.50", "-0.0", "1e400", "1E-7", "0.1000000000000000055"]
+    ),
 )
 json_values = st.recursive(
-    st.one_of(st.none().map(lambda _: "null"), st.booleans().map(lambda b: "true" if b else "false"),
-              json_numbers, st.text(max_size=12).map(json.dumps)),
+    st.one_of(
+        st.none().map(lambda _: "null"),
+        st.booleans().map(lambda b: "true" if b else "false"),
+        json_numbers,
+        st.text(max_size=12).map(json.dumps),
+    ),
     lambda inner: st.one_of(
         st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
         st.dictionaries(st.text(max_size=6), inner, max_size=4).map(
-            lambda d: "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in d.items()) + "}"),
+            lambda d: "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in d.items()) + "}"
+        ),
     ),
     max_leaves=12,
 )
 
 
 @NO_DEADLINE
-@given(st.dictionaries(st.text(min_size=1, max_size=8), json_values, min_size=1, max_size=6), st.booleans())
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=8), json_values, min_size=1, max_size=6),
+    st.booleans(),
+)
 def test_top_level_values_cut_out_each_member_exactly(members, spaced):
     """Each member's text comes back as written (numbers digit for digit), and compacting it keeps
     the same JSON: what staging stores for a line DuckDB would round."""
     sep = ", " if spaced else ","
-    line = ("{" + sep.join(f"{json.dumps(k)}:{' ' if spaced else ''}{v}" for k, v in members.items()) + "}\n").encode()
+    line = (
+        "{"
+        + sep.join(f"{json.dumps(k)}:{' ' if spaced else ''}{v}" for k, v in members.items())
+        + "}\n"
+    ).encode()
     got = exact_json.top_level_values(line, set(members))
     assert {k: v.decode() for k, v in got.items()} == members
-    for key, text in members.items():
+    for text in members.values():
         compact = exact_json._compact(text.encode()).decode()
         assert json.loads(compact, parse_float=Decimal, parse_int=Decimal) == json.loads(
-            text, parse_float=Decimal, parse_int=Decimal)
+            text, parse_float=Decimal, parse_int=Decimal
+        )
 
 
 @NO_DEADLINE
-@given(st.text(max_size=200), st.integers(min_value=16, max_value=40), st.integers(min_value=0, max_value=300))
+@given(
+    st.text(max_size=200),
+    st.integers(min_value=16, max_value=40),
+    st.integers(min_value=0, max_value=300),
+)
 def test_the_chunk_test_never_misses_a_long_number(text, digits, at):
     number = "1" + "2" * (digits - 1)
     body = text.encode()

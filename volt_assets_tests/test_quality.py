@@ -15,14 +15,14 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from volt_assets.defs.policies import SINGLE_RUN, partitions
 from volt_assets.definitions import build_definitions
-from volt_assets.lib.extract import SourceSession
-from volt_assets.lib.store import LakeStore
+from volt_assets.defs.policies import SINGLE_RUN, partitions
 from volt_assets.defs.quality.marts import MART, reconcile_day
 from volt_assets.defs.quality.raw_checks import RawQuality
 from volt_assets.defs.quality.report import blocking_errors, read_report
 from volt_assets.defs.resources import PostgresResource
+from volt_assets.lib.extract import SourceSession
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import table
 from volt_assets_tests.pipeline import RANGE_END, RANGE_START, component, insert, ts
 
@@ -50,7 +50,9 @@ def after_staging() -> dg.AssetsDefinition:
     return downstream
 
 
-def run(selection: list[str], partition: str | tuple[str, str], instance=None, downstream: bool = True):
+def run(
+    selection: list[str], partition: str | tuple[str, str], instance=None, downstream: bool = True
+):
     """One run of the code location's assets (plus the test asset) for a day or an inclusive range."""
     defs = dg.Definitions.merge(build_definitions(), dg.Definitions(assets=[after_staging()]))
     job = defs.resolve_implicit_global_asset_job_def()
@@ -58,8 +60,12 @@ def run(selection: list[str], partition: str | tuple[str, str], instance=None, d
     instance = instance or dg.DagsterInstance.ephemeral()
     if isinstance(partition, tuple):
         tags = {RANGE_START: partition[0], RANGE_END: partition[1]}
-        return job.execute_in_process(instance=instance, asset_selection=keys, tags=tags, raise_on_error=False)
-    return job.execute_in_process(instance=instance, asset_selection=keys, partition_key=partition, raise_on_error=False)
+        return job.execute_in_process(
+            instance=instance, asset_selection=keys, tags=tags, raise_on_error=False
+        )
+    return job.execute_in_process(
+        instance=instance, asset_selection=keys, partition_key=partition, raise_on_error=False
+    )
 
 
 def evaluations(result, asset: str) -> dict[str, dg.AssetCheckEvaluation]:
@@ -80,9 +86,18 @@ def components(n: int, day: str, start: int = 1) -> list[dict]:
 
 
 def order(id_: int, component_id: int, day: str, **values) -> dict:
-    row = {"id": id_, "user_id": None, "component_id": component_id, "quantity": 2, "unit_price": "5.50",
-           "currency": "EUR", "status": "paid", "payment_method": "card",
-           "ordered_at": ts(f"{day} 09:00"), "updated_at": ts(f"{day} 09:00")}
+    row = {
+        "id": id_,
+        "user_id": None,
+        "component_id": component_id,
+        "quantity": 2,
+        "unit_price": "5.50",
+        "currency": "EUR",
+        "status": "paid",
+        "payment_method": "card",
+        "ordered_at": ts(f"{day} 09:00"),
+        "updated_at": ts(f"{day} 09:00"),
+    }
     row.update(values)
     return row
 
@@ -109,12 +124,16 @@ def test_more_than_five_percent_bad_blocks_downstream(volt_env, source):
     price = checks["price_positive"]  # 1 of 20 = 5 %: a WARN on its own, the gate decides
     assert not price.passed and price.severity == dg.AssetCheckSeverity.WARN
     assert meta(price, "failing_rows") == 1 and meta(price, "sample_keys") == ["101"]
-    assert meta(price, "samples") == [{"dt": D, "key": "101", "reason": "price: not positive: '-1.00'"}]
+    assert meta(price, "samples") == [
+        {"dt": D, "key": "101", "reason": "price: not positive: '-1.00'"}
+    ]
     assert meta(checks["name_not_blank"], "sample_keys") == ["102"]
     assert checks["row_accounting"].passed and checks["id_unique"].passed
 
     # the staging day landed (a blocking check does not undo it), nothing downstream ran
-    assert instance.get_latest_materialization_event(dg.AssetKey(["staging", "electrical_components"]))
+    assert instance.get_latest_materialization_event(
+        dg.AssetKey(["staging", "electrical_components"])
+    )
     assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
     assert not volt_env.list_keys(f"mart/{MART}/dt={D}/")
     assert instance.get_latest_materialization_event(dg.AssetKey(MART_KEY.split("/"))) is None
@@ -123,16 +142,27 @@ def test_more_than_five_percent_bad_blocks_downstream(volt_env, source):
     report = json.loads(volt_env.read_object(f"quality/electrical_components/dt={D}/report.json"))
     assert volt_env.list_keys(f"quarantine/electrical_components/dt={D}/")  # next to its quarantine
     assert report["verdict"] == "ERROR"
-    assert report["checks"]["price_positive"]["samples"] == [{"key": "101", "reason": "price: not positive: '-1.00'"}]
+    assert report["checks"]["price_positive"]["samples"] == [
+        {"key": "101", "reason": "price: not positive: '-1.00'"}
+    ]
     assert report["checks"]["schema_drift"]["verdict"] == "PASS"
-    assert blocking_errors(lake(volt_env), "electrical_components", dt.date.fromisoformat(D)) == ["quarantine_share"]
+    assert blocking_errors(lake(volt_env), "electrical_components", dt.date.fromisoformat(D)) == [
+        "quarantine_share"
+    ]
 
 
 def test_one_percent_bad_warns_and_downstream_runs(volt_env, source):
     rows = components(99, D) + [component(500, f"{D} 12:00", currency="EU")]
     insert(source, "electrical_components", rows)  # 1 of 100 refused: WARN
-    insert(source, "orders", [order(1, 1, D), order(2, 2, D, quantity=3, unit_price="10.00"),
-                              order(3, 3, D, status="cancelled")])
+    insert(
+        source,
+        "orders",
+        [
+            order(1, 1, D),
+            order(2, 2, D, quantity=3, unit_price="10.00"),
+            order(3, 3, D, status="cancelled"),
+        ],
+    )
     instance = dg.DagsterInstance.ephemeral()
 
     result = run(with_marts(COMPONENTS + ORDERS), D, instance)
@@ -150,7 +180,9 @@ def test_one_percent_bad_warns_and_downstream_runs(volt_env, source):
     mart = evaluations(result, MART_KEY)["matches_staging"]
     assert mart.passed, mart.description
     totals = meta(mart, "per_day_totals")[D]
-    assert totals["staging_revenue"] == totals["mart_revenue"] == "41.00"  # 2*5.50 + 3*10.00, not the cancelled
+    assert (
+        totals["staging_revenue"] == totals["mart_revenue"] == "41.00"
+    )  # 2*5.50 + 3*10.00, not the cancelled
     assert totals["staging_units"] == totals["mart_units"] == 5
     # a mart copy that disagrees with staging is an ERROR (written with its manifest: a
     # reader follows the manifest to the version it lists, not to whatever the key holds)
@@ -162,7 +194,9 @@ def test_one_percent_bad_warns_and_downstream_runs(volt_env, source):
     sink = pa.BufferOutputStream()
     pq.write_table(changed, sink)
     store = lake(volt_env)
-    store.write_folder(prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix))
+    store.write_folder(
+        prefix, {"part-00000.parquet": sink.getvalue().to_pybytes()}, store.read_manifest(prefix)
+    )
     outcome = reconcile_day(store, dt.date.fromisoformat(D))
     assert outcome.verdict == "ERROR" and outcome.samples[0].key == "revenue"
 
@@ -172,7 +206,11 @@ def test_added_and_retyped_source_columns_are_reported_and_extraction_continues(
         cur.execute("ALTER TABLE electrical_components ADD COLUMN warranty_months integer")
         cur.execute("ALTER TABLE electrical_components ALTER COLUMN price TYPE text")
     source.commit()
-    insert(source, "electrical_components", [component(i, f"{D} 10:0{i}", warranty_months=24) for i in range(1, 4)])
+    insert(
+        source,
+        "electrical_components",
+        [component(i, f"{D} 10:0{i}", warranty_months=24) for i in range(1, 4)],
+    )
 
     result = run(COMPONENTS, D, downstream=False)
 
@@ -181,15 +219,30 @@ def test_added_and_retyped_source_columns_are_reported_and_extraction_continues(
     assert not drift.passed
     assert meta(drift, "added") == {"warranty_months": "integer"}
     assert meta(drift, "retyped") == {"price": ["numeric(12,2)", "text"]}
-    assert "column added: warranty_months" in drift.description and "column retyped: price" in drift.description
-    part = next(k for k in volt_env.list_keys(f"raw/electrical_components/dt={D}/") if k.endswith(".jsonl.gz"))
+    assert (
+        "column added: warranty_months" in drift.description
+        and "column retyped: price" in drift.description
+    )
+    part = next(
+        k
+        for k in volt_env.list_keys(f"raw/electrical_components/dt={D}/")
+        if k.endswith(".jsonl.gz")
+    )
     line = json.loads(gzip.decompress(volt_env.read_object(part)).splitlines()[0])
-    assert line["warranty_months"] == 24 and line["price"] == "10.00"  # new column kept, text price captured
-    staging = pq.read_table(pa.BufferReader(volt_env.read_object(
-        f"staging/electrical_components/dt={D}/part-00000.parquet")))
+    assert (
+        line["warranty_months"] == 24 and line["price"] == "10.00"
+    )  # new column kept, text price captured
+    staging = pq.read_table(
+        pa.BufferReader(
+            volt_env.read_object(f"staging/electrical_components/dt={D}/part-00000.parquet")
+        )
+    )
     assert staging.num_rows == 3 and str(staging["price"][0].as_py()) == "10.00"
     report = read_report(lake(volt_env), "electrical_components", dt.date.fromisoformat(D))
-    assert {s["key"] for s in report["checks"]["schema_drift"]["samples"]} == {"warranty_months", "price"}
+    assert {s["key"] for s in report["checks"]["schema_drift"]["samples"]} == {
+        "warranty_months",
+        "price",
+    }
 
 
 def test_reconciliation_fails_when_a_raw_file_is_removed_or_rows_are_missing(volt_env, source):
@@ -208,15 +261,25 @@ def test_reconciliation_fails_when_a_raw_file_is_removed_or_rows_are_missing(vol
     assert meta(files, "sample_keys") == [part.rsplit("/", 1)[1]]
     assert "missing" in meta(files, "samples")[0]["reason"]
     assert "staging/electrical_components" not in {
-        e.asset_key.to_user_string() for e in again.get_asset_check_evaluations()}  # staging never ran
+        e.asset_key.to_user_string() for e in again.get_asset_check_evaluations()
+    }  # staging never ran
 
     # a late commit: stamped on D before the capture, committed after it -> missing from raw
     insert(source, "electrical_components", [component(77, f"{D} 18:00")])
     env = volt_env.env
-    database = PostgresResource(host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), dbname=env["POSTGRES_DB"],
-                                user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"])
+    database = PostgresResource(
+        host=env["POSTGRES_HOST"],
+        port=int(env["POSTGRES_PORT"]),
+        dbname=env["POSTGRES_DB"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+    )
     with SourceSession(database) as session:
-        checks = list(RawQuality(table("electrical_components"), session, lake(volt_env)).results([dt.date.fromisoformat(D)]))
+        checks = list(
+            RawQuality(table("electrical_components"), session, lake(volt_env)).results(
+                [dt.date.fromisoformat(D)]
+            )
+        )
     results = {r.check_name: r for r in checks}
     reconciliation = results["source_reconciliation"]
     assert not reconciliation.passed
@@ -224,29 +287,52 @@ def test_reconciliation_fails_when_a_raw_file_is_removed_or_rows_are_missing(vol
     assert reconciliation.metadata["failing_rows"].value == 1
 
 
-def test_range_run_gives_one_result_per_check_with_days_and_references(volt_env, source, monkeypatch):
+def test_range_run_gives_one_result_per_check_with_days_and_references(
+    volt_env, source, monkeypatch
+):
     days = ["2026-01-01", "2026-01-02", "2026-01-03"]
     for n, day in enumerate(days):
         insert(source, "electrical_components", components(10, day, start=100 * n + 1))
-        insert(source, "users", [{"id": n + 1, "email": f"u{n}@volt.example", "full_name": "U", "country": "PL",
-                                  "created_at": ts(f"{day} 08:00"), "updated_at": ts(f"{day} 08:00")}])
-    insert(source, "orders", [
-        order(1, 1, days[0], user_id=1),
-        order(2, 101, days[1], user_id=2),  # component 101 appears on day 2, the order too
-        order(3, 999, days[1], user_id=2),  # unknown component
-        order(4, 205, days[2], user_id=7),  # unknown user
-    ])
+        insert(
+            source,
+            "users",
+            [
+                {
+                    "id": n + 1,
+                    "email": f"u{n}@volt.example",
+                    "full_name": "U",
+                    "country": "PL",
+                    "created_at": ts(f"{day} 08:00"),
+                    "updated_at": ts(f"{day} 08:00"),
+                }
+            ],
+        )
+    insert(
+        source,
+        "orders",
+        [
+            order(1, 1, days[0], user_id=1),
+            order(2, 101, days[1], user_id=2),  # component 101 appears on day 2, the order too
+            order(3, 999, days[1], user_id=2),  # unknown component
+            order(4, 205, days[2], user_id=7),  # unknown user
+        ],
+    )
     instance = dg.DagsterInstance.ephemeral()
 
     result = run(with_marts(COMPONENTS + ORDERS + USERS), (days[0], days[-1]), instance)
 
     assert result.success  # references are WARN
     orders = evaluations(result, "staging/orders")
-    assert len([e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_share"]) == 3
+    assert (
+        len([e for e in result.get_asset_check_evaluations() if e.check_name == "quarantine_share"])
+        == 3
+    )
     component_ref = orders["component_id_references"]
     assert not component_ref.passed and component_ref.severity == dg.AssetCheckSeverity.WARN
     assert meta(component_ref, "days_checked") == 3 and meta(component_ref, "sample_keys") == ["3"]
-    assert meta(component_ref, "days") == {days[1]: {"verdict": "WARN", "failing": 1, "rows": 2, "share": 0.5}}
+    assert meta(component_ref, "days") == {
+        days[1]: {"verdict": "WARN", "failing": 1, "rows": 2, "share": 0.5}
+    }
     assert meta(orders["user_id_references"], "sample_keys") == ["4"]
     assert meta(orders["quarantine_share"], "days_checked") == 3
     store = lake(volt_env)
@@ -280,8 +366,12 @@ def test_the_gate_lets_five_percent_pass_and_stops_above(volt_env, source):
     gate = evaluations(result, "staging/electrical_components")["quarantine_share"]
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
     assert meta(gate, "error_days") == ["2026-01-03"]
-    verdicts = {day: read_report(lake(volt_env), "electrical_components", dt.date.fromisoformat(day))
-                ["checks"]["quarantine_share"]["verdict"] for day in days}
+    verdicts = {
+        day: read_report(lake(volt_env), "electrical_components", dt.date.fromisoformat(day))[
+            "checks"
+        ]["quarantine_share"]["verdict"]
+        for day in days
+    }
     assert verdicts == {"2026-01-01": "WARN", "2026-01-02": "WARN", "2026-01-03": "ERROR"}
     assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
 
@@ -303,7 +393,9 @@ def test_row_accounting_fails_when_raw_and_staging_disagree(volt_env, source):
     accounting = evaluations(result, "staging/electrical_components")["row_accounting"]
     assert not accounting.passed and accounting.blocking
     assert accounting.severity == dg.AssetCheckSeverity.ERROR
-    assert "raw manifest row_count 6 but staging read 5 rows" in json.dumps(meta(accounting, "samples"))
+    assert "raw manifest row_count 6 but staging read 5 rows" in json.dumps(
+        meta(accounting, "samples")
+    )
     assert instance.get_latest_materialization_event(dg.AssetKey(DOWNSTREAM.split("/"))) is None
 
 
@@ -315,8 +407,10 @@ def test_freshness_allows_26_hours_by_default(volt_env, monkeypatch):
     monkeypatch.delenv(LAG_VARIABLE, raising=False)
     instance = dg.DagsterInstance.ephemeral()
     key = dg.AssetKey(["staging", "orders"])
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition="2026-01-02"))
-    data_until = dt.datetime(2026, 1, 3, tzinfo=dt.timezone.utc)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=key, partition="2026-01-02")
+    )
+    data_until = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
     fresh = judge(key, instance, data_until + dt.timedelta(hours=26), lag())
     stale = judge(key, instance, data_until + dt.timedelta(hours=26, minutes=1), lag())
     assert fresh.passed and not stale.passed
@@ -342,9 +436,14 @@ def test_drift_is_named_before_extraction(volt_env, source, monkeypatch):
 
     assert not result.success
     entries = instance.all_logs(result.run_id)
-    texts = [(e.dagster_event.event_type_value if e.dagster_event else "LOG", e.user_message or "") for e in entries]
+    texts = [
+        (e.dagster_event.event_type_value if e.dagster_event else "LOG", e.user_message or "")
+        for e in entries
+    ]
     warned = [i for i, (_, m) in enumerate(texts) if "schema drift in electrical_components" in m]
-    failed = [i for i, (kind, _) in enumerate(texts) if kind in ("STEP_FAILURE", "STEP_UP_FOR_RETRY")]
+    failed = [
+        i for i, (kind, _) in enumerate(texts) if kind in ("STEP_FAILURE", "STEP_UP_FOR_RETRY")
+    ]
     assert warned and failed and warned[0] < failed[0], texts
     said = texts[warned[0]][1]
     assert "column dropped: updated_at" in said and "column added: changed_at" in said, said

@@ -27,8 +27,8 @@ from volt_assets.source_schema import SOURCE_TABLES, ensure_source_schema, missi
 
 END = dt.date(2026, 1, 14)
 DAYS = 14
-WINDOW_START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-WINDOW_END = dt.datetime(2026, 1, 15, tzinfo=dt.timezone.utc)  # exclusive
+WINDOW_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+WINDOW_END = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)  # exclusive
 SMALL = dict(components=300, users=200, orders=600, days=DAYS, end_date=END)
 
 
@@ -58,8 +58,10 @@ def scalar(volt_env, text: str, params=None):
 
 def table_digests(volt_env) -> dict[str, str]:
     """md5 of every table's rows in key order: equal digests, equal contents."""
-    return {t: scalar(volt_env, f"SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM {t} t")
-            for t in SOURCE_TABLES}
+    return {
+        t: scalar(volt_env, f"SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM {t} t")
+        for t in SOURCE_TABLES
+    }
 
 
 def picture_digests(folder: Path) -> dict[str, str]:
@@ -116,7 +118,8 @@ def test_the_dirt_is_really_in_the_database(volt_env):
         "null price": c + "price IS NULL",
         "negative price": c + "price < 0",
         "zero price": c + "price = 0",
-        "null or whitespace-only name": c + "name IS NULL OR btrim(name, E' \\t\\n\\u00a0\\u3000') = ''",
+        "null or whitespace-only name": c
+        + "name IS NULL OR btrim(name, E' \\t\\n\\u00a0\\u3000') = ''",
         "empty name": c + "name = ''",
         "name with outer or inner whitespace runs": c + "name ~ '^\\s|\\s$|\\s\\s'",
         "lower-case currency": c + "currency ~ '^[a-z]{3}$'",
@@ -130,17 +133,19 @@ def test_the_dirt_is_really_in_the_database(volt_env):
         "zero-width space": c + "name ~ '\\u200b'",
         "SQL-looking name": c + "name LIKE '%%DROP TABLE%%' OR name LIKE '%%'' OR ''1''=''1%%'",
         "absurd stock": c + "stock_quantity < 0 OR stock_quantity >= 2000000000",
-        "path trick": c + "image_filename LIKE '%%../%%' OR image_filename LIKE '/%%' OR image_filename LIKE '.%%'",
+        "path trick": c
+        + "image_filename LIKE '%%../%%' OR image_filename LIKE '/%%' OR image_filename LIKE '.%%'",
         "control character in a file name": c + "image_filename ~ '[\\x01-\\x1f]'",
         "email without @": u + "email NOT LIKE '%%@%%'",
         "email with @@": u + "email LIKE '%%@@%%'",
         "email with inner space": u + "btrim(email) LIKE '%% %%'",
         "email with trailing dot": u + "email LIKE '%%.'",
         "null email": u + "email IS NULL",
-        "upper-case email with spaces, valid once cleaned":
-            u + "email <> lower(btrim(email, E' \\t')) AND lower(btrim(email, E' \\t')) ~ '^[a-z0-9._]+@[a-z0-9.-]+\\.[a-z]+$'",
+        "upper-case email with spaces, valid once cleaned": u
+        + "email <> lower(btrim(email, E' \\t')) AND lower(btrim(email, E' \\t')) ~ '^[a-z0-9._]+@[a-z0-9.-]+\\.[a-z]+$'",
         "right-to-left user name": u + "full_name ~ '[\\u0590-\\u06FF]'",
-        "SQL-looking user name": u + "full_name LIKE '%%DROP TABLE%%' OR full_name LIKE '%%DELETE FROM%%' OR full_name LIKE '%%UNION SELECT%%' OR full_name LIKE '%%pg_sleep%%' OR full_name LIKE '%%''1''=''1%%'",
+        "SQL-looking user name": u
+        + "full_name LIKE '%%DROP TABLE%%' OR full_name LIKE '%%DELETE FROM%%' OR full_name LIKE '%%UNION SELECT%%' OR full_name LIKE '%%pg_sleep%%' OR full_name LIKE '%%''1''=''1%%'",
         "odd country": u + "country IS NULL OR country !~ '^[A-Z]{2}$'",
         "zero quantity": o + "quantity = 0",
         "negative quantity": o + "quantity < 0",
@@ -151,32 +156,64 @@ def test_the_dirt_is_really_in_the_database(volt_env):
         "zero unit price": o + "unit_price = 0",
         "order with lower-case currency": o + "currency ~ '^[a-z]{3}$'",
         "order without user": o + "user_id IS NULL",
-        "order of an unknown component": o + "NOT EXISTS (SELECT 1 FROM electrical_components c WHERE c.id = component_id)",
+        "order of an unknown component": o
+        + "NOT EXISTS (SELECT 1 FROM electrical_components c WHERE c.id = component_id)",
     }
-    absent = [what for what, sql in expected_somewhere.items()
-              if scalar(volt_env, sql, ("%🔌%",) if "%s" in sql else None) == 0]
+    absent = [
+        what
+        for what, sql in expected_somewhere.items()
+        if scalar(volt_env, sql, ("%🔌%",) if "%s" in sql else None) == 0
+    ]
     assert not absent, f"dirt never found in the database: {absent}"
-    names = [r[0] for r in query(volt_env, "SELECT full_name FROM users WHERE full_name IS NOT NULL")]
-    assert any(unicodedata.combining(ch) for n in names for ch in n), "combining characters in user names"
+    names = [
+        r[0] for r in query(volt_env, "SELECT full_name FROM users WHERE full_name IS NOT NULL")
+    ]
+    assert any(unicodedata.combining(ch) for n in names for ch in n), (
+        "combining characters in user names"
+    )
 
 
 def test_a_clean_shop_is_clean_but_still_has_boundary_instants(volt_env):
     report = seed(volt_env, dirty_rate=0.0)
     assert all(not kinds for kinds in report.dirt.values())
-    assert scalar(volt_env, "SELECT count(*) FROM electrical_components WHERE price IS NULL OR price <= 0 "
-                            "OR currency !~ '^[A-Z]{3}$' OR currency IS NULL OR btrim(name) = '' OR name IS NULL "
-                            "OR name ~ '\\s\\s|^\\s|\\s$' OR category !~ '^[a-z-]+$'") == 0
-    assert scalar(volt_env, "SELECT count(*) FROM users WHERE email IS NULL "
-                            "OR email !~ '^[a-z0-9._]+@[a-z0-9.-]+\\.[a-z]+$' OR country !~ '^[A-Z]{2}$'") == 0
-    assert scalar(volt_env, "SELECT count(*) FROM orders WHERE quantity IS NULL OR quantity <= 0 "
-                            "OR unit_price IS NULL OR unit_price <= 0 OR currency !~ '^[A-Z]{3}$'") == 0
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM electrical_components WHERE price IS NULL OR price <= 0 "
+            "OR currency !~ '^[A-Z]{3}$' OR currency IS NULL OR btrim(name) = '' OR name IS NULL "
+            "OR name ~ '\\s\\s|^\\s|\\s$' OR category !~ '^[a-z-]+$'",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM users WHERE email IS NULL "
+            "OR email !~ '^[a-z0-9._]+@[a-z0-9.-]+\\.[a-z]+$' OR country !~ '^[A-Z]{2}$'",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM orders WHERE quantity IS NULL OR quantity <= 0 "
+            "OR unit_price IS NULL OR unit_price <= 0 OR currency !~ '^[A-Z]{3}$'",
+        )
+        == 0
+    )
     for table in SOURCE_TABLES:
-        midnight = scalar(volt_env, f"SELECT count(*) FROM {table} WHERE updated_at::time = '00:00:00'")
-        last_us = scalar(volt_env, f"SELECT count(*) FROM {table} WHERE updated_at::time = '23:59:59.999999'")
+        midnight = scalar(
+            volt_env, f"SELECT count(*) FROM {table} WHERE updated_at::time = '00:00:00'"
+        )
+        last_us = scalar(
+            volt_env, f"SELECT count(*) FROM {table} WHERE updated_at::time = '23:59:59.999999'"
+        )
         assert midnight > 0 and last_us > 0, table
         # The window's very first and very last microsecond are both taken.
         assert scalar(volt_env, f"SELECT min(updated_at) FROM {table}") == WINDOW_START
-        assert scalar(volt_env, f"SELECT max(updated_at) FROM {table}") == WINDOW_END - dt.timedelta(microseconds=1)
+        assert scalar(
+            volt_env, f"SELECT max(updated_at) FROM {table}"
+        ) == WINDOW_END - dt.timedelta(microseconds=1)
 
 
 # --- time and the shop's life ----------------------------------------------------------------
@@ -185,41 +222,102 @@ def test_a_clean_shop_is_clean_but_still_has_boundary_instants(volt_env):
 def test_every_instant_lies_in_the_window_and_changes_come_after_creation(volt_env):
     seed(volt_env, dirty_rate=0.1)
     window = (WINDOW_START, WINDOW_END)
-    for table, created in (("electrical_components", "created_at"), ("users", "created_at"), ("orders", "ordered_at")):
-        assert scalar(volt_env, f"SELECT count(*) FROM {table} WHERE updated_at < {created}") == 0, table
-        assert scalar(volt_env, f"SELECT count(*) FROM {table} WHERE {created} < %s OR updated_at >= %s", window) == 0
+    for table, created in (
+        ("electrical_components", "created_at"),
+        ("users", "created_at"),
+        ("orders", "ordered_at"),
+    ):
+        assert (
+            scalar(volt_env, f"SELECT count(*) FROM {table} WHERE updated_at < {created}") == 0
+        ), table
+        assert (
+            scalar(
+                volt_env,
+                f"SELECT count(*) FROM {table} WHERE {created} < %s OR updated_at >= %s",
+                window,
+            )
+            == 0
+        )
     # Soft deletes are the row's last change; cancellations come after the order.
-    assert scalar(volt_env, "SELECT count(*) FROM electrical_components WHERE deleted_at <> updated_at") == 0
-    assert scalar(volt_env, "SELECT count(*) FROM orders WHERE status = 'cancelled' AND updated_at <= ordered_at") == 0
+    assert (
+        scalar(
+            volt_env, "SELECT count(*) FROM electrical_components WHERE deleted_at <> updated_at"
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM orders WHERE status = 'cancelled' AND updated_at <= ordered_at",
+        )
+        == 0
+    )
     # Orders are placed by users and of components that existed then.
-    assert scalar(volt_env, "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id "
-                            "WHERE o.ordered_at < u.created_at") == 0
-    assert scalar(volt_env, "SELECT count(*) FROM orders o JOIN electrical_components c ON c.id = o.component_id "
-                            "WHERE o.ordered_at < c.created_at") == 0
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id "
+            "WHERE o.ordered_at < u.created_at",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM orders o JOIN electrical_components c ON c.id = o.component_id "
+            "WHERE o.ordered_at < c.created_at",
+        )
+        == 0
+    )
 
 
 def test_the_final_state_shows_the_shops_life(volt_env):
     seed(volt_env, components=1000, orders=1500, dirty_rate=0.0)
-    changed, soft, renamed = query(volt_env, """
+    changed, soft, renamed = query(
+        volt_env,
+        """
         SELECT count(*) FILTER (WHERE updated_at > created_at),
                count(*) FILTER (WHERE deleted_at IS NOT NULL),
                count(*) FILTER (WHERE name ~ '\\(Rev\\. B\\)|new version|bestseller|replaces|2nd gen')
-        FROM electrical_components""")[0]
+        FROM electrical_components""",
+    )[0]
     assert changed > 300 and soft > 10 and renamed > 30
     statuses = dict(query(volt_env, "SELECT status, count(*) FROM orders GROUP BY status"))
     assert set(statuses) == {"pending", "paid", "shipped", "delivered", "cancelled"}
     assert set(r[0] for r in query(volt_env, "SELECT DISTINCT payment_method FROM orders")) == {
-        "card", "blik", "transfer", "paypal"}
+        "card",
+        "blik",
+        "transfer",
+        "paypal",
+    }
     # A few orders point at components that were hard-deleted since.
-    assert scalar(volt_env, "SELECT count(*) FROM orders o WHERE NOT EXISTS "
-                            "(SELECT 1 FROM electrical_components c WHERE c.id = o.component_id)") > 0
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM orders o WHERE NOT EXISTS "
+            "(SELECT 1 FROM electrical_components c WHERE c.id = o.component_id)",
+        )
+        > 0
+    )
     # Unit prices sit near the component's price when it was never changed.
-    far = scalar(volt_env, """SELECT count(*) FROM orders o JOIN electrical_components c ON c.id = o.component_id
-                              WHERE c.updated_at = c.created_at AND abs(o.unit_price / c.price - 1) > 0.05""")
+    far = scalar(
+        volt_env,
+        """SELECT count(*) FROM orders o JOIN electrical_components c ON c.id = o.component_id
+                              WHERE c.updated_at = c.created_at AND abs(o.unit_price / c.price - 1) > 0.05""",
+    )
     assert far == 0
     # Realistic catalogue: SKU pattern, names, specs per category, plausible manufacturers.
-    assert scalar(volt_env, "SELECT count(*) FROM electrical_components WHERE sku !~ '^[A-Z]{3}-[A-Z]{2,3}-[0-9]{6,}$'") == 0
-    cb = query(volt_env, "SELECT specs FROM electrical_components WHERE category = 'circuit-breakers' LIMIT 20")
+    assert (
+        scalar(
+            volt_env,
+            "SELECT count(*) FROM electrical_components WHERE sku !~ '^[A-Z]{3}-[A-Z]{2,3}-[0-9]{6,}$'",
+        )
+        == 0
+    )
+    cb = query(
+        volt_env,
+        "SELECT specs FROM electrical_components WHERE category = 'circuit-breakers' LIMIT 20",
+    )
     assert all({"poles", "current_a"} <= set(row[0]) for row in cb)
     assert scalar(volt_env, "SELECT count(DISTINCT manufacturer) FROM electrical_components") > 20
     assert scalar(volt_env, "SELECT count(*) FROM users WHERE full_name ~ '[ąćęłńóśźżŁŚŻ]'") > 0
@@ -250,16 +348,29 @@ def test_pictures_are_images_matching_their_names_and_never_leave_the_folder(vol
     assert {n for n in names if n and re.fullmatch(r"component_\d+\.(png|jpg)", n)} - on_disk
 
 
-@pytest.mark.parametrize("name", [
-    "../../etc/passwd", "/etc/hosts", ".hidden.png", "component_\x07bell.png", "..\\..\\x.ini",
-    "pictures/../../escape.png", "component_\n.png", "", " component_1.png", "..",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "/etc/hosts",
+        ".hidden.png",
+        "component_\x07bell.png",
+        "..\\..\\x.ini",
+        "pictures/../../escape.png",
+        "component_\n.png",
+        "",
+        " component_1.png",
+        "..",
+    ],
+)
 def test_unsafe_file_names_are_refused(tmp_path, name):
     assert safe_target(tmp_path, name) is None
 
 
 def test_plain_file_names_are_accepted(tmp_path):
-    assert safe_target(tmp_path, "component_000123.png") == tmp_path.resolve() / "component_000123.png"
+    assert (
+        safe_target(tmp_path, "component_000123.png") == tmp_path.resolve() / "component_000123.png"
+    )
 
 
 def test_no_pictures_when_not_asked(volt_env):
@@ -303,8 +414,13 @@ def test_without_reset_a_filled_source_is_refused_and_left_alone(volt_env):
 
 def run_cli(volt_env, *args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **volt_env.env, **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "volt_assets.cli", "seed", *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "volt_assets.cli", "seed", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_seeds_prints_a_summary_and_never_the_password(volt_env, tmp_path):
@@ -313,10 +429,25 @@ def test_cli_seeds_prints_a_summary_and_never_the_password(volt_env, tmp_path):
     # Pretend the embedded stack configured this database: the seed records the window start.
     state = Path(volt_env.env["VOLT_STATE_DIR"])
     state.mkdir(parents=True, exist_ok=True)
-    (state / "stack.env").write_text("".join(
-        f"{k}={volt_env.env[k]}\n" for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB")), encoding="utf-8")
+    (state / "stack.env").write_text(
+        "".join(
+            f"{k}={volt_env.env[k]}\n" for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB")
+        ),
+        encoding="utf-8",
+    )
 
-    args = ["--components", "120", "--users", "40", "--orders", "200", "--days", "3", "--end-date", "2026-01-14"]
+    args = [
+        "--components",
+        "120",
+        "--users",
+        "40",
+        "--orders",
+        "200",
+        "--days",
+        "3",
+        "--end-date",
+        "2026-01-14",
+    ]
     done = run_cli(volt_env, *args, extra_env={"VOLT_USE_STACK": "1"})
     assert done.returncode == 0, done.stderr
     for table in SOURCE_TABLES:
@@ -344,7 +475,10 @@ def test_cli_refuses_bad_arguments_and_hides_the_password_in_errors(volt_env, ca
     assert volt_env.env["POSTGRES_PASSWORD"] not in printed.out + printed.err
 
 
-@pytest.mark.skipif(not os.environ.get("VOLT_SEED_BENCH"), reason="set VOLT_SEED_BENCH=1 to time a 1M-component seed")
+@pytest.mark.skipif(
+    not os.environ.get("VOLT_SEED_BENCH"),
+    reason="set VOLT_SEED_BENCH=1 to time a 1M-component seed",
+)
 def test_a_million_components_seed_in_under_a_minute(volt_env):
     report = seed(volt_env, components=1_000_000, users=1000, orders=1000, images=False)
     assert report.rows["electrical_components"] > 950_000

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def compose_env_of_the_docs() -> str:
     """The `.env` for Compose exactly as docs/operations.md shows it."""
     text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
-    section = text[text.index("A\n`.env` for Compose:"):]
+    section = text[text.index("A\n`.env` for Compose:") :]
     block = re.search(r"```\n(.*?)```", section, re.DOTALL)
     assert block, "docs/operations.md lost its Compose .env block"
     return block.group(1)

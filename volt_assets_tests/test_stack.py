@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import psycopg2
@@ -47,7 +47,9 @@ class StackCli:
         )
         self.outputs.append(result.stdout + result.stderr)
         password = self.settings().get("POSTGRES_PASSWORD")
-        assert not password or password not in self.outputs[-1], f"`stack {action}` printed the password"
+        assert not password or password not in self.outputs[-1], (
+            f"`stack {action}` printed the password"
+        )
         return result
 
     def up(self) -> None:
@@ -69,8 +71,12 @@ class StackCli:
     def connect(self):
         env = self.settings()
         return psycopg2.connect(
-            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DB"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"], connect_timeout=5,
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            dbname=env["POSTGRES_DB"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            connect_timeout=5,
         )
 
     def s3(self):
@@ -120,11 +126,19 @@ def test_up_starts_postgres_and_s3(cli: StackCli) -> None:
         assert int(cur.fetchone()[0]) // 10000 == 18
     conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password"):
-        psycopg2.connect(host="127.0.0.1", port=env["POSTGRES_PORT"], dbname="volt", user="postgres",
-                         password="wrong", connect_timeout=5)
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=env["POSTGRES_PORT"],
+            dbname="volt",
+            user="postgres",
+            password="wrong",
+            connect_timeout=5,
+        )
 
     assert cli.s3().get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == "eu-central-1"
-    assert cli.s3().get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"  # as the lake is deployed
+    assert (
+        cli.s3().get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    )  # as the lake is deployed
 
 
 def test_up_twice_is_harmless(cli: StackCli) -> None:
@@ -140,16 +154,25 @@ def test_rows_and_objects_survive_down_and_up(cli: StackCli) -> None:
     conn = cli.connect()
     with conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS survivors (id int PRIMARY KEY, name text)")
-        cur.execute("INSERT INTO survivors VALUES (1, 'resistor'), (2, 'capacitor') ON CONFLICT DO NOTHING")
+        cur.execute(
+            "INSERT INTO survivors VALUES (1, 'resistor'), (2, 'capacitor') ON CONFLICT DO NOTHING"
+        )
     conn.close()
     body = bytes(range(256)) * 40
-    cli.s3().put_object(Bucket=BUCKET, Key=ODD_KEY, Body=body, ContentType="image/png",
-                        Metadata={"component-id": "7", "sha256": "abc123"})
+    cli.s3().put_object(
+        Bucket=BUCKET,
+        Key=ODD_KEY,
+        Body=body,
+        ContentType="image/png",
+        Metadata={"component-id": "7", "sha256": "abc123"},
+    )
     # A lake folder: its manifest records the part's version id, which the restore renames.
     from volt_assets.lib.store import LakeStore
 
     folder = "staging/survivors/dt=2026-01-02/"
-    LakeStore(cli.s3(), BUCKET).write_folder(folder, {"part-00000.parquet": b"old part"}, {"table": "survivors"})
+    LakeStore(cli.s3(), BUCKET).write_folder(
+        folder, {"part-00000.parquet": b"old part"}, {"table": "survivors"}
+    )
     # A key the seed records: `up` must keep it.
     settings = cli.settings()
     write_env_file(cli.state_dir / "stack.env", {**settings, "VOLT_PARTITIONS_START": "2026-02-01"})
@@ -204,7 +227,9 @@ def test_volt_env_gives_a_fresh_database_and_bucket(volt_env) -> None:
     assert (volt_env.dagster_home / "dagster.yaml").is_file() and volt_env.images_dir.is_dir()
     conn = volt_env.connect()
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT current_database(), count(*) FROM pg_tables WHERE schemaname = 'public'")
+        cur.execute(
+            "SELECT current_database(), count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
         assert cur.fetchone() == (volt_env.dbname, 0)
     conn.close()
     assert volt_env.list_keys() == []

@@ -10,7 +10,6 @@ import gzip
 import json
 from decimal import Decimal
 
-import dagster as dg
 import pyarrow as pa
 import pytest
 
@@ -38,21 +37,57 @@ SUPPLIERS = """
 @pytest.fixture
 def suppliers(volt_env, tmp_path, monkeypatch):
     config = tmp_path / "tables.yaml"
-    config.write_text(table_config.CONFIG_PATH.read_text(encoding="utf-8") + SUPPLIERS, encoding="utf-8")
+    config.write_text(
+        table_config.CONFIG_PATH.read_text(encoding="utf-8") + SUPPLIERS, encoding="utf-8"
+    )
     monkeypatch.setattr(table_config, "CONFIG_PATH", config)
     conn = volt_env.connect()
     create_source_schema(conn)
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE suppliers (code text PRIMARY KEY, name text, rating numeric(12,2), "
-                    "updated_at timestamptz NOT NULL)")
+        cur.execute(
+            "CREATE TABLE suppliers (code text PRIMARY KEY, name text, rating numeric(12,2), "
+            "updated_at timestamptz NOT NULL)"
+        )
     conn.commit()
-    insert(conn, "suppliers", [
-        {"code": "A", "name": "Alpha", "rating": "4.50", "updated_at": ts("2025-12-20 10:00")},  # long before D
-        {"code": "B", "name": "  Beta   Ltd ", "rating": "3.00", "updated_at": ts(f"{D} 10:00")},
-        {"code": "C", "name": "   ", "rating": "1.00", "updated_at": ts(f"{D} 11:00")},  # refused
-        {"code": "E", "name": "Echo", "rating": None, "updated_at": ts("2026-01-05 09:00")},  # after D
-    ] + [{"code": f"F{i:02d}", "name": f"Filler {i}", "rating": "2.00", "updated_at": ts(f"{D} 12:{i:02d}")}
-         for i in range(16)])  # 1 refused of 20: the gate's 5 %, a WARN
+    insert(
+        conn,
+        "suppliers",
+        [
+            {
+                "code": "A",
+                "name": "Alpha",
+                "rating": "4.50",
+                "updated_at": ts("2025-12-20 10:00"),
+            },  # long before D
+            {
+                "code": "B",
+                "name": "  Beta   Ltd ",
+                "rating": "3.00",
+                "updated_at": ts(f"{D} 10:00"),
+            },
+            {
+                "code": "C",
+                "name": "   ",
+                "rating": "1.00",
+                "updated_at": ts(f"{D} 11:00"),
+            },  # refused
+            {
+                "code": "E",
+                "name": "Echo",
+                "rating": None,
+                "updated_at": ts("2026-01-05 09:00"),
+            },  # after D
+        ]
+        + [
+            {
+                "code": f"F{i:02d}",
+                "name": f"Filler {i}",
+                "rating": "2.00",
+                "updated_at": ts(f"{D} 12:{i:02d}"),
+            }
+            for i in range(16)
+        ],
+    )  # 1 refused of 20: the gate's 5 %, a WARN
     conn.close()
     return volt_env
 
@@ -65,22 +100,40 @@ def test_a_table_added_in_tables_yaml_appears_with_its_checks_and_a_full_snapsho
     assert {"raw/suppliers", "staging/suppliers"} <= keys
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert {n for k, n in checks if k == "staging/suppliers"} == {
-        "quarantine_share", "row_accounting", "name_not_blank", "name_unique", "freshness"}
-    assert {"schema_drift", "source_reconciliation", "files_present"} <= {n for k, n in checks if k == "raw/suppliers"}
+        "quarantine_share",
+        "row_accounting",
+        "name_not_blank",
+        "name_unique",
+        "freshness",
+    }
+    assert {"schema_drift", "source_reconciliation", "files_present"} <= {
+        n for k, n in checks if k == "raw/suppliers"
+    }
 
     assert materialize(["raw/suppliers", "staging/suppliers"], D).success
 
     # sync: full: partition D is the whole table as it was when D ran, whatever updated_at says
     parts = [k for k in suppliers.list_keys(f"raw/suppliers/dt={D}/") if k.endswith(".jsonl.gz")]
-    lines = [json.loads(line) for k in parts for line in gzip.decompress(suppliers.read_object(k)).splitlines()]
-    assert sorted(line["code"] for line in lines) == ["A", "B", "C", "E"] + [f"F{i:02d}" for i in range(16)]
+    lines = [
+        json.loads(line)
+        for k in parts
+        for line in gzip.decompress(suppliers.read_object(k)).splitlines()
+    ]
+    assert sorted(line["code"] for line in lines) == ["A", "B", "C", "E"] + [
+        f"F{i:02d}" for i in range(16)
+    ]
     staged = read_parquet(suppliers, f"staging/suppliers/dt={D}/part-00000.parquet")
     assert sorted((r["code"], r["name"], r["rating"]) for r in staged.to_pylist())[:3] == [
-        ("A", "Alpha", Decimal("4.50")), ("B", "Beta Ltd", Decimal("3.00")), ("E", "Echo", None)]
+        ("A", "Alpha", Decimal("4.50")),
+        ("B", "Beta Ltd", Decimal("3.00")),
+        ("E", "Echo", None),
+    ]
     assert staged.num_rows == 19
     assert staged.schema.field("rating").type == pa.decimal128(12, 2)
     assert staged.schema.field("updated_at").type == pa.timestamp("us", tz="UTC")
-    [refused] = read_parquet(suppliers, f"quarantine/suppliers/dt={D}/part-00000.parquet").to_pylist()
+    [refused] = read_parquet(
+        suppliers, f"quarantine/suppliers/dt={D}/part-00000.parquet"
+    ).to_pylist()
     assert refused["code"] == "C" and refused["_reasons"][0].startswith("name: ")
     report = json.loads(suppliers.read_object(f"quality/suppliers/dt={D}/report.json"))
     assert {"quarantine_share", "name_not_blank", "name_unique"} <= set(report["checks"])

@@ -35,10 +35,19 @@ def main() -> None:
         if not args.start:
             return query
         # literal SQL text: the connectorx backend compiles the query with literal binds
-        return query.where(sa.text(f"updated_at >= '{args.start}'::timestamptz AND updated_at < '{args.end}'::timestamptz"))
+        return query.where(
+            sa.text(
+                f"updated_at >= '{args.start}'::timestamptz AND updated_at < '{args.end}'::timestamptz"
+            )
+        )
 
     started = time.perf_counter()
-    resource = sql_table(credentials=pg_url("postgresql+psycopg2"), table=TABLE, backend=args.backend, query_adapter_callback=window)
+    resource = sql_table(
+        credentials=pg_url("postgresql+psycopg2"),
+        table=TABLE,
+        backend=args.backend,
+        query_adapter_callback=window,
+    )
     destination = filesystem(
         bucket_url=f"s3://{args.bucket}/{args.prefix}",
         credentials={
@@ -49,8 +58,12 @@ def main() -> None:
         },
     )
     name = f"bench_{args.backend}_{args.prefix.replace('/', '_')}"
-    pipeline = dlt.pipeline(pipeline_name=name, destination=destination, dataset_name="volt",
-                            pipelines_dir=str(OUT / "dlt" / "pipelines"))
+    pipeline = dlt.pipeline(
+        pipeline_name=name,
+        destination=destination,
+        dataset_name="volt",
+        pipelines_dir=str(OUT / "dlt" / "pipelines"),
+    )
     info = pipeline.run(resource, loader_file_format="parquet", write_disposition="replace")
     info.raise_on_failed_jobs()
     seconds = time.perf_counter() - started

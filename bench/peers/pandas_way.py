@@ -29,7 +29,9 @@ def main() -> None:
     with engine.connect() as conn:
         frame = pd.read_sql(f"SELECT * FROM {TABLE}{window_where(args.start, args.end)}", conn)
     read = time.perf_counter()
-    body_json = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="us").encode()
+    body_json = frame.to_json(
+        orient="records", lines=True, date_format="iso", date_unit="us"
+    ).encode()
     sink = io.BytesIO()
     frame.to_parquet(sink, index=False)  # pandas' defaults (pyarrow engine, snappy)
     body_parquet = sink.getvalue()
@@ -38,9 +40,17 @@ def main() -> None:
     client.put_object(Bucket=args.bucket, Key=f"{args.prefix}/{TABLE}.jsonl", Body=body_json)
     client.put_object(Bucket=args.bucket, Key=f"{args.prefix}/{TABLE}.parquet", Body=body_parquet)
     done = time.perf_counter()
-    emit({"rows": len(frame), "bytes": len(body_json) + len(body_parquet), "json_bytes": len(body_json),
-          "parquet_bytes": len(body_parquet), "read_seconds": round(read - started, 3),
-          "encode_seconds": round(encoded - read, 3), "upload_seconds": round(done - encoded, 3)})
+    emit(
+        {
+            "rows": len(frame),
+            "bytes": len(body_json) + len(body_parquet),
+            "json_bytes": len(body_json),
+            "parquet_bytes": len(body_parquet),
+            "read_seconds": round(read - started, 3),
+            "encode_seconds": round(encoded - read, 3),
+            "upload_seconds": round(done - encoded, 3),
+        }
+    )
 
 
 if __name__ == "__main__":

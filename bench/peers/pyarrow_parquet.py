@@ -22,7 +22,9 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statist
 def parquet_options(schema) -> dict:
     import pyarrow as pa
 
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    text = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
     return {**PARQUET_OPTIONS, "use_dictionary": text}
 
 
@@ -36,13 +38,22 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     loaded = time.perf_counter()
-    table = cx.read_sql(pg_url(), f"SELECT * FROM {TABLE}{window_where(args.start, args.end)}", return_type="arrow")
+    table = cx.read_sql(
+        pg_url(), f"SELECT * FROM {TABLE}{window_where(args.start, args.end)}", return_type="arrow"
+    )
     started = time.perf_counter()
     sink = io.BytesIO()
     pq.write_table(table, sink, **parquet_options(table.schema))
     seconds = time.perf_counter() - started
-    emit({"rows": table.num_rows, "bytes": len(sink.getvalue()), "write_seconds": round(seconds, 3),
-          "load_seconds": round(started - loaded, 3), "arrow_bytes": table.nbytes})
+    emit(
+        {
+            "rows": table.num_rows,
+            "bytes": len(sink.getvalue()),
+            "write_seconds": round(seconds, 3),
+            "load_seconds": round(started - loaded, 3),
+            "arrow_bytes": table.nbytes,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from volt_assets.lib import catalog
-from volt_assets.lib import table_config
+from volt_assets.lib import catalog, table_config
 from volt_assets.lib.table_config import TableConfig
 from volt_assets.settings import project_root
 

@@ -21,7 +21,9 @@ _BASE = dg.multi_or_in_process_executor
 
 volt_executor = dg.ExecutorDefinition(
     name="volt_in_process_or_multiprocess",
-    config_schema=dg.Field(_BASE.config_field.config_type, default_value={"in_process": {}}, is_required=False),
+    config_schema=dg.Field(
+        _BASE.config_field.config_type, default_value={"in_process": {}}, is_required=False
+    ),
     requirements=_BASE.get_requirements,
     executor_creation_fn=_BASE.executor_creation_fn,
     description="In-process by default; `multiprocess` in the run config runs each step in its own process.",

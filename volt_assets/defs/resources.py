@@ -1,7 +1,6 @@
 """Dagster resources: the Volt source database and the lake bucket, configured from the
 environment with `EnvVar` (see `build_resources`)."""
 
-
 import os
 import time
 from contextlib import contextmanager
@@ -11,7 +10,6 @@ import psycopg2
 from dagster_aws.s3 import S3Resource
 
 from volt_assets.lib.store import LakeStore
-
 
 # Connection errors no retry can fix (psycopg2's first line), and what to check for each.
 PERMANENT_PG_ERRORS = {
@@ -71,13 +69,18 @@ class PostgresResource(dg.ConfigurableResource):
             try:
                 return self._connect_once(application_name)
             except psycopg2.OperationalError as exc:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first_line = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
                 hint = permanent_pg_error(first_line)
                 if hint:
-                    raise SourceUnavailable(f"cannot connect to {self.where}: {first_line}: {hint}",
-                                            permanent=True) from None
+                    raise SourceUnavailable(
+                        f"cannot connect to {self.where}: {first_line}: {hint}", permanent=True
+                    ) from None
                 if attempt == self.connect_attempts:
-                    raise SourceUnavailable(f"cannot connect to {self.where}: {first_line}") from None
+                    raise SourceUnavailable(
+                        f"cannot connect to {self.where}: {first_line}"
+                    ) from None
                 time.sleep(0.5 * 2**attempt)
 
     @contextmanager
@@ -135,8 +138,12 @@ def shared_resources() -> dict:
 
     s3 = s3_resource()
     lake = lake_resource(s3)
-    return {"source": source_database(), "s3": s3, "lake": lake,
-            LAKE_IO_MANAGER: S3LakeIOManager(lake=lake)}
+    return {
+        "source": source_database(),
+        "s3": s3,
+        "lake": lake,
+        LAKE_IO_MANAGER: S3LakeIOManager(lake=lake),
+    }
 
 
 @dg.definitions

@@ -38,7 +38,9 @@ def _skip_string(line: bytes, i: int) -> int:
     while True:
         j = line.index(b'"', i)
         backslashes = 0
-        while line[j - 1 - backslashes] == 0x5C:  # a quote after an odd run of backslashes is escaped
+        while (
+            line[j - 1 - backslashes] == 0x5C
+        ):  # a quote after an odd run of backslashes is escaped
             backslashes += 1
         if backslashes % 2 == 0:
             return j + 1
@@ -109,7 +111,9 @@ def top_level_values(line: bytes, keys: set[str]) -> dict[str, bytes]:
     return out
 
 
-def exact_values(paths: list[Path], columns: list[str]) -> dict[tuple[str, int], dict[str, str | None]]:
+def exact_values(
+    paths: list[Path], columns: list[str]
+) -> dict[tuple[str, int], dict[str, str | None]]:
     """(part file name, line number) -> the exact text of `columns` (JSON text; None for null), for
     every line of the parts that holds a long number."""
     wanted = set(columns)
@@ -122,6 +126,7 @@ def exact_values(paths: list[Path], columns: list[str]) -> dict[tuple[str, int],
                     continue
                 values = top_level_values(line, wanted)
                 found[(path.name, number)] = {
-                    c: None if v == b"null" else _compact(v).decode("utf-8") for c, v in values.items()
+                    c: None if v == b"null" else _compact(v).decode("utf-8")
+                    for c, v in values.items()
                 }
     return found

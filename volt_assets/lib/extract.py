@@ -38,7 +38,9 @@ class Drift:
 
     added: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
-    retyped: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (declared, actual)
+    retyped: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # column -> (declared, actual)
 
     @property
     def any(self) -> bool:
@@ -47,7 +49,10 @@ class Drift:
     def describe(self) -> str:
         parts = [f"column added: {c} ({t})" for c, t in self.added.items()]
         parts += [f"column dropped: {c}" for c in self.dropped]
-        parts += [f"column retyped: {c} declared {d}, source has {a}" for c, (d, a) in self.retyped.items()]
+        parts += [
+            f"column retyped: {c} declared {d}, source has {a}"
+            for c, (d, a) in self.retyped.items()
+        ]
         return "; ".join(parts) or "no drift"
 
 
@@ -77,7 +82,9 @@ class MissingSourceTable(RuntimeError):
     pass
 
 
-def _select_list(config: TableConfig, actual: dict[str, str], columns: list[str] | None = None) -> sql.Composed:
+def _select_list(
+    config: TableConfig, actual: dict[str, str], columns: list[str] | None = None
+) -> sql.Composed:
     """Declared columns first (timestamps rendered exactly), then columns the source added
     (or only `columns`, rendered alike)."""
     items = []
@@ -87,18 +94,24 @@ def _select_list(config: TableConfig, actual: dict[str, str], columns: list[str]
         ident = sql.Identifier(column)
         if actual[column] == "timestamp with time zone":
             items.append(
-                sql.SQL("to_char({c} AT TIME ZONE 'UTC', {fmt}) AS {c}").format(c=ident, fmt=sql.Literal(ISO_UTC))
+                sql.SQL("to_char({c} AT TIME ZONE 'UTC', {fmt}) AS {c}").format(
+                    c=ident, fmt=sql.Literal(ISO_UTC)
+                )
             )
         else:
             items.append(ident)
     return sql.SQL(", ").join(items)
 
 
-def _window_rows(config: TableConfig, actual: dict[str, str], window, columns: list[str] | None = None) -> sql.Composed:
+def _window_rows(
+    config: TableConfig, actual: dict[str, str], window, columns: list[str] | None = None
+) -> sql.Composed:
     """SELECT of the window's rows (declared columns, or `columns`), rendered as raw writes them."""
     where = sql.SQL("")
     if window is not None and window[0] is None:  # the first partition: everything before its end
-        where = sql.SQL(" WHERE {c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(window[1]))
+        where = sql.SQL(" WHERE {c} < {e}").format(
+            c=sql.Identifier(config.cursor), e=sql.Literal(window[1])
+        )
     elif window is not None:
         where = sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
             c=sql.Identifier(config.cursor), s=sql.Literal(window[0]), e=sql.Literal(window[1])
@@ -115,9 +128,9 @@ def _window_rows(config: TableConfig, actual: dict[str, str], window, columns: l
 
 
 def extract_query(config: TableConfig, actual: dict[str, str], window) -> sql.Composed:
-    return sql.SQL("COPY (SELECT row_to_json(t) FROM ({inner}) t) TO STDOUT WITH " + COPY_OPTIONS).format(
-        inner=_window_rows(config, actual, window)
-    )
+    return sql.SQL(
+        "COPY (SELECT row_to_json(t) FROM ({inner}) t) TO STDOUT WITH " + COPY_OPTIONS
+    ).format(inner=_window_rows(config, actual, window))
 
 
 def versions_query(config: TableConfig, actual: dict[str, str], window) -> sql.Composed:
@@ -125,8 +138,12 @@ def versions_query(config: TableConfig, actual: dict[str, str], window) -> sql.C
     renders a value as row_to_json does, `#>> '{}'` takes it out as text (strings unquoted)."""
     pk, cursor = sql.Identifier(config.primary_key), sql.Identifier(config.cursor)
     return sql.SQL(
-        "COPY (SELECT to_json(t.{pk}) #>> '{{}}', to_json(t.{c}) #>> '{{}}' FROM ({inner}) t) TO STDOUT WITH (FORMAT csv)"
-    ).format(pk=pk, c=cursor, inner=_window_rows(config, actual, window, [config.primary_key, config.cursor]))
+        "COPY (SELECT to_json(t.{pk}) #>> '{{}}', to_json(t.{c}) #>> '{{}}' FROM ({inner}) t) TO STDOUT WITH (FORMAT csv)"  # noqa: E501
+    ).format(
+        pk=pk,
+        c=cursor,
+        inner=_window_rows(config, actual, window, [config.primary_key, config.cursor]),
+    )
 
 
 VERSIONS_CSV_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string())])
@@ -140,9 +157,12 @@ def _read_versions_csv(path: Path) -> pa.Table:
         read_options=pacsv.ReadOptions(column_names=["pk", "cursor"]),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),  # text keys may hold anything
         # COPY writes NULL unquoted and empty text as "": keep them apart
-        convert_options=pacsv.ConvertOptions(column_types=dict(zip(VERSIONS_CSV_SCHEMA.names, VERSIONS_CSV_SCHEMA.types)),
-                                             strings_can_be_null=True, quoted_strings_can_be_null=False,
-                                             null_values=[""]),  # not pyarrow's "NULL", "NA", ...
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(VERSIONS_CSV_SCHEMA.names, VERSIONS_CSV_SCHEMA.types)),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+        ),  # not pyarrow's "NULL", "NA", ...
     )
 
 
@@ -218,8 +238,15 @@ class Extract:
     versions: pa.Table = field(default_factory=VERSIONS_CSV_SCHEMA.empty_table)
 
 
-def extract(conn, config: TableConfig, window, directory: Path, stem: str,
-            part_bytes: int | None = None, actual: dict[str, str] | None = None) -> Extract:
+def extract(
+    conn,
+    config: TableConfig,
+    window,
+    directory: Path,
+    stem: str,
+    part_bytes: int | None = None,
+    actual: dict[str, str] | None = None,
+) -> Extract:
     """Stream the rows of `window` (None: the whole table) into gzip JSON Lines parts.
     `actual`: the source's columns (`source_columns`) when the caller read them for the run."""
     actual = actual or source_columns(conn, config.name)
@@ -245,10 +272,19 @@ def extract(conn, config: TableConfig, window, directory: Path, stem: str,
     versions = _read_versions_csv(versions_csv)
     versions_csv.unlink()
     if versions.num_rows != writer.rows:  # one snapshot: only a bug could make these differ
-        raise RuntimeError(f"{config.name}: {writer.rows} lines but {versions.num_rows} versions in one snapshot")
+        raise RuntimeError(
+            f"{config.name}: {writer.rows} lines but {versions.num_rows} versions in one snapshot"
+        )
     columns = [c for c in list(config.columns) + list(actual) if c in actual]
-    return Extract(writer.paths, writer.rows, writer.bytes, time.perf_counter() - started,
-                   list(dict.fromkeys(columns)), writer.long_numbers, versions)
+    return Extract(
+        writer.paths,
+        writer.rows,
+        writer.bytes,
+        time.perf_counter() - started,
+        list(dict.fromkeys(columns)),
+        writer.long_numbers,
+        versions,
+    )
 
 
 # Hard-delete detection probes the known keys one by one (an index lookup each) when they are
@@ -334,8 +370,14 @@ class SourceSession:
                 except psycopg2.DatabaseError as exc:
                     # A drop mid-COPY surfaces as a bare DatabaseError ("error with status
                     # PGRES_COPY_OUT and no message"); a broken connection is what makes it transient.
-                    if conn.closed or conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN:
-                        raise psycopg2.OperationalError(f"connection lost: {type(exc).__name__}") from exc
+                    if (
+                        conn.closed
+                        or conn.get_transaction_status()
+                        == psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
+                    ):
+                        raise psycopg2.OperationalError(
+                            f"connection lost: {type(exc).__name__}"
+                        ) from exc
                     raise
                 except BaseException:
                     self.close()  # never keep a connection in an unknown state
@@ -345,7 +387,9 @@ class SourceSession:
                 if attempt == self.attempts:
                     raise
                 if self.log:
-                    self.log.warning(f"PostgreSQL connection lost ({type(exc).__name__}); retrying {attempt}/{self.attempts - 1}")
+                    self.log.warning(
+                        f"PostgreSQL connection lost ({type(exc).__name__}); retrying {attempt}/{self.attempts - 1}"
+                    )
                 time.sleep(min(8.0, 0.5 * 2**attempt))
 
     def close(self) -> None:
@@ -356,7 +400,7 @@ class SourceSession:
                 pass
             self._conn = None
 
-    def __enter__(self) -> "SourceSession":
+    def __enter__(self) -> SourceSession:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -364,4 +408,4 @@ class SourceSession:
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

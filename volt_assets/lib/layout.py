@@ -21,8 +21,11 @@ def sidecar_name(kind: str, stamp: str) -> str:
 
 def listed_sidecar(manifest: dict | None, kind: str) -> str | None:
     """The `kind` sidecar a raw manifest lists (also the fixed `_versions.parquet` of older lakes)."""
-    names = [n for n in (manifest or {}).get("files", {})
-             if n == f"{kind}.parquet" or (n.startswith(f"{kind}-") and n.endswith(".parquet"))]
+    names = [
+        n
+        for n in (manifest or {}).get("files", {})
+        if n == f"{kind}.parquet" or (n.startswith(f"{kind}-") and n.endswith(".parquet"))
+    ]
     return max(names) if names else None
 
 

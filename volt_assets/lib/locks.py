@@ -53,23 +53,31 @@ def application_name(run_id: str | None) -> str:
 # name asked for again is held by an earlier attempt that Dagster never closed (a step that
 # failed while its generator was suspended inside the `with`, then retried in the same run
 # process): that holder is released instead of being waited for until the timeout.
-_HELD: dict[str, "WriterLocks"] = {}
+_HELD: dict[str, WriterLocks] = {}
 
 
 class WriterLocks:
     """Holds named advisory locks on one connection until `release()` (or the `with` ends)."""
 
-    def __init__(self, connect: Callable[[], object], names: Iterable[str], log, what: str,
-                 timeout: float | None = None):
+    def __init__(
+        self,
+        connect: Callable[[], object],
+        names: Iterable[str],
+        log,
+        what: str,
+        timeout: float | None = None,
+    ):
         self.connect, self.log, self.what = connect, log, what
         self.names = sorted(set(names))
         self.timeout = lock_timeout() if timeout is None else timeout
         self.conn = None
 
-    def __enter__(self) -> "WriterLocks":
+    def __enter__(self) -> WriterLocks:
         for stale in {id(h): h for n in self.names if (h := _HELD.get(n)) is not None}.values():
-            self.log.warning(f"{self.what}: releasing the locks an earlier attempt in this process "
-                             f"left behind ({', '.join(stale.names)})")
+            self.log.warning(
+                f"{self.what}: releasing the locks an earlier attempt in this process "
+                f"left behind ({', '.join(stale.names)})"
+            )
             stale.release()
         self.conn = self.connect()
         self.conn.autocommit = True  # session locks; no transaction left open while holding them
@@ -103,8 +111,11 @@ class WriterLocks:
     def holder(self, name: str) -> str:
         """Who holds `name` now, in words (`another process` when it cannot be seen)."""
         with self.conn.cursor() as cur:
-            cur.execute("WITH k AS (SELECT hashtextextended(%s, 0) AS key) " + HOLDER_SQL.replace(
-                "FROM pg_locks l", "FROM k, pg_locks l"), (name,))
+            cur.execute(
+                "WITH k AS (SELECT hashtextextended(%s, 0) AS key) "
+                + HOLDER_SQL.replace("FROM pg_locks l", "FROM k, pg_locks l"),
+                (name,),
+            )
             row = cur.fetchone()
         if row is None:
             return "another process"
@@ -117,16 +128,20 @@ class WriterLocks:
             return
         started = time.monotonic()
         holder = self.holder(name)
-        self.log.warning(f"{self.what}: waiting for lock {name!r}, held by {holder}: another run is "
-                         f"writing it (giving up after {self.timeout:.0f} s)")
+        self.log.warning(
+            f"{self.what}: waiting for lock {name!r}, held by {holder}: another run is "
+            f"writing it (giving up after {self.timeout:.0f} s)"
+        )
         while not self._try(name):
             if time.monotonic() >= deadline:
                 holder = self.holder(name)
                 raise dg.Failure(
-                    description=(f"{self.what}: gave up after {time.monotonic() - started:.0f} s waiting for "
-                                 f"lock {name!r}, held by {holder}. Another run writes the same partitions: "
-                                 "let it finish (or stop it), then run again. VOLT_LOCK_TIMEOUT_SECONDS sets "
-                                 "how long to wait."),
+                    description=(
+                        f"{self.what}: gave up after {time.monotonic() - started:.0f} s waiting for "
+                        f"lock {name!r}, held by {holder}. Another run writes the same partitions: "
+                        "let it finish (or stop it), then run again. VOLT_LOCK_TIMEOUT_SECONDS sets "
+                        "how long to wait."
+                    ),
                     allow_retries=False,
                 )
             time.sleep(POLL_SECONDS)

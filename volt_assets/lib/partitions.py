@@ -10,7 +10,7 @@ import os
 
 import dagster as dg
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def partitions_start() -> str:

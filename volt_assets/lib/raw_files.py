@@ -4,7 +4,8 @@ DuckDB's JSON reader parses the gzip parts (fast, streaming); each declared colu
 VARCHAR (jsonb as JSON text) so nothing is guessed before the rules in `rules.py` type it.
 DuckDB reads JSON numbers through doubles: on the rare lines with a number of more than 15
 significant digits, the json columns' text is taken from the line as written instead
-(exact_json.py); declared numeric columns are at most numeric(15,s) (table_config.py). Columns the source added later are simply not selected here;
+(exact_json.py); declared numeric columns are at most numeric(15,s) (table_config.py). Columns the
+source added later are simply not selected here;
 they stay in the raw files.
 """
 
@@ -40,13 +41,18 @@ def _connection() -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         # bounded memory whatever the day's size; DuckDB spills to its temp directory
         con.execute("SET memory_limit = '256MB'")
-        con.execute("SET threads = 1")  # the IO manager's upload threads run beside it; a second parse thread bought little and cost ~35 MB
+        con.execute(
+            "SET threads = 1"
+        )  # the IO manager's upload threads run beside it; a second parse thread bought little and cost ~35 MB
         _local.con = con
     return con
 
 
 def read_text_batches(
-    config: TableConfig, paths: list[Path], columns: list[str] | None = None, batch_rows: int = BATCH_ROWS,
+    config: TableConfig,
+    paths: list[Path],
+    columns: list[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
     exact: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of string columns (declared columns, or `columns`) plus `_file` (part name).
@@ -62,19 +68,28 @@ def read_text_batches(
     query = (
         "SELECT {select}, parse_filename(filename) AS _file FROM read_json(?, format='newline_delimited', "
         "columns={spec}, filename=true, maximum_object_size=16777216)"
-    ).format(select=", ".join(f'"{c}"::VARCHAR AS "{c}"' for c in columns), spec=_columns_spec(config, columns))
+    ).format(
+        select=", ".join(f'"{c}"::VARCHAR AS "{c}"' for c in columns),
+        spec=_columns_spec(config, columns),
+    )
     # A cursor of the shared connection: its own result, closed when the batches are done.
     cur = _connection().cursor()
     lines: dict[str, int] = {}  # part -> lines read so far (DuckDB keeps the files' line order)
     try:
         for batch in cur.sql(query, params=[files]).to_arrow_reader(batch_rows):
             if batch.num_rows:
-                yield _with_exact_texts(batch, exact_texts, json_columns, lines) if exact_texts else batch
+                yield (
+                    _with_exact_texts(batch, exact_texts, json_columns, lines)
+                    if exact_texts
+                    else batch
+                )
     finally:
         cur.close()
 
 
-def _with_exact_texts(batch: pa.RecordBatch, texts: dict, columns: list[str], lines: dict[str, int]) -> pa.RecordBatch:
+def _with_exact_texts(
+    batch: pa.RecordBatch, texts: dict, columns: list[str], lines: dict[str, int]
+) -> pa.RecordBatch:
     """Put the exact json texts of the lines that have them in place of DuckDB's."""
     rows = []
     for i, part in enumerate(batch.column(batch.schema.get_field_index("_file")).to_pylist()):
@@ -92,4 +107,3 @@ def _with_exact_texts(batch: pa.RecordBatch, texts: dict, columns: list[str], li
                 values[i] = exact[column]
         batch = batch.set_column(index, column, pa.array(values, pa.string()))
     return batch
-

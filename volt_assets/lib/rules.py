@@ -9,8 +9,8 @@ is refused (all of them, not the first).
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +22,9 @@ from volt_assets.lib.table_config import Rule, TableConfig, arrow_type
 WHITESPACE = r"[\s\v\x{85}\p{Z}]"
 WHITESPACE_RUN = WHITESPACE + "+"
 # Whitespace other than the plain space: \s and \v, NEL, and every \p{Z} character but U+0020.
-ODD_WHITESPACE = r"[\t\n\v\f\r\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+ODD_WHITESPACE = (
+    r"[\t\n\v\f\r\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+)
 NEEDS_SQUISH = f"{ODD_WHITESPACE}|{WHITESPACE}{WHITESPACE}|^{WHITESPACE}|{WHITESPACE}$"
 # Arrow reads decimal text of more than 38 digits by dropping the extra ones (0.000…0001 -> 0.00):
 # such text is refused as not a number of the column's type instead.
@@ -152,7 +154,9 @@ def _scalar(number, type_: pa.DataType) -> pa.Scalar:
     return pa.scalar(number, type_)
 
 
-def broken_mask(rule: Rule, values: pa.ChunkedArray | pa.Array, now: dt.datetime | None = None) -> pa.Array:
+def broken_mask(
+    rule: Rule, values: pa.ChunkedArray | pa.Array, now: dt.datetime | None = None
+) -> pa.Array:
     """True where a row-level rule is broken (null counts as broken except where noted)."""
     kind = rule.rule
     if kind == "not_null":
@@ -169,10 +173,12 @@ def broken_mask(rule: Rule, values: pa.ChunkedArray | pa.Array, now: dt.datetime
     if kind == "email":
         return pc.invert(pc.fill_null(pc.match_substring_regex(values, EMAIL_PATTERN), False))
     if kind == "not_in_future":
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         return pc.fill_null(pc.greater(values, pa.scalar(now, values.type)), False)
     if kind == "in_set":
-        return pc.fill_null(pc.invert(pc.is_in(values, value_set=pa.array(rule.values, values.type))), False)
+        return pc.fill_null(
+            pc.invert(pc.is_in(values, value_set=pa.array(rule.values, values.type))), False
+        )
     if kind == "unique":
         counts = pc.value_counts(values)
         dupes = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
@@ -186,7 +192,9 @@ def describe(rule: Rule, value) -> str:
         "not_null": "missing",
         "not_blank": "blank",
         "positive": "missing" if value is None else f"not positive: {_quote(value)}",
-        "at_most": f"above {rule.value:g}: {_quote(value)}" if rule.value is not None else "too large",
+        "at_most": f"above {rule.value:g}: {_quote(value)}"
+        if rule.value is not None
+        else "too large",
         "currency_code": f"not a three-letter currency code: {_quote(value)}",
         "email": f"not a valid email address: {_quote(value)}",
         "not_in_future": f"in the future: {_quote(value)}",
@@ -200,7 +208,9 @@ def apply_rules(rules, typed: pa.Table, verdicts: Verdicts) -> None:
     for rule in rules:
         values = typed[rule.column]
         mask = broken_mask(rule, values)
-        verdicts.add(mask, lambda i, r=rule, v=values: describe(r, v[i].as_py()), column=rule.column)
+        verdicts.add(
+            mask, lambda i, r=rule, v=values: describe(r, v[i].as_py()), column=rule.column
+        )
 
 
 @dataclass
@@ -221,4 +231,6 @@ def validate(config: TableConfig, strings: pa.Table) -> Validated:
     apply_rules(config.refuse, typed, verdicts)
     refused = verdicts.refused
     indices = pc.indices_nonzero(refused).to_pylist()
-    return Validated(typed=typed, cleaned_strings=cleaned, refused=refused, reasons=verdicts.reasons(indices))
+    return Validated(
+        typed=typed, cleaned_strings=cleaned, refused=refused, reasons=verdicts.reasons(indices)
+    )

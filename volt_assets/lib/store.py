@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+from botocore.exceptions import (
+    ClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 from urllib3.exceptions import ProtocolError
 
 from volt_assets.lib.layout import MANIFEST, day_of_prefix, listed_version, s3_uri
@@ -63,7 +68,9 @@ class FolderWrite:
     cursor_range: tuple[str | None, str | None] = (None, None)
     remove: list[str] = field(default_factory=list)  # superseded files, deleted after the manifest
     metadata: dict = field(default_factory=dict)  # more figures for the day's materialisation page
-    unchanged: bool = False  # nothing to write (the folder stays as it is); still accounted for the day
+    unchanged: bool = (
+        False  # nothing to write (the folder stays as it is); still accounted for the day
+    )
 
 
 class LakeError(dg.Failure):
@@ -98,7 +105,9 @@ class LakeStore:
             raise (explain(exc, self.bucket) or exc) from None
 
     # --- reading -------------------------------------------------------------------------
-    def list_objects(self, prefix: str, start_after: str | None = None, stop_before: str | None = None) -> list[dict]:
+    def list_objects(
+        self, prefix: str, start_after: str | None = None, stop_before: str | None = None
+    ) -> list[dict]:
         """Every object under a prefix (paginated: S3 answers 1,000 keys a page), in key order.
 
         `start_after` / `stop_before` bound the keys (S3 lists keys in byte order, and
@@ -124,13 +133,21 @@ class LakeStore:
     def list_days_objects(self, layer: str, first: dt.date, last: dt.date) -> dict[str, int]:
         """Key -> size of every object in the `dt=` folders of days [first, last] under `layer`."""
         # "dt=D" sorts just before every key of "dt=D/", and "dt=D0" just after ("0" follows "/")
-        objects = self.list_objects(layer, start_after=f"{layer}dt={first.isoformat()}",
-                                    stop_before=f"{layer}dt={last.isoformat()}0")
+        objects = self.list_objects(
+            layer,
+            start_after=f"{layer}dt={first.isoformat()}",
+            stop_before=f"{layer}dt={last.isoformat()}0",
+        )
 
         def in_range(key: str) -> bool:  # not `dt=2026-01-03.tmp/` or other look-alikes
-            folder, _, rest = key[len(layer):].partition("/")
+            folder, _, rest = key[len(layer) :].partition("/")
             day = day_of_prefix(folder)
-            return bool(rest) and day is not None and first <= day <= last and folder == f"dt={day.isoformat()}"
+            return (
+                bool(rest)
+                and day is not None
+                and first <= day <= last
+                and folder == f"dt={day.isoformat()}"
+            )
 
         return {o["Key"]: o["Size"] for o in objects if in_range(o["Key"])}
 
@@ -143,7 +160,9 @@ class LakeStore:
             if token:
                 kwargs["ContinuationToken"] = token
             page = self._call("list_objects_v2", **kwargs)
-            days.extend(d for p in page.get("CommonPrefixes", []) if (d := day_of_prefix(p["Prefix"])))
+            days.extend(
+                d for p in page.get("CommonPrefixes", []) if (d := day_of_prefix(p["Prefix"]))
+            )
             if not page.get("IsTruncated"):
                 return sorted(days)
             token = page["NextContinuationToken"]
@@ -156,7 +175,9 @@ class LakeStore:
         """File `name` of folder `prefix` as its manifest lists it (the recorded version)."""
         return self.get_bytes(prefix + name, listed_version(manifest, name))
 
-    def download(self, key: str, path: Path, attempts: int = 3, version_id: str | None = None) -> Path:
+    def download(
+        self, key: str, path: Path, attempts: int = 3, version_id: str | None = None
+    ) -> Path:
         """Stream an object (the version `version_id` when given) to a local file (one GET; a
         connection cut mid-body starts over)."""
         for attempt in range(1, attempts + 1):
@@ -201,14 +222,18 @@ class LakeStore:
         return s3_uri(self.bucket, key)
 
     # --- writing -------------------------------------------------------------------------
-    def put(self, key: str, body: bytes | Path, content_type: str = "application/octet-stream") -> tuple[int, str | None]:
+    def put(
+        self, key: str, body: bytes | Path, content_type: str = "application/octet-stream"
+    ) -> tuple[int, str | None]:
         """Upload bytes or a local file (multipart for big files); returns the size and the
         version id S3 gave the new object (None on an unversioned bucket)."""
         try:
             if isinstance(body, Path):
                 size = body.stat().st_size
                 if size >= MULTIPART_BYTES:
-                    self.client.upload_file(str(body), self.bucket, key, ExtraArgs={"ContentType": content_type})
+                    self.client.upload_file(
+                        str(body), self.bucket, key, ExtraArgs={"ContentType": content_type}
+                    )
                     # upload_file does not say which version it made: the object's current one
                     # (a multipart upload's key has a unique name: no other writer replaces it)
                     answer = self.client.head_object(Bucket=self.bucket, Key=key)
@@ -216,10 +241,14 @@ class LakeStore:
                     # one PUT straight from the file: s3transfer's threads and futures cost more
                     # than the upload for the few-megabyte parts of a normal day
                     with open(body, "rb") as f:
-                        answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=f, ContentType=content_type)
+                        answer = self.client.put_object(
+                            Bucket=self.bucket, Key=key, Body=f, ContentType=content_type
+                        )
             else:
                 size = len(body)
-                answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+                answer = self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
+                )
         except ClientError as exc:
             raise (explain(exc, self.bucket) or exc) from None
         version_id = answer.get("VersionId")
@@ -230,8 +259,13 @@ class LakeStore:
         return size, version_id
 
     def write_folder(
-        self, prefix: str, files: dict[str, bytes | Path], manifest: dict, replace: bool = True,
-        remove: list[str] | tuple[str, ...] = (), existing: set[str] | None = None,
+        self,
+        prefix: str,
+        files: dict[str, bytes | Path],
+        manifest: dict,
+        replace: bool = True,
+        remove: list[str] | tuple[str, ...] = (),
+        existing: set[str] | None = None,
     ) -> int:
         """Write a partition folder: files, then the manifest, then (replace) remove the rest.
 
@@ -248,8 +282,14 @@ class LakeStore:
             written += size
             if version_id is not None:
                 versions[name] = version_id
-        for name, info in manifest.get("files", {}).items():  # listed without an id, uploaded earlier by this store
-            if name not in files and "version_id" not in info and (uploaded := self.uploaded.get(prefix + name)):
+        for name, info in manifest.get(
+            "files", {}
+        ).items():  # listed without an id, uploaded earlier by this store
+            if (
+                name not in files
+                and "version_id" not in info
+                and (uploaded := self.uploaded.get(prefix + name))
+            ):
                 versions[name] = uploaded
         manifest = folder_manifest(files, manifest, versions)
         listed = manifest["files"]
@@ -257,7 +297,9 @@ class LakeStore:
         written += self.put(prefix + MANIFEST, body, "application/json")[0]
         if replace:
             keep = {prefix + MANIFEST} | {prefix + n for n in listed}
-            before = existing if existing is not None else {o["Key"] for o in self.list_objects(prefix)}
+            before = (
+                existing if existing is not None else {o["Key"] for o in self.list_objects(prefix)}
+            )
             stale = sorted(k for k in before if k.startswith(prefix) and k not in keep)
             self.delete(stale)
         elif remove:
@@ -269,10 +311,14 @@ class LakeStore:
         versions a manifest lists stay readable until the noncurrent-version expiry."""
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
             chunk = keys[start : start + 1000]
-            self._call("delete_objects", Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            self._call(
+                "delete_objects", Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            )
 
 
-def folder_manifest(files: dict[str, bytes | Path], manifest: dict, versions: dict[str, str] | None = None) -> dict:
+def folder_manifest(
+    files: dict[str, bytes | Path], manifest: dict, versions: dict[str, str] | None = None
+) -> dict:
     """The manifest as `write_folder` writes it: `files` listed with their sizes beside the
     files the manifest already lists, each with the S3 version id `versions` gives it (the
     one place that rule lives). Without an id in `versions`, a file the manifest already

@@ -96,8 +96,18 @@ def postgres_type_family(declared: str) -> str:
 
 # Types a primary key or cursor may have: their text is the same however it is read (raw's
 # versions index compares captures by it), which floating and numeric values' is not.
-KEY_TYPES = frozenset({"bigint", "integer", "smallint", "text", "character varying", "character",
-                       "date", "timestamp with time zone"})
+KEY_TYPES = frozenset(
+    {
+        "bigint",
+        "integer",
+        "smallint",
+        "text",
+        "character varying",
+        "character",
+        "date",
+        "timestamp with time zone",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,10 @@ class TableConfig:
         """Quarantine keeps every value as the text it arrived as, plus why it was refused."""
         return pa.schema(
             [pa.field(c, pa.string()) for c in self.columns]
-            + [pa.field("_reasons", REASONS_TYPE), pa.field("_extracted_at", pa.timestamp("us", tz="UTC"))]
+            + [
+                pa.field("_reasons", REASONS_TYPE),
+                pa.field("_extracted_at", pa.timestamp("us", tz="UTC")),
+            ]
         )
 
 
@@ -206,8 +219,10 @@ def _columns(where: str, raw: dict) -> tuple[dict[str, str], dict[str, str], tup
         if isinstance(spec, dict):
             unknown = set(spec) - {"type", "description", "pii"}
             if "type" not in spec or unknown:
-                raise ValueError(f"{where}: column {column!r}: give `type` (and optionally `description`, "
-                                 f"`pii`){f'; unknown {sorted(unknown)}' if unknown else ''}")
+                raise ValueError(
+                    f"{where}: column {column!r}: give `type` (and optionally `description`, "
+                    f"`pii`){f'; unknown {sorted(unknown)}' if unknown else ''}"
+                )
             if spec.get("description"):
                 descriptions[column] = " ".join(str(spec["description"]).split())
             if spec.get("pii"):
@@ -233,15 +248,19 @@ def parse_config(document: dict) -> dict[str, TableConfig]:
             if raw[key] not in columns:
                 raise ValueError(f"{where}: {key} {raw[key]!r} is not a declared column")
             if postgres_type_family(columns[raw[key]]) not in KEY_TYPES:
-                raise ValueError(f"{where}: {key} {raw[key]!r} is {columns[raw[key]]}; a key or cursor must be "
-                                 f"one of {', '.join(sorted(KEY_TYPES))} (its text must be exact)")
+                raise ValueError(
+                    f"{where}: {key} {raw[key]!r} is {columns[raw[key]]}; a key or cursor must be "
+                    f"one of {', '.join(sorted(KEY_TYPES))} (its text must be exact)"
+                )
         if raw.get("sync", "incremental") not in ("incremental", "full"):
             raise ValueError(f"{where}: sync must be incremental or full")
         refuse = tuple(_rule(r, "ERROR") for r in raw.get("refuse", ()))
         checks = tuple(_rule(r, "ERROR") for r in raw.get("checks", ()))
         for r in refuse:
             if r.rule not in REFUSE_RULES:
-                raise ValueError(f"{where}: {r.rule!r} cannot refuse rows (one of {sorted(REFUSE_RULES)})")
+                raise ValueError(
+                    f"{where}: {r.rule!r} cannot refuse rows (one of {sorted(REFUSE_RULES)})"
+                )
         for r in refuse + checks:
             if r.column not in columns:
                 raise ValueError(f"{where}: rule {r.rule!r} names unknown column {r.column!r}")
@@ -259,7 +278,9 @@ def parse_config(document: dict) -> dict[str, TableConfig]:
             checks=checks,
             soft_delete=raw.get("soft_delete"),
             thresholds=thresholds,
-            max_delete_share=float(raw.get("max_delete_share", defaults.get("max_delete_share", 0.10))),
+            max_delete_share=float(
+                raw.get("max_delete_share", defaults.get("max_delete_share", 0.10))
+            ),
             lookback_days=int(raw.get("lookback_days", defaults.get("lookback_days", 1))),
             descriptions=descriptions,
             pii=pii,

@@ -73,8 +73,12 @@ class StagingBuilder:
         result = validate(config, strings.drop_columns(["_file"]))
         if len(result.reasons):
             refused = result.cleaned_strings.filter(result.refused)
-            quarantine = {c: refused[c] if c in refused.column_names else pa.nulls(refused.num_rows, pa.string())
-                          for c in config.columns}
+            quarantine = {
+                c: refused[c]
+                if c in refused.column_names
+                else pa.nulls(refused.num_rows, pa.string())
+                for c in config.columns
+            }
             quarantine["_reasons"] = pa.array(result.reasons, REASONS_TYPE)
             quarantine["_extracted_at"] = extracted.filter(result.refused)
             self.quarantined.append(pa.table(quarantine, schema=config.quarantine_schema()))
@@ -82,7 +86,9 @@ class StagingBuilder:
         valid = result.typed.filter(accepted)
         self.valid_rows += valid.num_rows
         deleted = (
-            pc.is_valid(valid[config.soft_delete]) if config.soft_delete else pa.array([False] * valid.num_rows)
+            pc.is_valid(valid[config.soft_delete])
+            if config.soft_delete
+            else pa.array([False] * valid.num_rows)
         )
         valid = valid.append_column(pa.field("_deleted", pa.bool_(), nullable=False), deleted)
         valid = valid.append_column("_extracted_at", extracted.filter(accepted))
@@ -98,7 +104,9 @@ class StagingBuilder:
         parts = ([self.latest] if self.latest is not None else []) + self.pending
         self.pending, self.pending_rows = [], 0
         config = self.config
-        self.latest = latest_per_key(pa.concat_tables(parts), config.primary_key, [config.cursor, "_extracted_at"])
+        self.latest = latest_per_key(
+            pa.concat_tables(parts), config.primary_key, [config.cursor, "_extracted_at"]
+        )
 
     def finish(self, deletes: pa.Table | None = None) -> StagingDay:
         """Close the day; `deletes` (pk, noticed_at) become tombstones that win over versions."""
@@ -118,10 +126,14 @@ class StagingBuilder:
             columns[config.primary_key] = keys
             columns["_deleted"] = pa.array([True] * deletes.num_rows, pa.bool_())
             columns["_extracted_at"] = deletes["noticed_at"].cast(pa.timestamp("us", tz="UTC"))
-            latest = pa.concat_tables([latest, pa.table(columns, schema=schema)]).sort_by(config.primary_key)
+            latest = pa.concat_tables([latest, pa.table(columns, schema=schema)]).sort_by(
+                config.primary_key
+            )
             tombstones = deletes.num_rows
         quarantine = (
-            pa.concat_tables(self.quarantined) if self.quarantined else config.quarantine_schema().empty_table()
+            pa.concat_tables(self.quarantined)
+            if self.quarantined
+            else config.quarantine_schema().empty_table()
         )
         counts = {
             "raw_rows": self.raw_rows,
@@ -137,7 +149,9 @@ def parquet_options(schema: pa.Schema) -> dict:
     """The lake's Parquet settings for a table: zstd, and dictionary encoding for text columns
     only. Ids, amounts and timestamps are nearly all distinct: trying a dictionary on them
     first (pyarrow's default) doubled the write time of a staging day and made it 17 % bigger."""
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    text = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
     return {**PARQUET_OPTIONS, "use_dictionary": text}
 
 

@@ -16,4 +16,11 @@ from volt_assets.seeding.shop import (
     seed_shop,
 )
 
-__all__ = ["SeedOptions", "SeedReport", "SourceNotEmpty", "default_images_dir", "dirt_catalogue", "seed_shop"]
+__all__ = [
+    "SeedOptions",
+    "SeedReport",
+    "SourceNotEmpty",
+    "default_images_dir",
+    "dirt_catalogue",
+    "seed_shop",
+]

@@ -105,8 +105,11 @@ def blank_text(kind: str, col: str) -> Dirt:
 
 def spaced_text(kind: str, col: str) -> Dirt:
     # Leading, trailing and inner runs of whitespace; squish recovers the clean value.
-    expr = switch(f"'  ' || {col} || ' '", f"replace({col}, ' ', '   ')",
-                  f"chr(9) || replace({col}, ' ', ' ' || chr(10) || ' ') || '  '")
+    expr = switch(
+        f"'  ' || {col} || ' '",
+        f"replace({col}, ' ', '   ')",
+        f"chr(9) || replace({col}, ' ', ' ' || chr(10) || ' ') || '  '",
+    )
     return Dirt(kind, {col: expr}, False, f"{col} with leading/trailing/inner runs of whitespace")
 
 
@@ -132,14 +135,20 @@ def price_dirt(col: str) -> list[Dirt]:
 
 
 def odd_unicode_component_name(col: str) -> Dirt:
-    expr = switch(f"%(odd_emoji)s || ' ' || {col} || ' ' || %(odd_spark)s",
-                  f"%(odd_arabic)s || ' ' || {col}",
-                  f"{col} || ' ' || %(odd_hebrew)s",
-                  f"replace({col}, 'e', %(odd_e_acute)s)",
-                  f"replace({col}, ' ', %(odd_zwsp)s || ' ')",
-                  f"{col} || ' ' || %(odd_cjk)s")
-    return Dirt("odd_unicode", {col: expr}, False,
-                "emoji, right-to-left Arabic/Hebrew, combining accents, zero-width spaces, CJK")
+    expr = switch(
+        f"%(odd_emoji)s || ' ' || {col} || ' ' || %(odd_spark)s",
+        f"%(odd_arabic)s || ' ' || {col}",
+        f"{col} || ' ' || %(odd_hebrew)s",
+        f"replace({col}, 'e', %(odd_e_acute)s)",
+        f"replace({col}, ' ', %(odd_zwsp)s || ' ')",
+        f"{col} || ' ' || %(odd_cjk)s",
+    )
+    return Dirt(
+        "odd_unicode",
+        {col: expr},
+        False,
+        "emoji, right-to-left Arabic/Hebrew, combining accents, zero-width spaces, CJK",
+    )
 
 
 # --- per table -------------------------------------------------------------------------------
@@ -149,36 +158,72 @@ COMPONENT_DIRT: tuple[Dirt, ...] = (
     blank_text("name_blank", "name"),
     spaced_text("name_spaced", "name"),
     *currency_dirt("currency"),
-    Dirt("category_messy",
-         {"category": switch("'  ' || initcap(category) || ' '", "upper(category)", "initcap(category) || chr(9)")},
-         False, "category in mixed case with spaces ('  Circuit-Breakers ')"),
+    Dirt(
+        "category_messy",
+        {
+            "category": switch(
+                "'  ' || initcap(category) || ' '", "upper(category)", "initcap(category) || chr(9)"
+            )
+        },
+        False,
+        "category in mixed case with spaces ('  Circuit-Breakers ')",
+    ),
     odd_unicode_component_name("name"),
     sql_text("sql_text", "name"),
-    Dirt("stock_absurd",
-         {"stock_quantity": switch("-(1 + mod(v, 50))::int", str(ABSURD_QUANTITY))},
-         False, "stock negative or 2,000,000,000"),
+    Dirt(
+        "stock_absurd",
+        {"stock_quantity": switch("-(1 + mod(v, 50))::int", str(ABSURD_QUANTITY))},
+        False,
+        "stock negative or 2,000,000,000",
+    ),
     Dirt("image_missing", {}, None, "image_filename names a picture that was never written"),
     Dirt("image_not_image", {}, None, "the picture file holds text, not an image"),
-    Dirt("image_path_trick", {"image_filename": pool("path_tricks")}, None,
-         "image_filename with path tricks (../../etc/passwd, /etc/hosts, .hidden.png, control characters)"),
+    Dirt(
+        "image_path_trick",
+        {"image_filename": pool("path_tricks")},
+        None,
+        "image_filename with path tricks (../../etc/passwd, /etc/hosts, .hidden.png, control characters)",
+    ),
 )
 
 USER_DIRT: tuple[Dirt, ...] = (
-    Dirt("email_invalid",
-         {"email": switch("replace(email, '@', '')", "replace(email, '@', '@@')", "replace(email, '.', ' ')",
-                          "email || '.'", "split_part(email, '@', 1) || '@'", "'@' || split_part(email, '@', 2)")},
-         True, "email without @, with @@, with spaces inside, trailing dot, no domain, no local part"),
-    Dirt("email_messy",
-         {"email": switch("'  ' || upper(email) || ' '", "chr(9) || initcap(email) || '  '")},
-         False, "email in upper case with spaces around (valid after cleaning)"),
+    Dirt(
+        "email_invalid",
+        {
+            "email": switch(
+                "replace(email, '@', '')",
+                "replace(email, '@', '@@')",
+                "replace(email, '.', ' ')",
+                "email || '.'",
+                "split_part(email, '@', 1) || '@'",
+                "'@' || split_part(email, '@', 2)",
+            )
+        },
+        True,
+        "email without @, with @@, with spaces inside, trailing dot, no domain, no local part",
+    ),
+    Dirt(
+        "email_messy",
+        {"email": switch("'  ' || upper(email) || ' '", "chr(9) || initcap(email) || '  '")},
+        False,
+        "email in upper case with spaces around (valid after cleaning)",
+    ),
     Dirt("email_null", {"email": "NULL"}, True, "email null"),
     blank_text("full_name_blank", "full_name"),
     spaced_text("full_name_spaced", "full_name"),
-    Dirt("odd_unicode", {"full_name": pool("odd_full_names")}, False,
-         "full_name in Arabic/Hebrew, with combining characters, zero-width or no-break spaces, emoji, CJK"),
+    Dirt(
+        "odd_unicode",
+        {"full_name": pool("odd_full_names")},
+        False,
+        "full_name in Arabic/Hebrew, with combining characters, zero-width or no-break spaces, emoji, CJK",
+    ),
     sql_text("sql_text", "full_name"),
-    Dirt("country_odd", {"country": switch("NULL", pool("bad_country", 2))},
-         False, "country in lower case, unknown or null"),
+    Dirt(
+        "country_odd",
+        {"country": switch("NULL", pool("bad_country", 2))},
+        False,
+        "country in lower case, unknown or null",
+    ),
 )
 
 ORDER_DIRT: tuple[Dirt, ...] = (
@@ -188,10 +233,17 @@ ORDER_DIRT: tuple[Dirt, ...] = (
     Dirt("quantity_null", {"quantity": "NULL"}, True, "quantity null"),
     *price_dirt("unit_price"),
     *currency_dirt("currency"),
-    Dirt("reference_missing",
-         {"user_id": switch("NULL", "%(users)s + 1 + mod(v, 1000)", "user_id"),
-          "component_id": switch("component_id", "component_id", "%(components)s + 1 + mod(v, 1000)")},
-         False, "user_id null or unknown, component_id unknown"),
+    Dirt(
+        "reference_missing",
+        {
+            "user_id": switch("NULL", "%(users)s + 1 + mod(v, 1000)", "user_id"),
+            "component_id": switch(
+                "component_id", "component_id", "%(components)s + 1 + mod(v, 1000)"
+            ),
+        },
+        False,
+        "user_id null or unknown, component_id unknown",
+    ),
 )
 
 DIRT: dict[str, tuple[Dirt, ...]] = {

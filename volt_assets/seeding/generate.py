@@ -18,19 +18,37 @@ from volt_assets.seeding import dirt
 from volt_assets.seeding.sqlkit import case_of, choice, h, pick, pool_item, u
 
 DAY_US = 86_400_000_000
-BOUNDARY_SHARE = 0.01  # rows stamped exactly at 00:00:00 or 23:59:59.999999 UTC (plus first and last id)
+BOUNDARY_SHARE = (
+    0.01  # rows stamped exactly at 00:00:00 or 23:59:59.999999 UTC (plus first and last id)
+)
 HARD_DELETE_SHARE = {"electrical_components": 0.02, "orders": 0.015}
 # Last change of each row, as cumulative shares: a component is priced anew, renamed,
 # restocked or soft-deleted once at most after its creation (the final state is what counts).
-COMPONENT_LIFE = (("none", 0.50), ("price_change", 0.68), ("rename", 0.78), ("stock_update", 0.96), ("soft_delete", 1.0))
+COMPONENT_LIFE = (
+    ("none", 0.50),
+    ("price_change", 0.68),
+    ("rename", 0.78),
+    ("stock_update", 0.96),
+    ("soft_delete", 1.0),
+)
 USER_LIFE = (("none", 0.75), ("profile_update", 1.0))
 # What happens to an order: most go through paid -> shipped -> delivered as far as the
 # window's end allows; some are cancelled, a few abandoned in `pending`.
 ORDER_FATE = (("cancelled", 0.10), ("abandoned", 0.15), ("normal", 1.0))
-CURRENCIES = (("PLN", 0.70, 1.0), ("EUR", 0.90, 4.30), ("USD", 1.0, 4.00))  # code, cumulative share, PLN per unit
+CURRENCIES = (
+    ("PLN", 0.70, 1.0),
+    ("EUR", 0.90, 4.30),
+    ("USD", 1.0, 4.00),
+)  # code, cumulative share, PLN per unit
 PAYMENT_METHODS = (("card", 0.40), ("blik", 0.70), ("transfer", 0.88), ("paypal", 1.0))
 PRICE_CHANGES = [0.85, 0.90, 0.95, 1.05, 1.10, 1.20]
-RENAME_SUFFIXES = ["(Rev. B)", "- new version", "- bestseller", "(replaces discontinued model)", "- 2nd gen"]
+RENAME_SUFFIXES = [
+    "(Rev. B)",
+    "- new version",
+    "- bestseller",
+    "(replaces discontinued model)",
+    "- 2nd gen",
+]
 JPEG_SHARE = 0.25
 
 WINDOW = "%(window_us)s::bigint"
@@ -91,15 +109,17 @@ def created_off(entity: str, col: str) -> str:
     base = f"least({WINDOW} - 1, floor({WINDOW} * {_curve(entity, x)}))::bigint"
     midnight = f"({base} - mod({base}, {DAY_US}))"
     eve = f"CASE WHEN {pick(f'{entity}.boundary_eve', 2, col)} = 1 AND {midnight} > 0 THEN 1 ELSE 0 END"
-    return (f"CASE WHEN {col} = 1 THEN 0 WHEN {col} = {n} THEN {WINDOW} - 1 "
-            f"WHEN {is_boundary(entity, col)} THEN {midnight} - {eve} ELSE {base} END")
+    return (
+        f"CASE WHEN {col} = 1 THEN 0 WHEN {col} = {n} THEN {WINDOW} - 1 "
+        f"WHEN {is_boundary(entity, col)} THEN {midnight} - {eve} ELSE {base} END"
+    )
 
 
 def existing_id(entity: str, at_off: str, salt_name: str, skew: float, col: str = "id") -> str:
     """An id of `entity` created by offset `at_off`, low ids favoured (u**skew): loyal
     customers and long-listed bestsellers."""
     n = COUNT_PARAM[entity]
-    newest = (f"greatest(1, floor({n} * power({at_off}::float8 / {WINDOW}, {1 / GROWTH[entity]}) - 1e-9))::bigint")
+    newest = f"greatest(1, floor({n} * power({at_off}::float8 / {WINDOW}, {1 / GROWTH[entity]}) - 1e-9))::bigint"
     return f"(1 + floor({newest} * power({u(salt_name, col)}, {skew}))::bigint)"
 
 
@@ -114,8 +134,10 @@ def change_off(entity: str, created: str, col: str = "id") -> str:
 def component_variant(col: str) -> str:
     """A component's catalogue variant: a category slot weighted by share, then a variant in it."""
     slot = f"1 + {pick('component.slot', 100, col)}"
-    return (f"(%(slot_first)s::int[])[{slot}] + "
-            f"mod({h('component.variant', col)}, (%(slot_count)s::int[])[{slot}])")
+    return (
+        f"(%(slot_first)s::int[])[{slot}] + "
+        f"mod({h('component.variant', col)}, (%(slot_count)s::int[])[{slot}])"
+    )
 
 
 def component_currency(col: str) -> str:
@@ -140,12 +162,36 @@ def _apply_dirt(table: str, columns: list[str]) -> str:
 
 # --- the three tables -----------------------------------------------------------------------
 
-COMPONENT_COLUMNS = ["id", "sku", "name", "category", "manufacturer", "description", "price", "currency",
-                     "stock_quantity", "voltage_rating", "specs", "image_filename", "created_at", "updated_at",
-                     "deleted_at"]
+COMPONENT_COLUMNS = [
+    "id",
+    "sku",
+    "name",
+    "category",
+    "manufacturer",
+    "description",
+    "price",
+    "currency",
+    "stock_quantity",
+    "voltage_rating",
+    "specs",
+    "image_filename",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+]
 USER_COLUMNS = ["id", "email", "full_name", "country", "created_at", "updated_at"]
-ORDER_COLUMNS = ["id", "user_id", "component_id", "quantity", "unit_price", "currency", "status",
-                 "payment_method", "ordered_at", "updated_at"]
+ORDER_COLUMNS = [
+    "id",
+    "user_id",
+    "component_id",
+    "quantity",
+    "unit_price",
+    "currency",
+    "status",
+    "payment_method",
+    "ordered_at",
+    "updated_at",
+]
 
 
 def components_select() -> str:
@@ -332,5 +378,13 @@ FROM (
 ) clean"""
 
 
-SELECTS = {"electrical_components": components_select, "users": users_select, "orders": orders_select}
-COLUMNS = {"electrical_components": COMPONENT_COLUMNS, "users": USER_COLUMNS, "orders": ORDER_COLUMNS}
+SELECTS = {
+    "electrical_components": components_select,
+    "users": users_select,
+    "orders": orders_select,
+}
+COLUMNS = {
+    "electrical_components": COMPONENT_COLUMNS,
+    "users": USER_COLUMNS,
+    "orders": ORDER_COLUMNS,
+}

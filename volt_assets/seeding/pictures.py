@@ -30,9 +30,23 @@ OWN_FILE = re.compile(r"component_\d+\.(png|jpg)")
 NOT_AN_IMAGE = b"<html><body><h1>404 Not Found</h1>This is not a picture.</body></html>\n"
 
 CATEGORY_OF_CODE = {code: category for category, (code, _) in CATEGORIES.items()}
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14),
-           (23, 190, 207), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34),
-           (57, 59, 121), (99, 121, 57), (140, 109, 49), (132, 60, 57), (123, 65, 115)]
+PALETTE = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (148, 103, 189),
+    (255, 127, 14),
+    (23, 190, 207),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (57, 59, 121),
+    (99, 121, 57),
+    (140, 109, 49),
+    (132, 60, 57),
+    (123, 65, 115),
+]
 
 
 @dataclass
@@ -49,7 +63,11 @@ def safe_target(images_dir: Path, filename: str | None) -> Path | None:
     directly inside `images_dir` (no separators, `..`, hidden names or control characters)."""
     if not filename or filename != filename.strip() or filename.startswith("."):
         return None
-    if "/" in filename or "\\" in filename or any(unicodedata.category(ch)[0] == "C" for ch in filename):
+    if (
+        "/" in filename
+        or "\\" in filename
+        or any(unicodedata.category(ch)[0] == "C" for ch in filename)
+    ):
         return None
     root = images_dir.resolve()
     target = (root / filename).resolve()
@@ -72,7 +90,9 @@ def _base_card(category_code: str, category: str):
     colour = PALETTE[sum(map(ord, category_code)) % len(PALETTE)]
     card = Image.new("RGB", SIZE, colour)
     draw = ImageDraw.Draw(card)
-    draw.rounded_rectangle((8, 8, SIZE[0] - 9, SIZE[1] - 9), radius=18, outline=(255, 255, 255), width=3)
+    draw.rounded_rectangle(
+        (8, 8, SIZE[0] - 9, SIZE[1] - 9), radius=18, outline=(255, 255, 255), width=3
+    )
     draw.text((SIZE[0] // 2, 100), category_code, font=big, fill=(255, 255, 255), anchor="mm")
     draw.text((SIZE[0] // 2, 170), category, font=small, fill=(240, 240, 240), anchor="mm")
     return card
@@ -86,7 +106,9 @@ def _base_card_palette(category_code: str, category: str):
     card = _base_card(category_code, category).convert("P", palette=Image.ADAPTIVE, colors=64)
     palette = card.getpalette()[: 3 * 64]
     # The entry closest to white, to write the SKU in.
-    white = min(range(len(palette) // 3), key=lambda i: sum(255 - c for c in palette[3 * i: 3 * i + 3]))
+    white = min(
+        range(len(palette) // 3), key=lambda i: sum(255 - c for c in palette[3 * i : 3 * i + 3])
+    )
     return card, white
 
 

@@ -13,10 +13,10 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from psycopg2 import sql
 
@@ -26,7 +26,7 @@ from volt_assets.seeding.people import build_people
 from volt_assets.settings import state_dir
 from volt_assets.source_schema import SOURCE_TABLES, drop_source_tables, ensure_source_schema
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MAX_SEED = 2**40  # seeds are multiplied by the salt space inside a bigint
 
 
@@ -126,12 +126,14 @@ def build_params(options: SeedOptions) -> dict:
 
 def _load_catalogue(cur, seed: int) -> None:
     variants = [{"idx": i, **v} for i, v in enumerate(build_catalogue(seed).variants)]
-    cur.execute("""
+    cur.execute(
+        """
         CREATE TEMP TABLE volt_variant ON COMMIT DROP AS
         SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(
             idx int, category text, category_code text, manufacturer text, manufacturer_code text,
             name text, description text, specs jsonb, price_pln numeric, voltage_rating numeric)""",
-        (json.dumps(variants, ensure_ascii=False),))
+        (json.dumps(variants, ensure_ascii=False),),
+    )
     cur.execute("ALTER TABLE volt_variant ADD PRIMARY KEY (idx)")
     cur.execute("ANALYZE volt_variant")
 
@@ -148,7 +150,8 @@ def _prepare_tables(conn, cur, reset: bool) -> None:
                 full.append(table)
         if full:
             raise SourceNotEmpty(
-                f"the source tables already hold rows ({', '.join(full)}); use --reset to drop and recreate them")
+                f"the source tables already hold rows ({', '.join(full)}); use --reset to drop and recreate them"
+            )
 
 
 @contextmanager
@@ -156,23 +159,33 @@ def _indexes_built_after(cur, table: str):
     """Bulk-load pattern: drop the (empty) table's indexes and constraints, re-create them
     from their own definitions after the load; building an index once is about 3x faster
     than maintaining it row by row (the unique SKU index above all)."""
-    cur.execute("""SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-                   WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY conname""", (table,))
+    cur.execute(
+        """SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+                   WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY conname""",
+        (table,),
+    )
     constraints = cur.fetchall()
-    cur.execute("""SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+    cur.execute(
+        """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
                    WHERE i.indrelid = %s::regclass
                      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-                   ORDER BY 1""", (table,))
+                   ORDER BY 1""",
+        (table,),
+    )
     indexes = cur.fetchall()
     table_id = sql.Identifier(table)
     for name, _ in constraints:
-        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table_id, sql.Identifier(name)))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table_id, sql.Identifier(name))
+        )
     for name, _ in indexes:
         cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))  # regclass text: already quoted
     yield
     for name, definition in constraints:
-        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(table_id, sql.Identifier(name))
-                    + sql.SQL(definition))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(table_id, sql.Identifier(name))
+            + sql.SQL(definition)
+        )
     for _, definition in indexes:
         cur.execute(definition)
 
@@ -187,11 +200,17 @@ def _insert_tables(cur, params: dict, report: SeedReport, progress: Callable[[st
         began = time.monotonic()
         columns = ", ".join(generate.COLUMNS[table])
         with _indexes_built_after(cur, table):
-            cur.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM ({select()}) q '
-                        "WHERE NOT hard_deleted", params)
+            cur.execute(
+                f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM ({select()}) q '
+                "WHERE NOT hard_deleted",
+                params,
+            )
             report.rows[table] = cur.rowcount
-        cur.execute(f"SELECT dirt, count(*) FILTER (WHERE NOT hard_deleted), count(*) FILTER (WHERE hard_deleted) "
-                    f"FROM ({select()}) q GROUP BY dirt", params)
+        cur.execute(
+            f"SELECT dirt, count(*) FILTER (WHERE NOT hard_deleted), count(*) FILTER (WHERE hard_deleted) "
+            f"FROM ({select()}) q GROUP BY dirt",
+            params,
+        )
         report.dirt[table] = {}
         report.hard_deleted[table] = 0
         for kind, alive, deleted in cur.fetchall():
@@ -201,8 +220,12 @@ def _insert_tables(cur, params: dict, report: SeedReport, progress: Callable[[st
         progress(f"{table}: {report.rows[table]:,} rows in {time.monotonic() - began:.1f} s")
 
 
-def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None,
-              progress: Callable[[str], None] = _quiet) -> SeedReport:
+def seed_shop(
+    conn,
+    options: SeedOptions,
+    images_dir: Path | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> SeedReport:
     """Fill the source database (and `images_dir`, default VOLT_IMAGES_DIR) with the shop,
     telling `progress` as each table and the pictures are done.
 
@@ -225,8 +248,11 @@ def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None,
             _insert_tables(cur, params, report, progress)
             if options.images and options.components <= pictures.MAX_PICTURES:
                 # Every component ever created has its picture: a hard delete leaves the file.
-                cur.execute(f"SELECT category_code, sku, image_filename, dirt "
-                            f"FROM ({generate.components_select()}) q ORDER BY id", params)
+                cur.execute(
+                    f"SELECT category_code, sku, image_filename, dirt "
+                    f"FROM ({generate.components_select()}) q ORDER BY id",
+                    params,
+                )
                 picture_rows = cur.fetchall()
             for table in SOURCE_TABLES:
                 cur.execute(f'ANALYZE "{table}"')
@@ -242,7 +268,8 @@ def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None,
     elif options.images:
         report.pictures.skipped_reason = (
             f"{options.components:,} components is above {pictures.MAX_PICTURES:,}: pictures skipped "
-            "(writing them would take longer than seeding)")
+            "(writing them would take longer than seeding)"
+        )
     else:
         report.pictures.skipped_reason = "pictures not asked for (--no-images)"
     report.seconds = time.monotonic() - began
@@ -251,5 +278,7 @@ def seed_shop(conn, options: SeedOptions, images_dir: Path | None = None,
 
 def dirt_catalogue() -> dict[str, list[dict]]:
     """The kinds of dirt per table, for documentation and tests."""
-    return {table: [{"kind": d.kind, "refused": d.refused, "about": d.about} for d in kinds]
-            for table, kinds in dirt.DIRT.items()}
+    return {
+        table: [{"kind": d.kind, "refused": d.refused, "about": d.about} for d in kinds]
+        for table, kinds in dirt.DIRT.items()
+    }

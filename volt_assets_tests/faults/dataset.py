@@ -17,11 +17,15 @@ CATEGORIES = ("fuses", "cables", "relays", "switches", "sockets", "sensors", "me
 
 def _day_expr(days: list[dt.date], id_col: str) -> str:
     """SQL for the start of the day a row belongs to: days[id % len(days)], as timestamptz."""
-    arms = " ".join(f"WHEN {i} THEN timestamptz '{d.isoformat()} 00:00:00+00'" for i, d in enumerate(days))
+    arms = " ".join(
+        f"WHEN {i} THEN timestamptz '{d.isoformat()} 00:00:00+00'" for i, d in enumerate(days)
+    )
     return f"(CASE {id_col} % {len(days)} {arms} END)"
 
 
-def seed(conn, days: list[dt.date], *, components: int = 300, users: int = 120, orders: int = 600) -> None:
+def seed(
+    conn, days: list[dt.date], *, components: int = 300, users: int = 120, orders: int = 600
+) -> None:
     """Create the Volt schema and fill it; every row's `updated_at` lies in one of `days`."""
     create_source_schema(conn)
     day_of = _day_expr(days, "g")
@@ -79,7 +83,7 @@ def change(conn, day: dt.date, *, components: int = 300) -> None:
     with conn.cursor() as cur:
         cur.execute(
             f"UPDATE electrical_components SET name = name || ' v2', price = price + 1,"
-            f" updated_at = {late} + interval '1 microsecond' * id WHERE id % 10 = 0 AND updated_at >= {late} - interval '23 hours'"
+            f" updated_at = {late} + interval '1 microsecond' * id WHERE id % 10 = 0 AND updated_at >= {late} - interval '23 hours'"  # noqa: E501
         )
         cur.execute(
             f"""
@@ -90,5 +94,7 @@ def change(conn, day: dt.date, *, components: int = 300) -> None:
             """
         )
         cur.execute("DELETE FROM electrical_components WHERE id = 3")
-        cur.execute(f"UPDATE electrical_components SET price = -5, updated_at = {late} + interval '2 minutes' WHERE id = 5")
+        cur.execute(
+            f"UPDATE electrical_components SET price = -5, updated_at = {late} + interval '2 minutes' WHERE id = 5"
+        )
     conn.commit()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from psycopg2 import sql
 
@@ -87,14 +88,19 @@ def clone_twin(pg_server, s3_endpoint: str, source: Twin, home: Path) -> Twin:
             (source.dbname,),
         )
         cur.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(clone.dbname), sql.Identifier(source.dbname))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(clone.dbname), sql.Identifier(source.dbname)
+            )
         )
     # The copies get new version ids: the manifests are copied last, their files' ids renamed.
     keys = source.list_keys()
     manifests = [k for k in keys if k.endswith("/" + MANIFEST)]
-    current = {o["Key"]: o["VersionId"]
-               for page in source.s3.get_paginator("list_object_versions").paginate(Bucket=source.bucket)
-               for o in page.get("Versions", []) if o["IsLatest"]}
+    current = {
+        o["Key"]: o["VersionId"]
+        for page in source.s3.get_paginator("list_object_versions").paginate(Bucket=source.bucket)
+        for o in page.get("Versions", [])
+        if o["IsLatest"]
+    }
     versions: dict[tuple[str, str], str] = {}
     for key in keys:
         if key in manifests:
@@ -107,9 +113,15 @@ def clone_twin(pg_server, s3_endpoint: str, source: Twin, home: Path) -> Twin:
         copied = remap_version_ids(manifest, key[: -len(MANIFEST)], versions)
         listed = [n for n, info in manifest.get("files", {}).items() if "version_id" in info]
         missing = [n for n in listed if "version_id" not in copied["files"][n]]
-        assert not missing, f"{key} lists versions that are not current, which a clone does not copy: {missing}"
-        clone.s3.put_object(Bucket=clone.bucket, Key=key, Body=json.dumps(copied, indent=2, sort_keys=True).encode(),
-                            ContentType="application/json")
+        assert not missing, (
+            f"{key} lists versions that are not current, which a clone does not copy: {missing}"
+        )
+        clone.s3.put_object(
+            Bucket=clone.bucket,
+            Key=key,
+            Body=json.dumps(copied, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
     return clone
 
 
@@ -136,19 +148,40 @@ def authenticating_s3(log_path: Path) -> Iterator[AuthS3]:
     handle = stack.start_s3(None, log_path)
     try:
         # the next 3 requests go unauthenticated (they create the user), then moto checks every one
-        request = urllib.request.Request(handle.url + "/moto-api/reset-auth", data=b"3", method="POST",
-                                         headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            handle.url + "/moto-api/reset-auth",
+            data=b"3",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
         urllib.request.urlopen(request, timeout=10).read()
-        anonymous = {"endpoint_url": handle.url, "region_name": stack.S3_REGION,
-                     "aws_access_key_id": "dummy-bootstrap", "aws_secret_access_key": "dummy-bootstrap"}
+        anonymous = {
+            "endpoint_url": handle.url,
+            "region_name": stack.S3_REGION,
+            "aws_access_key_id": "dummy-bootstrap",
+            "aws_secret_access_key": "dummy-bootstrap",
+        }
         iam = boto3.client("iam", **anonymous)
         iam.create_user(UserName="volt-pipeline")
         key = iam.create_access_key(UserName="volt-pipeline")["AccessKey"]
-        iam.put_user_policy(UserName="volt-pipeline", PolicyName="lake", PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        iam.put_user_policy(
+            UserName="volt-pipeline",
+            PolicyName="lake",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
         auth = AuthS3(handle.url, key["AccessKeyId"], key["SecretAccessKey"])
-        client = boto3.client("s3", endpoint_url=handle.url, region_name=stack.S3_REGION,
-                              aws_access_key_id=auth.key_id, aws_secret_access_key=auth.secret)
+        client = boto3.client(
+            "s3",
+            endpoint_url=handle.url,
+            region_name=stack.S3_REGION,
+            aws_access_key_id=auth.key_id,
+            aws_secret_access_key=auth.secret,
+        )
         stack.ensure_bucket(client, auth.bucket)
         yield auth
     finally:

@@ -31,7 +31,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from botocore.exceptions import ClientError
 
 from volt_assets.lib.layout import RAW_VERSIONS, listed_sidecar, listed_version
@@ -40,7 +39,15 @@ from volt_assets.lib.transform import parquet_bytes
 MANIFEST = "_manifest.json"
 CAPTURE = re.compile(r"(part|_versions|_deletes)-\d{8}T\d{12}Z")
 FOLDER = re.compile(r"^(.*?/dt=\d{4}-\d{2}-\d{2}/)")
-VOLATILE = {"extracted_at", "seconds", "noticed_at", "raw_extracted_at", "duration_seconds", "loaded_at", "written_at"}
+VOLATILE = {
+    "extracted_at",
+    "seconds",
+    "noticed_at",
+    "raw_extracted_at",
+    "duration_seconds",
+    "loaded_at",
+    "written_at",
+}
 BYTE_EXACT_LAYERS = ("staging/", "quarantine/")  # written with staging.parquet_bytes
 
 
@@ -56,8 +63,11 @@ def normalise_name(text: str) -> str:
 
 def _normalise(value: Any) -> Any:
     if isinstance(value, dict):
-        out = {normalise_name(k): "<version>" if k == "version_id" else _normalise(v)
-               for k, v in value.items() if k not in VOLATILE}
+        out = {
+            normalise_name(k): "<version>" if k == "version_id" else _normalise(v)
+            for k, v in value.items()
+            if k not in VOLATILE
+        }
         for name, info in out.items():
             # A Parquet file's size follows the clocks it holds (capture stamps in raw sidecars,
             # `_extracted_at` in staging, whose zstd-compressed timestamps take more or fewer
@@ -93,8 +103,12 @@ class ParquetFile:
 class Snapshot:
     keys: set[str] = field(default_factory=set)  # every object, names normalised
     manifests: dict[str, dict] = field(default_factory=dict)  # folder -> normalised manifest
-    raw_lines: dict[str, list[str]] = field(default_factory=dict)  # folder -> sorted lines of listed parts
-    sidecars: dict[str, list] = field(default_factory=dict)  # raw _versions/_deletes (clock-free rows)
+    raw_lines: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # folder -> sorted lines of listed parts
+    sidecars: dict[str, list] = field(
+        default_factory=dict
+    )  # raw _versions/_deletes (clock-free rows)
     parquet: dict[str, ParquetFile] = field(default_factory=dict)  # listed parquet files
     marts: dict[str, list[tuple]] = field(default_factory=dict)  # marts.<table> -> sorted rows
 
@@ -106,13 +120,17 @@ class Snapshot:
         return (
             json.dumps(self.manifests[folder], sort_keys=True, default=str),
             tuple(self.raw_lines.get(folder, ())),
-            json.dumps({k: v for k, v in self.sidecars.items() if k.startswith(folder)}, sort_keys=True, default=str),
+            json.dumps(
+                {k: v for k, v in self.sidecars.items() if k.startswith(folder)},
+                sort_keys=True,
+                default=str,
+            ),
             tuple((k, f.table.to_pylist().__repr__()) for k, f in sorted(files.items())),
         )
 
 
 def _rows(table: pa.Table) -> list:
-    return sorted((json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist()))
+    return sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
 
 
 def snapshot(target, marts: bool = True) -> Snapshot:
@@ -136,7 +154,9 @@ def snapshot(target, marts: bool = True) -> Snapshot:
                 snap.raw_lines.setdefault(folder, []).extend(jsonl_lines(body))
             elif name.endswith(".parquet") and name.startswith("_"):
                 table = pq.read_table(io.BytesIO(body))
-                table = table.drop_columns([c for c in table.column_names if c in ("noticed_at", "file")])
+                table = table.drop_columns(
+                    [c for c in table.column_names if c in ("noticed_at", "file")]
+                )
                 snap.sidecars[nname] = _rows(table)
             elif name.endswith(".parquet"):
                 table = pq.read_table(io.BytesIO(body))
@@ -193,7 +213,9 @@ def compare(expected: Snapshot, actual: Snapshot) -> list[str]:
             diffs.append(f"parquet {key}: only in {'actual' if e is None else 'expected'}")
             continue
         if not e.table.equals(a.table, check_metadata=True):
-            diffs.append(f"parquet {key}: rows differ ({e.table.num_rows} expected, {a.table.num_rows} actual)")
+            diffs.append(
+                f"parquet {key}: rows differ ({e.table.num_rows} expected, {a.table.num_rows} actual)"
+            )
             continue
         if key.startswith(BYTE_EXACT_LAYERS):
             rebuilt = _with_clocks(e, a)
@@ -201,7 +223,9 @@ def compare(expected: Snapshot, actual: Snapshot) -> list[str]:
                 diffs.append(f"parquet {key}: same rows but different bytes")
     for table in sorted(set(expected.marts) | set(actual.marts)):
         if expected.marts.get(table) != actual.marts.get(table):
-            diffs.append(f"marts.{table}: {len(expected.marts.get(table, []))} rows expected, {len(actual.marts.get(table, []))} actual (or different values)")
+            diffs.append(
+                f"marts.{table}: {len(expected.marts.get(table, []))} rows expected, {len(actual.marts.get(table, []))} actual (or different values)"  # noqa: E501
+            )
     return diffs
 
 
@@ -237,11 +261,16 @@ def problems(target) -> list[str]:
             if size is None:
                 out.append(f"{folder}{name}: listed in the manifest but missing")
             elif "bytes" in info and info["bytes"] != size:
-                out.append(f"{folder}{name}: manifest says {info['bytes']} bytes, object has {size}")
+                out.append(
+                    f"{folder}{name}: manifest says {info['bytes']} bytes, object has {size}"
+                )
         parts = [n for n in listed if n.endswith(".parquet") and not n.startswith("_")]
         want = _manifest_rows(folder.split("/", 1)[0], manifest)
         if want is not None and parts:
-            rows = sum(pq.read_metadata(io.BytesIO(_read_listed(target, folder, manifest, n))).num_rows for n in parts)
+            rows = sum(
+                pq.read_metadata(io.BytesIO(_read_listed(target, folder, manifest, n))).num_rows
+                for n in parts
+            )
             if rows != want:
                 out.append(f"{folder}: files hold {rows} rows, manifest counts say {want}")
         if folder.startswith("raw/") and listed_sidecar(manifest, RAW_VERSIONS):
@@ -270,18 +299,30 @@ def _listed_size(target, key: str, info: dict, objects: dict[str, int]) -> int |
     if not info.get("version_id"):
         return objects.get(key)
     try:
-        return target.s3.head_object(Bucket=target.bucket, Key=key, VersionId=info["version_id"])["ContentLength"]
+        return target.s3.head_object(Bucket=target.bucket, Key=key, VersionId=info["version_id"])[
+            "ContentLength"
+        ]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion", "NotFound", "400"):
+        if exc.response.get("Error", {}).get("Code") in (
+            "404",
+            "NoSuchKey",
+            "NoSuchVersion",
+            "NotFound",
+            "400",
+        ):
             return None
         raise
 
 
 def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
-    """The listed versions index (`_versions-<stamp>.parquet`) must name exactly the (pk, cursor) of the lines the listed parts hold."""
+    """The listed versions index (`_versions-<stamp>.parquet`) must name exactly the (pk, cursor)
+    of the lines the listed parts hold."""
     from volt_assets.lib.table_config import load_tables
 
-    pk, cursor = load_tables()[manifest["table"]].primary_key, manifest.get("cursor_column", "updated_at")
+    pk, cursor = (
+        load_tables()[manifest["table"]].primary_key,
+        manifest.get("cursor_column", "updated_at"),
+    )
     lines = []
     for name in manifest.get("files", {}):
         if name.endswith(".jsonl.gz"):
@@ -293,8 +334,10 @@ def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
     listed = sorted(zip(versions["pk"].to_pylist(), versions["cursor"].to_pylist()))
     if in_parts != listed:
         extra = sorted(set(listed) - set(in_parts))
-        return [f"{folder}{name} names {len(listed)} versions, the listed parts hold {len(in_parts)}"
-                f" (e.g. not in any listed part: {extra[:3]})"]
+        return [
+            f"{folder}{name} names {len(listed)} versions, the listed parts hold {len(in_parts)}"
+            f" (e.g. not in any listed part: {extra[:3]})"
+        ]
     return []
 
 
@@ -306,4 +349,4 @@ def orphans(target) -> list[str]:
         if key.endswith("/" + MANIFEST):
             folder = key[: -len(MANIFEST)]
             listed[folder] = set(json.loads(target.read_object(key)).get("files", {})) | {MANIFEST}
-    return [k for k in keys if (f := folder_of(k)) in listed and k[len(f):] not in listed[f]]
+    return [k for k in keys if (f := folder_of(k)) in listed and k[len(f) :] not in listed[f]]

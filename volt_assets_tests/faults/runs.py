@@ -24,13 +24,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02, what: str = "condition"):
+def wait_until(
+    predicate: Callable[[], object], timeout: float, interval: float = 0.02, what: str = "condition"
+):
     """Poll until `predicate()` is truthy; its value, or TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
@@ -52,10 +54,24 @@ def _kill_group(pid: int) -> None:
 class CliRun:
     """`dagster asset materialize` in a process group of its own."""
 
-    def __init__(self, env: dict[str, str], select: list[str], partition: str, cwd: Path, in_process: bool = True):
+    def __init__(
+        self,
+        env: dict[str, str],
+        select: list[str],
+        partition: str,
+        cwd: Path,
+        in_process: bool = True,
+    ):
         self.args = [
-            str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "volt_assets",
-            "--select", ",".join(select), "--partition", partition,
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "volt_assets",
+            "--select",
+            ",".join(select),
+            "--partition",
+            partition,
         ]
         if in_process:
             self.args += ["--config-json", IN_PROCESS]
@@ -65,11 +81,16 @@ class CliRun:
         self.stderr_path = cwd / "cli.stderr"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "CliRun":
+    def start(self) -> CliRun:
         self.cwd.mkdir(parents=True, exist_ok=True)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                self.args, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                self.args,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
                 start_new_session=True,
             )
         return self
@@ -87,7 +108,9 @@ class CliRun:
 
     @property
     def output(self) -> str:
-        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(
+            errors="replace"
+        )
 
 
 class ForkedRun:
@@ -98,7 +121,7 @@ class ForkedRun:
         self.pid: int | None = None
         self._read: int | None = None
 
-    def start(self) -> "ForkedRun":
+    def start(self) -> ForkedRun:
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: run, report, never return into pytest
@@ -153,7 +176,9 @@ def error_texts(error) -> list[str]:
     return out
 
 
-def run_in_child(select: list[str], partition: str, env: dict[str, str], deadline: float = 20.0) -> dict:
+def run_in_child(
+    select: list[str], partition: str, env: dict[str, str], deadline: float = 20.0
+) -> dict:
     """Materialise in a forked child; stop at the first scheduled retry. Returns
     {"success", "seconds", "retried", "texts", "timed_out"}; `texts` are the failure messages
     (and their causes) of failed or retried steps."""
@@ -180,19 +205,31 @@ def run_in_child(select: list[str], partition: str, env: dict[str, str], deadlin
             def watch(self, event, *args, **kwargs):  # only in this throwaway child
                 original(self, event, *args, **kwargs)
                 dagster_event = event.dagster_event
-                if dagster_event is not None and dagster_event.event_type_value == "STEP_UP_FOR_RETRY":
+                if (
+                    dagster_event is not None
+                    and dagster_event.event_type_value == "STEP_UP_FOR_RETRY"
+                ):
                     data = dagster_event.event_specific_data
-                    report_and_exit({"success": False, "retried": True, "texts": error_texts(data.error)})
+                    report_and_exit(
+                        {"success": False, "retried": True, "texts": error_texts(data.error)}
+                    )
 
             DagsterInstance.handle_new_event = watch
-            result = materialize(select, partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+            result = materialize(
+                select, partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+            )
             texts = []
             for event in result.all_events:
                 if event.event_type_value == "STEP_FAILURE":
                     texts += error_texts(event.step_failure_data.error)
             report_and_exit({"success": result.success, "retried": False, "texts": texts})
         except BaseException as exc:  # noqa: BLE001
-            os.write(write, json.dumps({"success": False, "retried": False, "texts": [repr(exc)], "crashed": True}).encode())
+            os.write(
+                write,
+                json.dumps(
+                    {"success": False, "retried": False, "texts": [repr(exc)], "crashed": True}
+                ).encode(),
+            )
             code = 1
         finally:
             os._exit(code)

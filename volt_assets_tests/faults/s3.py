@@ -42,7 +42,12 @@ ERRORS = (
     (503, "ServiceUnavailable", "Service is unable to handle request."),
     (503, "SlowDown", "Please reduce your request rate."),
 )
-REASONS = {500: "Internal Server Error", 503: "Service Unavailable", 403: "Forbidden", 404: "Not Found"}
+REASONS = {
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    403: "Forbidden",
+    404: "Not Found",
+}
 MAX_HEAD = 64 * 1024
 
 
@@ -149,7 +154,9 @@ def _read_body(reader, message: Message, *, response_to: str | None = None) -> N
         message.headers["connection"] = "close"
 
 
-def error_response(status: int, code: str, text: str, *, head_only: bool = False, resource: str = "") -> bytes:
+def error_response(
+    status: int, code: str, text: str, *, head_only: bool = False, resource: str = ""
+) -> bytes:
     request_id = uuid.uuid4().hex[:16].upper()
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -207,7 +214,12 @@ class S3FaultProxy:
     ):
         parts = urlsplit(upstream_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.error_rate, self.errors, self.after_share, self.reset_rate = error_rate, tuple(errors), after_share, reset_rate
+        self.error_rate, self.errors, self.after_share, self.reset_rate = (
+            error_rate,
+            tuple(errors),
+            after_share,
+            reset_rate,
+        )
         self.only = re.compile(only) if only else None
         self.rng = random.Random(seed)
         self.exchanges: list[Exchange] = []
@@ -219,7 +231,9 @@ class S3FaultProxy:
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._stopping = False
-        threading.Thread(target=self._accept_loop, name=f"s3-proxy-{self.port}", daemon=True).start()
+        threading.Thread(
+            target=self._accept_loop, name=f"s3-proxy-{self.port}", daemon=True
+        ).start()
 
     # --- what happened ----------------------------------------------------------------------
     @property
@@ -243,7 +257,11 @@ class S3FaultProxy:
     def _claim_hold(self, request: Message) -> Hold | None:
         with self._lock:
             for hold in self._holds:
-                if hold.path is None and hold.method == request.method and hold.pattern.search(request.path):
+                if (
+                    hold.path is None
+                    and hold.method == request.method
+                    and hold.pattern.search(request.path)
+                ):
                     hold.path = request.path
                     return hold
         return None
@@ -316,7 +334,15 @@ class S3FaultProxy:
                     return
                 if action == "before":
                     status, code, text = error
-                    client.sendall(error_response(status, code, text, head_only=request.method == "HEAD", resource=request.path))
+                    client.sendall(
+                        error_response(
+                            status,
+                            code,
+                            text,
+                            head_only=request.method == "HEAD",
+                            resource=request.path,
+                        )
+                    )
                     self._record(request, status, f"{status} {code}")
                     continue
 
@@ -335,7 +361,15 @@ class S3FaultProxy:
 
                 if action == "after":
                     status, code, text = error
-                    client.sendall(error_response(status, code, text, head_only=request.method == "HEAD", resource=request.path))
+                    client.sendall(
+                        error_response(
+                            status,
+                            code,
+                            text,
+                            head_only=request.method == "HEAD",
+                            resource=request.path,
+                        )
+                    )
                     self._record(request, status, f"{status} {code} (after forwarding)")
                     continue
                 client.sendall(response.head + response.body)
@@ -372,7 +406,7 @@ class S3FaultProxy:
             except OSError:
                 pass
 
-    def __enter__(self) -> "S3FaultProxy":
+    def __enter__(self) -> S3FaultProxy:
         return self
 
     def __exit__(self, *exc) -> None:

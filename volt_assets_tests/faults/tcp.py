@@ -98,7 +98,9 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._stopping = False
-        self._accepter = threading.Thread(target=self._accept_loop, name=f"tcp-proxy-{self.port}", daemon=True)
+        self._accepter = threading.Thread(
+            target=self._accept_loop, name=f"tcp-proxy-{self.port}", daemon=True
+        )
         self._accepter.start()
 
     # --- faults ---------------------------------------------------------------------------
@@ -205,7 +207,7 @@ class TcpProxy:
         for pair in pairs:
             pair.close()
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,13 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from volt_assets.defs.catalog import PICTURES_KEY, images_catalog
+from volt_assets.defs.images.upload import Outcome, upload_picture
 from volt_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
 from volt_assets.defs.quality.outcome import MAX_SAMPLES
-from volt_assets.defs.images.upload import Outcome, upload_picture
-from volt_assets.lib.layout import partition_prefix
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.partitions import context_days
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.layout import partition_prefix
+from volt_assets.lib.partitions import context_days
+from volt_assets.lib.store import LakeStore
 
 ASSET_KEY = dg.AssetKey(["images", "component_images"])
 STAGING_KEY = dg.AssetKey(["staging", "electrical_components"])
@@ -40,11 +40,15 @@ class ImagesFolder(dg.ConfigurableResource):
 
     def folder(self) -> Path:
         if not self.path:
-            raise dg.Failure("VOLT_IMAGES_DIR is not set: point it at the folder of component pictures",
-                             allow_retries=False)
+            raise dg.Failure(
+                "VOLT_IMAGES_DIR is not set: point it at the folder of component pictures",
+                allow_retries=False,
+            )
         folder = Path(self.path)
         if not folder.is_dir():
-            raise dg.Failure(f"VOLT_IMAGES_DIR {str(folder)!r} is not a folder", allow_retries=False)
+            raise dg.Failure(
+                f"VOLT_IMAGES_DIR {str(folder)!r} is not a folder", allow_retries=False
+            )
         return folder
 
 
@@ -58,8 +62,10 @@ def changed_components(store: LakeStore, days: list[dt.date]) -> dict[int, str |
         if manifest is None:
             raise missing_partition(f"staging/{SOURCE_TABLE}", day)
         for name in sorted(n for n in manifest.get("files", {}) if n.endswith(".parquet")):
-            table = pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, name)),
-                                  columns=["id", "image_filename", "_deleted"])
+            table = pq.read_table(
+                pa.BufferReader(store.read_listed(prefix, manifest, name)),
+                columns=["id", "image_filename", "_deleted"],
+            )
             for row in table.to_pylist():
                 if row["_deleted"]:
                     latest.pop(row["id"], None)
@@ -73,8 +79,10 @@ def summarise(outcomes: list[Outcome]) -> tuple[dict, dg.AssetCheckResult]:
     counts = Counter(o.status for o in outcomes)
     refused = [o for o in outcomes if o.status == "refused"]
     reasons = dict(Counter(o.reason for o in refused).most_common())
-    samples = [{"component_id": o.component_id, "filename": repr(o.filename), "reason": o.reason}
-               for o in sorted(refused, key=lambda o: o.component_id)[:MAX_SAMPLES]]
+    samples = [
+        {"component_id": o.component_id, "filename": repr(o.filename), "reason": o.reason}
+        for o in sorted(refused, key=lambda o: o.component_id)[:MAX_SAMPLES]
+    ]
     sample_ids = [s["component_id"] for s in samples]
     metadata = {
         "components": dg.MetadataValue.int(len(outcomes)),
@@ -92,8 +100,12 @@ def summarise(outcomes: list[Outcome]) -> tuple[dict, dg.AssetCheckResult]:
         check_name=CHECK,
         passed=not refused,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{len(refused)} of {len(outcomes)} pictures refused: "
-                     + "; ".join(f"{r} ({n})" for r, n in reasons.items())) if refused else "every picture uploaded",
+        description=(
+            f"{len(refused)} of {len(outcomes)} pictures refused: "
+            + "; ".join(f"{r} ({n})" for r, n in reasons.items())
+        )
+        if refused
+        else "every picture uploaded",
         metadata={
             "refused": dg.MetadataValue.int(len(refused)),
             "reasons": dg.MetadataValue.json(reasons),
@@ -116,31 +128,42 @@ def build_component_images_asset() -> dg.AssetsDefinition:
         group_name="images",
         kinds={"s3", "python"},
         **images_catalog(),
-        check_specs=[dg.AssetCheckSpec(
-            CHECK, asset=ASSET_KEY,
-            description="Every picture named by a changed component was uploaded; refused ones (unsafe "
-            "names, missing, unreadable or non-image files) are listed. WARN only: they never block.",
-        )],
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK,
+                asset=ASSET_KEY,
+                description="Every picture named by a changed component was uploaded; refused ones (unsafe "
+                "names, missing, unreadable or non-image files) are listed. WARN only: they never block.",
+            )
+        ],
         description=(
             "Pictures of the components changed on the day, from VOLT_IMAGES_DIR to "
             "`images/components/{component_id}/{filename}` with a 256 px `thumb_{filename}`; Content-Type "
             "from the bytes, metadata component-id, sha256, size, source-mtime; unchanged pictures are skipped."
         ),
     )
-    def component_images(context: dg.AssetExecutionContext, lake: LakeResource, images_dir: ImagesFolder):
+    def component_images(
+        context: dg.AssetExecutionContext, lake: LakeResource, images_dir: ImagesFolder
+    ):
         folder = images_dir.folder()
         store = lake.store()
         days = context_days(context)
         components = changed_components(store, days)
         context.log.info(f"{len(components)} live components changed in {days[0]}..{days[-1]}")
         with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            outcomes = list(pool.map(
-                lambda item: upload_picture(store.client, store.bucket, folder, item[0], item[1]),
-                sorted(components.items()),
-            ))
+            outcomes = list(
+                pool.map(
+                    lambda item: upload_picture(
+                        store.client, store.bucket, folder, item[0], item[1]
+                    ),
+                    sorted(components.items()),
+                )
+            )
         for o in outcomes:
             if o.status == "refused":
-                context.log.warning(f"component {o.component_id}: picture {o.filename!r} refused: {o.reason}")
+                context.log.warning(
+                    f"component {o.component_id}: picture {o.filename!r} refused: {o.reason}"
+                )
         metadata, check = summarise(outcomes)
         return dg.MaterializeResult(metadata=metadata, check_results=[check])
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dagster as dg
 
 from volt_assets.defs.catalog import linked
-from volt_assets.defs.resources import env_or_none
 from volt_assets.defs.images.assets import ImagesFolder, build_component_images_asset
+from volt_assets.defs.resources import env_or_none
 
 
 def images_folder() -> ImagesFolder:

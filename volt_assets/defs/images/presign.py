@@ -59,10 +59,19 @@ def s3_client() -> Any:
     from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-    config = Config(signature_version="s3v4", s3={"addressing_style": "path" if endpoint else "virtual"},
-                    connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_DEFAULT_REGION") or None,
-                        config=config)
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if endpoint else "virtual"},
+        connect_timeout=5,
+        read_timeout=10,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=os.environ.get("AWS_DEFAULT_REGION") or None,
+        config=config,
+    )
 
 
 @dataclass
@@ -73,19 +82,32 @@ class Presigner:
     bucket: str
 
     @classmethod
-    def from_env(cls) -> "Presigner":
+    def from_env(cls) -> Presigner:
         return cls(s3_client(), os.environ["S3_BUCKET_NAME"])
 
     def picture_key(self, component_id: int) -> str | None:
         prefix = component_prefix(component_id)
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-            pictures = [o for page in pages for o in page.get("Contents", [])
-                        if "/" not in o["Key"][len(prefix):] and not o["Key"][len(prefix):].startswith(THUMB_PREFIX)]
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            pictures = [
+                o
+                for page in pages
+                for o in page.get("Contents", [])
+                if "/" not in o["Key"][len(prefix) :]
+                and not o["Key"][len(prefix) :].startswith(THUMB_PREFIX)
+            ]
         except (BotoCoreError, ClientError) as exc:
-            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+            code = (
+                exc.response.get("Error", {}).get("Code", "")
+                if isinstance(exc, ClientError)
+                else ""
+            )
             # The S3 error code only: never a URL or credential.
-            raise PresignError(503, f"the picture store is unavailable ({code or type(exc).__name__})") from None
+            raise PresignError(
+                503, f"the picture store is unavailable ({code or type(exc).__name__})"
+            ) from None
         if not pictures:
             return None
         return max(pictures, key=lambda o: (o["LastModified"], o["Key"]))["Key"]
@@ -95,17 +117,20 @@ class Presigner:
         key = self.picture_key(component_id)
         if key is None:
             raise PresignError(404, f"component {component_id} has no picture")
-        now = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+        now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         url = self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=hours * 3600
         )
         expires = now + dt.timedelta(hours=hours)
-        return {"success": True, "data": {
-            "componentId": str(component_id),  # a string, as the Node.js app has it
-            "imageUrl": url,
-            "expiresAt": expires.isoformat().replace("+00:00", "Z"),
-            "expiresInHours": hours,
-        }}
+        return {
+            "success": True,
+            "data": {
+                "componentId": str(component_id),  # a string, as the Node.js app has it
+                "imageUrl": url,
+                "expiresAt": expires.isoformat().replace("+00:00", "Z"),
+                "expiresInHours": hours,
+            },
+        }
 
 
 def error_answer(message: str) -> dict:
@@ -113,14 +138,29 @@ def error_answer(message: str) -> dict:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("component_id", metavar="COMPONENT_ID", nargs="?",
-                        help="the component's id (a positive integer)")
-    parser.add_argument("--component-id", dest="component_id_option", metavar="ID",
-                        help="the component's id, as the Volt app's route passes it")
-    parser.add_argument("--hours", "--expiration", dest="hours", default=str(DEFAULT_HOURS),
-                        help=f"how long the URL is valid, 1 to {MAX_HOURS} hours "
-                        f"(default {DEFAULT_HOURS}); --expiration is the Volt app's name for it")
-    parser.epilog = "Prints the JSON answer alone; exit 0 with a URL, 2 for a bad argument, 1 otherwise."
+    parser.add_argument(
+        "component_id",
+        metavar="COMPONENT_ID",
+        nargs="?",
+        help="the component's id (a positive integer)",
+    )
+    parser.add_argument(
+        "--component-id",
+        dest="component_id_option",
+        metavar="ID",
+        help="the component's id, as the Volt app's route passes it",
+    )
+    parser.add_argument(
+        "--hours",
+        "--expiration",
+        dest="hours",
+        default=str(DEFAULT_HOURS),
+        help=f"how long the URL is valid, 1 to {MAX_HOURS} hours "
+        f"(default {DEFAULT_HOURS}); --expiration is the Volt app's name for it",
+    )
+    parser.epilog = (
+        "Prints the JSON answer alone; exit 0 with a URL, 2 for a bad argument, 1 otherwise."
+    )
 
 
 def component_id_argument(args: argparse.Namespace) -> str:

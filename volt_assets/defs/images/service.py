@@ -25,15 +25,22 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from volt_assets.defs.images.presign import (
-    DEFAULT_HOURS, MAX_HOURS, Presigner, PresignError, error_answer, parse_component_id, parse_hours,
+    DEFAULT_HOURS,
+    MAX_HOURS,
+    Presigner,
+    PresignError,
+    error_answer,
+    parse_component_id,
+    parse_hours,
 )
 
 TOKEN_VARIABLE = "VOLT_API_TOKEN"
 
 
 class ImageUrl(BaseModel):
-    componentId: str = Field(description="The component's id as a string, e.g. \"123\".",
-                             examples=["123"])
+    componentId: str = Field(
+        description='The component\'s id as a string, e.g. "123".', examples=["123"]
+    )
     imageUrl: str
     expiresAt: str
     expiresInHours: int
@@ -84,7 +91,9 @@ def create_app(token: str, presigner: Presigner | None = None) -> FastAPI:
     def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         given = credentials.credentials.encode("utf-8") if credentials else b""
         if not hmac.compare_digest(given, expected):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     @app.get(
         "/component-image-url/{componentId}",
@@ -96,7 +105,8 @@ def create_app(token: str, presigner: Presigner | None = None) -> FastAPI:
     def component_image_url(
         componentId: str,
         expirationHours: str | None = Query(
-            None, description=f"How long the URL is valid, 1 to {MAX_HOURS} hours (default {DEFAULT_HOURS})."
+            None,
+            description=f"How long the URL is valid, 1 to {MAX_HOURS} hours (default {DEFAULT_HOURS}).",
         ),
     ):
         # Both parameters are parsed here, not by FastAPI, so a bad one is a 400 in our format.
@@ -109,18 +119,27 @@ def create_app(token: str, presigner: Presigner | None = None) -> FastAPI:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-    parser.epilog = f"Needs {TOKEN_VARIABLE}: callers send `Authorization: Bearer <token>`. OpenAPI at /docs."
+    parser.epilog = (
+        f"Needs {TOKEN_VARIABLE}: callers send `Authorization: Bearer <token>`. OpenAPI at /docs."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     token = os.environ.get(TOKEN_VARIABLE, "")
     if not token.strip():
-        print(f"volt-assets serve: {TOKEN_VARIABLE} is not set: refusing to serve picture URLs without a "
-              "bearer token (set it in the environment or .env)", file=sys.stderr)
+        print(
+            f"volt-assets serve: {TOKEN_VARIABLE} is not set: refusing to serve picture URLs without a "
+            "bearer token (set it in the environment or .env)",
+            file=sys.stderr,
+        )
         return 2
     import uvicorn
 
-    uvicorn.run(create_app(token), host=args.host, port=args.port, log_level="info", server_header=False)
+    uvicorn.run(
+        create_app(token), host=args.host, port=args.port, log_level="info", server_header=False
+    )
     return 0

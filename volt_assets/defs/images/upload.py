@@ -131,7 +131,7 @@ def read_picture(images_dir: Path, filename: str) -> Picture:
         thumbnail=thumbnail,
         content_type=content_type or "application/octet-stream",
         sha256=hashlib.sha256(data).hexdigest(),
-        mtime=dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc),
+        mtime=dt.datetime.fromtimestamp(info.st_mtime, dt.UTC),
     )
 
 
@@ -145,12 +145,16 @@ class Outcome:
     removed: int = 0  # stale pictures of the component removed from its folder
 
 
-def upload_picture(client: Any, bucket: str, images_dir: Path, component_id: int, filename: str | None) -> Outcome:
+def upload_picture(
+    client: Any, bucket: str, images_dir: Path, component_id: int, filename: str | None
+) -> Outcome:
     """Upload one component's picture (and thumbnail) unless refused or already there."""
     if filename is None:
         return Outcome(component_id, None, "no_picture")
     if component_id <= 0:
-        return Outcome(component_id, filename, "refused", reason="component id is not a positive integer")
+        return Outcome(
+            component_id, filename, "refused", reason="component id is not a positive integer"
+        )
     try:
         picture = read_picture(images_dir, filename)
     except Refused as exc:
@@ -162,7 +166,10 @@ def upload_picture(client: Any, bucket: str, images_dir: Path, component_id: int
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     present = {obj["Key"] for page in pages for obj in page.get("Contents", [])}
     outcome = Outcome(component_id, filename, "skipped")
-    if key not in present or client.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256") != picture.sha256:
+    if (
+        key not in present
+        or client.head_object(Bucket=bucket, Key=key)["Metadata"].get("sha256") != picture.sha256
+    ):
         metadata = {
             "component-id": str(component_id),
             "source-mtime": picture.mtime.isoformat(timespec="seconds"),
@@ -170,17 +177,29 @@ def upload_picture(client: Any, bucket: str, images_dir: Path, component_id: int
         thumb_sha = hashlib.sha256(picture.thumbnail).hexdigest()
         # Thumbnail first: a picture whose sha256 is in place always has its thumbnail.
         client.put_object(
-            Bucket=bucket, Key=thumb_key, Body=picture.thumbnail, ContentType=picture.content_type,
-            Metadata={**metadata, "sha256": thumb_sha, "size": str(len(picture.thumbnail)),
-                      "thumbnail-of-sha256": picture.sha256},
+            Bucket=bucket,
+            Key=thumb_key,
+            Body=picture.thumbnail,
+            ContentType=picture.content_type,
+            Metadata={
+                **metadata,
+                "sha256": thumb_sha,
+                "size": str(len(picture.thumbnail)),
+                "thumbnail-of-sha256": picture.sha256,
+            },
         )
         client.put_object(
-            Bucket=bucket, Key=key, Body=picture.data, ContentType=picture.content_type,
+            Bucket=bucket,
+            Key=key,
+            Body=picture.data,
+            ContentType=picture.content_type,
             Metadata={**metadata, "sha256": picture.sha256, "size": str(len(picture.data))},
         )
         outcome.status, outcome.bytes = "uploaded", len(picture.data) + len(picture.thumbnail)
     stale = sorted(present - {key, thumb_key})
     if stale:
-        client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale], "Quiet": True})
+        client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale], "Quiet": True}
+        )
         outcome.removed = len(stale)
     return outcome

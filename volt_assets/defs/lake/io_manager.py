@@ -9,7 +9,6 @@ Downstream assets receive a `LakePartitions` reader over the days they depend on
 adds up each day's and the run's figures, `WriteProgress` says what happened in the log.
 """
 
-
 import datetime as dt
 import time
 from collections import deque
@@ -23,11 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from volt_assets.defs.catalog import ROW_COUNT
-from volt_assets.lib.layout import layer_prefix, listed_version, partition_prefix
-from volt_assets.lib.store import FolderWrite, LakeStore
-from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.defs.resources import LakeResource
-
+from volt_assets.lib.layout import layer_prefix, listed_version, partition_prefix
+from volt_assets.lib.partitions import UTC, days_between
+from volt_assets.lib.store import FolderWrite, LakeStore
 
 WRITERS = 4  # folders uploading at once
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
@@ -57,7 +55,9 @@ class LakePartitions:
     def manifest(self, day: dt.date) -> dict | None:
         return self.store.read_manifest(self.prefix(day))
 
-    def download(self, day: dt.date, names: Iterable[str], directory: Path, manifest: dict | None = None) -> list[Path]:
+    def download(
+        self, day: dt.date, names: Iterable[str], directory: Path, manifest: dict | None = None
+    ) -> list[Path]:
         """Download files of the day to `directory`: the versions `manifest` lists (the day's
         manifest, read here when not given)."""
         if manifest is None:
@@ -65,7 +65,11 @@ class LakePartitions:
         paths = []
         for name in names:
             target = directory / f"{day.isoformat()}-{name}"
-            paths.append(self.store.download(self.prefix(day) + name, target, version_id=listed_version(manifest, name)))
+            paths.append(
+                self.store.download(
+                    self.prefix(day) + name, target, version_id=listed_version(manifest, name)
+                )
+            )
         return paths
 
     def read_parquet(self, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
@@ -94,9 +98,13 @@ def add_partition_metadata(context: dg.OutputContext, per_day: dict[str, dict]) 
         return
     step = context.step_context
     targeted = set(context.asset_partition_keys)
-    totals = {"run_rows": sum(d.get("rows", 0) for d in per_day.values()),
-              "run_bytes": sum(d.get("bytes", 0) for d in per_day.values())}
-    step.add_asset_metadata({k: dg.MetadataValue.int(v) for k, v in totals.items()}, asset_key=context.asset_key)
+    totals = {
+        "run_rows": sum(d.get("rows", 0) for d in per_day.values()),
+        "run_bytes": sum(d.get("bytes", 0) for d in per_day.values()),
+    }
+    step.add_asset_metadata(
+        {k: dg.MetadataValue.int(v) for k, v in totals.items()}, asset_key=context.asset_key
+    )
     for day, figures in per_day.items():
         if day not in targeted:  # e.g. a late-row merge into the day before the run's first
             continue
@@ -147,9 +155,11 @@ def warn_if_unversioned(store: LakeStore, log) -> None:
         return
     _VERSIONING_CHECKED.add(store.bucket)
     if store.versioned() is False:
-        log.warning(f"the lake bucket {store.bucket!r} is not versioned: manifests cannot pin their files' "
-                    "versions, so a run killed between a file and its manifest leaves that partition half "
-                    "written until it is re-run. `volt-assets bucket apply` turns versioning on.")
+        log.warning(
+            f"the lake bucket {store.bucket!r} is not versioned: manifests cannot pin their files' "
+            "versions, so a run killed between a file and its manifest leaves that partition half "
+            "written until it is re-run. `volt-assets bucket apply` turns versioning on."
+        )
 
 
 class RunTally:
@@ -219,8 +229,11 @@ class WriteProgress:
         now = self.clock()
         if tally.seen <= DETAILED_WRITES or now - self.last_log >= PROGRESS_SECONDS:
             uri = self.uri(write.prefix)
-            text = (f"kept {uri} as it is: {write.rows} rows, nothing new" if write.unchanged
-                    else f"wrote {uri}: {write.rows} rows, {size} bytes")
+            text = (
+                f"kept {uri} as it is: {write.rows} rows, nothing new"
+                if write.unchanged
+                else f"wrote {uri}: {write.rows} rows, {size} bytes"
+            )
             if tally.seen > DETAILED_WRITES:
                 text += f" ({tally.folders} folders written so far)"
             self.log.info(text)
@@ -229,9 +242,15 @@ class WriteProgress:
     def summary(self, tally: RunTally, where: str, seconds: float) -> None:
         """The total, when the writes were too many to log one by one."""
         if tally.seen > DETAILED_WRITES:
-            kept = f", kept {tally.seen - tally.folders} as they were" if tally.seen > tally.folders else ""
-            self.log.info(f"wrote {tally.folders} folders under {where}{kept}: "
-                          f"{tally.written_rows} rows, {tally.bytes} bytes in {seconds:.1f} s")
+            kept = (
+                f", kept {tally.seen - tally.folders} as they were"
+                if tally.seen > tally.folders
+                else ""
+            )
+            self.log.info(
+                f"wrote {tally.folders} folders under {where}{kept}: "
+                f"{tally.written_rows} rows, {tally.bytes} bytes in {seconds:.1f} s"
+            )
 
 
 class FolderUploader:
@@ -267,8 +286,15 @@ class FolderUploader:
         existing = self.before.existing(write)
         if write.prefix in self.latest:
             self.latest[write.prefix].result()
-        future = self.pool.submit(self.store.write_folder, write.prefix, write.files, write.manifest,
-                                  replace=write.replace, remove=write.remove, existing=existing)
+        future = self.pool.submit(
+            self.store.write_folder,
+            write.prefix,
+            write.files,
+            write.manifest,
+            replace=write.replace,
+            remove=write.remove,
+            existing=existing,
+        )
         self.latest[write.prefix] = future
         self.pending.append((write, future))
         if any(isinstance(body, Path) for body in write.files.values()):
@@ -278,8 +304,12 @@ class FolderUploader:
     def finished(self, everything: bool = False) -> Iterator[tuple[FolderWrite, int]]:
         """The oldest writes that are done (all of them, waiting, with `everything`); the
         oldest is waited for when more than WRITERS are pending."""
-        while self.pending and (everything or len(self.pending) > WRITERS or self.pending[0][1] is None
-                                or self.pending[0][1].done()):
+        while self.pending and (
+            everything
+            or len(self.pending) > WRITERS
+            or self.pending[0][1] is None
+            or self.pending[0][1].done()
+        ):
             write, future = self.pending.popleft()
             yield write, (future.result() if future else 0)
 

@@ -13,7 +13,6 @@ Writer locks (lib/locks.py) keep two runs from writing the same folders at once.
 The capture itself is lib/raw_capture.py's `RawCapture`; this module wires it into Dagster.
 """
 
-
 import datetime as dt
 import tempfile
 from pathlib import Path
@@ -21,16 +20,22 @@ from pathlib import Path
 import dagster as dg
 
 from volt_assets.defs import catalog
-from volt_assets.defs.policies import LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, partitions
 from volt_assets.defs.lake.io_manager import LakeOutput
+from volt_assets.defs.policies import (
+    LAKE_IO_MANAGER,
+    NETWORK_RETRY,
+    SINGLE_RUN,
+    lake_pool,
+    partitions,
+)
+from volt_assets.defs.quality.raw_checks import RawQuality, raw_check_specs
+from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUnavailable
 from volt_assets.lib import extract as ex
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
+from volt_assets.lib.partitions import context_days, reaches_present
 from volt_assets.lib.raw_capture import MassDeleteRefused, RawCapture
 from volt_assets.lib.store import FolderWrite, LakeStore, folder_manifest
-from volt_assets.lib.partitions import context_days, reaches_present
-from volt_assets.defs.quality.raw_checks import RawQuality, raw_check_specs
-from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUnavailable
 from volt_assets.lib.table_config import TableConfig
 
 
@@ -40,7 +45,10 @@ def raw_locks(config: TableConfig, days: list[dt.date]) -> list[str]:
     twice)."""
     back = config.lookback_days if config.incremental else 0
     first = days[0] - dt.timedelta(days=back)
-    names = [folder_lock("raw", config.name, first + dt.timedelta(days=i)) for i in range((days[-1] - first).days + 1)]
+    names = [
+        folder_lock("raw", config.name, first + dt.timedelta(days=i))
+        for i in range((days[-1] - first).days + 1)
+    ]
     if reaches_present(days[-1]):
         names.append(folder_lock("raw", config.name, "deletes"))
     return names
@@ -64,8 +72,15 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
         pool=lake_pool(config.name),
         kinds={"postgres", "s3"},
         check_specs=[drift_check, *raw_check_specs(config)],
-        **catalog.lake_catalog("raw", config, {"partition_expr": config.cursor, "sync": config.sync,
-                                               "primary_key": config.primary_key}),
+        **catalog.lake_catalog(
+            "raw",
+            config,
+            {
+                "partition_expr": config.cursor,
+                "sync": config.sync,
+                "primary_key": config.primary_key,
+            },
+        ),
         description=(
             f"Exact capture of `{config.name}`: rows whose `{config.cursor}` lies in the day "
             "[D, D+1) UTC, as JSON Lines; every captured version is kept."
@@ -74,9 +89,16 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
     def raw_asset(context: dg.AssetExecutionContext, source: PostgresResource, lake: LakeResource):
         # The run's folders are locked before their manifests are read and stay locked until
         # the output is published (Dagster handles the Output before the generator resumes).
-        locks = WriterLocks(lambda: source.new_connection(application_name(context.run_id)),
-                            raw_locks(config, context_days(context)), context.log, f"raw/{config.name}")
-        with locks, ex.SourceSession(source, context.log) as session:  # one connection for the reads
+        locks = WriterLocks(
+            lambda: source.new_connection(application_name(context.run_id)),
+            raw_locks(config, context_days(context)),
+            context.log,
+            f"raw/{config.name}",
+        )
+        with (
+            locks,
+            ex.SourceSession(source, context.log) as session,
+        ):  # one connection for the reads
             yield from capture_days(context, config, session, lake.store())
 
     return raw_asset
@@ -97,8 +119,12 @@ def checked_source_columns(config: TableConfig, session: ex.SourceSession) -> di
     return actual
 
 
-def capture_days(context: dg.AssetExecutionContext, config: TableConfig, session: ex.SourceSession,
-                 store: LakeStore):
+def capture_days(
+    context: dg.AssetExecutionContext,
+    config: TableConfig,
+    session: ex.SourceSession,
+    store: LakeStore,
+):
     """The raw asset's body: the output (its writes streamed to the IO manager), then the
     schema-drift check and the raw checks."""
     days = context_days(context)
@@ -118,8 +144,15 @@ def capture_days(context: dg.AssetExecutionContext, config: TableConfig, session
     yield from quality.results(days)
 
 
-def raw_writes(config: TableConfig, days: list[dt.date], capture: RawCapture, quality: RawQuality,
-               drift: ex.Drift, stats: dict, log):
+def raw_writes(
+    config: TableConfig,
+    days: list[dt.date],
+    capture: RawCapture,
+    quality: RawQuality,
+    drift: ex.Drift,
+    stats: dict,
+    log,
+):
     """The run's folder writes, one day at a time: late rows of the days before, each day,
     then (a run reaching the present) the tombstones; the run's figures land in `stats`."""
     with tempfile.TemporaryDirectory(prefix=f"volt-raw-{config.name}-") as tmp:
@@ -146,8 +179,9 @@ def raw_writes(config: TableConfig, days: list[dt.date], capture: RawCapture, qu
     }
 
 
-def late_writes(config: TableConfig, first_day: dt.date, capture: RawCapture, workdir: Path,
-                stats: dict, log):
+def late_writes(
+    config: TableConfig, first_day: dt.date, capture: RawCapture, workdir: Path, stats: dict, log
+):
     """Late commits: re-read the days before the run's first day that raw already has, and
     add what committed after they were captured."""
     if not config.incremental:
@@ -161,7 +195,9 @@ def late_writes(config: TableConfig, first_day: dt.date, capture: RawCapture, wo
         if not late.unchanged:
             late.primary = False
             stats["late_rows"] += capture.rows_added - added_before
-            log.warning(f"{capture.rows_added - added_before} late rows of {previous} added to its raw partition")
+            log.warning(
+                f"{capture.rows_added - added_before} late rows of {previous} added to its raw partition"
+            )
             yield late
 
 
@@ -181,7 +217,9 @@ def drift_check_result(drift: ex.Drift) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="schema_drift",
         passed=not drift.any,
-        severity=dg.AssetCheckSeverity.WARN if not (drift.dropped or drift.retyped) else dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity.WARN
+        if not (drift.dropped or drift.retyped)
+        else dg.AssetCheckSeverity.ERROR,
         description=drift.describe(),
         metadata={
             "added": dg.MetadataValue.json(drift.added),

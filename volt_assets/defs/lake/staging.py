@@ -7,7 +7,6 @@ blocking check, fails when more than the configured share of a day is refused, s
 day never reaches the marts.
 """
 
-
 import datetime as dt
 import itertools
 import tempfile
@@ -23,19 +22,24 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.defs import catalog
-from volt_assets.defs.policies import (
-    LAKE_IO_MANAGER, NETWORK_RETRY, SINGLE_RUN, lake_pool, missing_partition, partitions,
-)
 from volt_assets.defs.lake.io_manager import LakeOutput, LakePartitions
+from volt_assets.defs.policies import (
+    LAKE_IO_MANAGER,
+    NETWORK_RETRY,
+    SINGLE_RUN,
+    lake_pool,
+    missing_partition,
+    partitions,
+)
+from volt_assets.defs.quality.staging_checks import StagingQuality, staging_check_specs
 from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
-from volt_assets.lib.raw_files import read_text_batches
-from volt_assets.lib.transform import StagingBuilder, StagingDay, parquet_bytes
 from volt_assets.lib.partitions import context_days
+from volt_assets.lib.raw_files import read_text_batches
 from volt_assets.lib.store import FolderWrite
 from volt_assets.lib.table_config import TableConfig
-from volt_assets.defs.quality.staging_checks import StagingQuality, staging_check_specs
+from volt_assets.lib.transform import StagingBuilder, StagingDay, parquet_bytes
 
 PART = "part-00000.parquet"
 PREFETCH_DAYS = 2  # raw days downloading while one is built
@@ -66,7 +70,9 @@ def fetch_raw_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdi
     return RawDay(day, manifest, paths, deletes)
 
 
-def prefetched(fetch: Callable[[dt.date], RawDay], days: list[dt.date], ahead: int = PREFETCH_DAYS) -> Iterator[RawDay]:
+def prefetched(
+    fetch: Callable[[dt.date], RawDay], days: list[dt.date], ahead: int = PREFETCH_DAYS
+) -> Iterator[RawDay]:
     """`fetch(day)` for each day in order, the next `ahead` days downloading in the background
     while the current one is built (S3's latency hidden behind the work; a few days on disk)."""
     with ThreadPoolExecutor(max(1, ahead), thread_name_prefix="volt-raw-fetch") as pool:
@@ -107,7 +113,11 @@ def cursor_range(table: pa.Table, cursor: str) -> tuple[str | None, str | None]:
 
 
 def _iso(instant: dt.datetime | None) -> str | None:
-    return None if instant is None else instant.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return (
+        None
+        if instant is None
+        else instant.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
 
 
 def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
@@ -124,19 +134,25 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
         pool=lake_pool(config.name),
         kinds={"s3", "parquet"},
         check_specs=staging_check_specs(config, key),
-        **catalog.lake_catalog("staging", config, {"partition_expr": config.cursor,
-                                                   "primary_key": config.primary_key}),
+        **catalog.lake_catalog(
+            "staging", config, {"partition_expr": config.cursor, "primary_key": config.primary_key}
+        ),
         description=(
             f"`{config.name}` typed and cleaned: one row per `{config.primary_key}` (latest valid version "
             "of the day), `_deleted` for soft and hard deletes; refused rows in quarantine/."
         ),
     )
-    def staging_asset(context: dg.AssetExecutionContext, raw: LakePartitions, source: PostgresResource):
+    def staging_asset(
+        context: dg.AssetExecutionContext, raw: LakePartitions, source: PostgresResource
+    ):
         days = context_days(context)
         # staging D and quarantine D are one folder pair: locked together until published
-        locks = WriterLocks(lambda: source.new_connection(application_name(context.run_id)),
-                            [folder_lock("staging", config.name, d) for d in days], context.log,
-                            f"staging/{config.name}")
+        locks = WriterLocks(
+            lambda: source.new_connection(application_name(context.run_id)),
+            [folder_lock("staging", config.name, d) for d in days],
+            context.log,
+            f"staging/{config.name}",
+        )
         with locks:
             yield from build_days(config, raw, days)
 
@@ -153,8 +169,13 @@ def build_days(config: TableConfig, raw: LakePartitions, days: list[dt.date]):
     yield from quality.results()
 
 
-def staging_writes(config: TableConfig, raw: LakePartitions, days: list[dt.date],
-                   quality: StagingQuality, stats: dict):
+def staging_writes(
+    config: TableConfig,
+    raw: LakePartitions,
+    days: list[dt.date],
+    quality: StagingQuality,
+    stats: dict,
+):
     """Staging D and quarantine D for each day, raw days prefetched; the run's totals land in
     `stats`."""
     per_day: dict[str, dict] = {}
@@ -171,8 +192,12 @@ def staging_writes(config: TableConfig, raw: LakePartitions, days: list[dt.date]
 def day_writes(config: TableConfig, raw_day: RawDay, built: StagingDay) -> list[FolderWrite]:
     """The two folder writes of one day: staging D, then quarantine D (empty when none refused)."""
     day, raw_manifest = raw_day.day, raw_day.manifest
-    manifest = {"table": config.name, "dt": day.isoformat(), "counts": built.counts,
-                "raw_extracted_at": (raw_manifest or {}).get("extracted_at")}
+    manifest = {
+        "table": config.name,
+        "dt": day.isoformat(),
+        "counts": built.counts,
+        "raw_extracted_at": (raw_manifest or {}).get("extracted_at"),
+    }
     staging = FolderWrite(
         day=day,
         prefix=partition_prefix("staging", config.name, day),

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from volt_assets.lib.rules import validate
-from volt_assets.lib.transform import latest_per_key
 from volt_assets.lib.table_config import REASONS_TYPE, TableConfig, is_text
+from volt_assets.lib.transform import latest_per_key
 
 MAX_BYTES = 64 * 1024 * 1024  # hand-made files; bigger extracts belong in the database pipeline
 OTHER_DELIMITERS = (";", "\t", "|")
@@ -45,10 +45,15 @@ class FileRefused(ValueError):
 
 def quarantine_schema(config: TableConfig) -> pa.Schema:
     """Staging's quarantine schema plus where each refused row came from."""
-    return pa.schema(list(config.quarantine_schema()) + [
-        pa.field("_source_key", pa.string()),
-        pa.field("_line", pa.int64()),  # first line of the row in the file; null for a whole-file refusal
-    ])
+    return pa.schema(
+        list(config.quarantine_schema())
+        + [
+            pa.field("_source_key", pa.string()),
+            pa.field(
+                "_line", pa.int64()
+            ),  # first line of the row in the file; null for a whole-file refusal
+        ]
+    )
 
 
 def decode(body: bytes) -> str:
@@ -62,7 +67,9 @@ def decode(body: bytes) -> str:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileRefused([f"file: not UTF-8 text (invalid byte at offset {exc.start}): save it as CSV UTF-8"]) from None
+        raise FileRefused(
+            [f"file: not UTF-8 text (invalid byte at offset {exc.start}): save it as CSV UTF-8"]
+        ) from None
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise FileRefused(["file: empty"])
@@ -77,7 +84,9 @@ def check_header(config: TableConfig, header: list[str], first_line: str) -> lis
         found = [d for d in OTHER_DELIMITERS if d in first_line]
         if found:
             shown = "tab" if found[0] == "\t" else repr(found[0])
-            raise FileRefused([f"file: the delimiter is not a comma (the header is {shown}-separated)"])
+            raise FileRefused(
+                [f"file: the delimiter is not a comma (the header is {shown}-separated)"]
+            )
     reasons = []
     if "" in names:
         reasons.append("file: empty column name in the header")
@@ -105,8 +114,14 @@ class Judged:
     counts: dict = field(default_factory=dict)
 
 
-def _quarantine(config: TableConfig, columns: dict[str, list], reasons: list[list[str]], lines: list[int | None],
-                source_key: str, received_at: dt.datetime) -> pa.Table:
+def _quarantine(
+    config: TableConfig,
+    columns: dict[str, list],
+    reasons: list[list[str]],
+    lines: list[int | None],
+    source_key: str,
+    received_at: dt.datetime,
+) -> pa.Table:
     n = len(reasons)
     data = {c: pa.array(columns.get(c, [None] * n), pa.string()) for c in config.columns}
     data["_reasons"] = pa.array(reasons, REASONS_TYPE)
@@ -139,15 +154,21 @@ def judge(config: TableConfig, body: bytes, source_key: str, received_at: dt.dat
         columns, rows = read_rows(config, decode(body))
     except FileRefused as refused:
         quarantine = _quarantine(config, {}, [refused.reasons], [None], source_key, received_at)
-        return Judged(staging=None, quarantine=quarantine, file_reasons=refused.reasons,
-                      counts={"rows": 0, "staged_rows": 0, "quarantined_rows": 0, "superseded_rows": 0})
+        return Judged(
+            staging=None,
+            quarantine=quarantine,
+            file_reasons=refused.reasons,
+            counts={"rows": 0, "staged_rows": 0, "quarantined_rows": 0, "superseded_rows": 0},
+        )
 
     width = len(columns)
     ragged = [(line, r) for line, r in rows if len(r) != width]
     rows = [(line, r) for line, r in rows if len(r) == width]
     # Text keeps its spaces for the cleaning rules; a number or date may be padded (`1, 2`).
-    cells = {c: [(r[i] if is_text(config.columns[c]) else r[i].strip()) or None for _, r in rows]
-             for i, c in enumerate(columns)}
+    cells = {
+        c: [(r[i] if is_text(config.columns[c]) else r[i].strip()) or None for _, r in rows]
+        for i, c in enumerate(columns)
+    }
     result = validate(config, pa.table({c: pa.array(v, pa.string()) for c, v in cells.items()}))
 
     refused_at = pc.indices_nonzero(result.refused).to_pylist()
@@ -164,10 +185,16 @@ def judge(config: TableConfig, body: bytes, source_key: str, received_at: dt.dat
 
     valid = result.typed.filter(pc.invert(result.refused))
     n = valid.num_rows
-    deleted = pc.is_valid(valid[config.soft_delete]) if config.soft_delete else pa.array([False] * n, pa.bool_())
+    deleted = (
+        pc.is_valid(valid[config.soft_delete])
+        if config.soft_delete
+        else pa.array([False] * n, pa.bool_())
+    )
     valid = valid.append_column(pa.field("_deleted", pa.bool_(), nullable=False), deleted)
     valid = valid.append_column("_extracted_at", pa.array([received_at] * n, EXTRACTED_AT))
-    staging = latest_per_key(valid, config.primary_key, [config.cursor]).cast(config.staging_schema())
+    staging = latest_per_key(valid, config.primary_key, [config.cursor]).cast(
+        config.staging_schema()
+    )
     staging = staging.sort_by(config.primary_key)
     counts = {
         "rows": len(rows) + len(ragged),

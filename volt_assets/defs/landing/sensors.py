@@ -27,19 +27,18 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3.sensor import get_objects
 from pydantic import Field
 
-from volt_assets.defs.policies import NETWORK_RETRY
 from volt_assets.defs.landing import csv_files as landing
-from volt_assets.lib.layout import landing_prefix, landing_table_and_name, processed_key, upload_key
-from volt_assets.lib.transform import parquet_bytes
-from volt_assets.lib.store import LakeStore, content_type_of, explain
+from volt_assets.defs.policies import NETWORK_RETRY
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.layout import landing_prefix, landing_table_and_name, processed_key, upload_key
+from volt_assets.lib.store import LakeStore, content_type_of, explain
 from volt_assets.lib.table_config import load_tables
+from volt_assets.lib.transform import parquet_bytes
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MAX_FILES_PER_TICK = 20
 LOOKBACK = dt.timedelta(minutes=10)
 LANDING_OP = "process_landing_file"
-
 
 
 # --- the landing sensor ----------------------------------------------------------------------
@@ -71,17 +70,25 @@ class LandingCursor:
         return cls(dt.datetime.fromisoformat(data["watermark"]), dict(data["seen"]))
 
     def dump(self) -> str:
-        return json.dumps({"watermark": self.watermark.isoformat(), "seen": self.seen}, sort_keys=True)
+        return json.dumps(
+            {"watermark": self.watermark.isoformat(), "seen": self.seen}, sort_keys=True
+        )
 
     @property
     def since(self) -> dt.datetime | None:
         return self.watermark - LOOKBACK if self.watermark else None
 
-    def take(self, candidates: list[LandingObject], limit: int) -> tuple[list[LandingObject], "LandingCursor"]:
+    def take(
+        self, candidates: list[LandingObject], limit: int
+    ) -> tuple[list[LandingObject], "LandingCursor"]:
         """The next `limit` new versions, oldest first, and the cursor once they are requested."""
         since = self.since
         new = sorted(
-            (o for o in candidates if (since is None or o.last_modified > since) and o.version not in self.seen),
+            (
+                o
+                for o in candidates
+                if (since is None or o.last_modified > since) and o.version not in self.seen
+            ),
             key=lambda o: (o.last_modified, o.key),
         )[:limit]
         if not new:
@@ -98,17 +105,23 @@ def list_landing(store: LakeStore, tables, since: dt.datetime | None) -> list[La
     found = []
     for table in tables:
         prefix = landing_prefix(table)
-        for obj in get_objects(store.bucket, prefix=prefix, since_last_modified=since, client=store.client):
-            name = obj["Key"][len(prefix):]
+        for obj in get_objects(
+            store.bucket, prefix=prefix, since_last_modified=since, client=store.client
+        ):
+            name = obj["Key"][len(prefix) :]
             if "/" in name or not name.lower().endswith(".csv"):
                 continue  # sub-folders and other files are not landing files
-            found.append(LandingObject(table, obj["Key"], obj["ETag"], obj["LastModified"].astimezone(UTC)))
+            found.append(
+                LandingObject(table, obj["Key"], obj["ETag"], obj["LastModified"].astimezone(UTC))
+            )
     return found
 
 
 class LandingFileConfig(dg.Config):
     key: str = Field(description="The landing object, `landing/{table}/{name}.csv`.")
-    etag: str = Field(default="", description="The version the sensor saw; empty: whatever is there now.")
+    etag: str = Field(
+        default="", description="The version the sensor saw; empty: whatever is there now."
+    )
 
 
 def landing_run_request(obj: LandingObject) -> dg.RunRequest:
@@ -129,8 +142,11 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
     table, filename = landing_table_and_name(key) or ("", "")
     tables = load_tables()
     if table not in tables:
-        raise dg.Failure(f"{key!r} is not a landing file `landing/{{table}}/{{name}}.csv` of a configured "
-                         f"table ({', '.join(tables)})", allow_retries=False)
+        raise dg.Failure(
+            f"{key!r} is not a landing file `landing/{{table}}/{{name}}.csv` of a configured "
+            f"table ({', '.join(tables)})",
+            allow_retries=False,
+        )
     client, bucket = store.client, store.bucket
     try:
         obj = client.get_object(Bucket=bucket, Key=key, **({"IfMatch": etag} if etag else {}))
@@ -138,7 +154,10 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
         if _code(exc) in ("NoSuchKey", "404"):
             return {"outcome": "gone", "key": key}  # processed by an earlier run of this version
         if _code(exc) in ("PreconditionFailed", "412"):
-            return {"outcome": "superseded", "key": key}  # re-uploaded since: that version has its own run
+            return {
+                "outcome": "superseded",
+                "key": key,
+            }  # re-uploaded since: that version has its own run
         raise (explain(exc, bucket) or exc) from None
     etag = obj["ETag"]
     received_at = obj["LastModified"].astimezone(UTC)
@@ -156,7 +175,12 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
         else:
             store.delete([out_key])  # an earlier upload of the same name may have left one
     moved_to = processed_key(table, day, filename)
-    client.copy_object(Bucket=bucket, Key=moved_to, CopySource={"Bucket": bucket, "Key": key}, CopySourceIfMatch=etag)
+    client.copy_object(
+        Bucket=bucket,
+        Key=moved_to,
+        CopySource={"Bucket": bucket, "Key": key},
+        CopySourceIfMatch=etag,
+    )
     try:
         # Only the version just processed: a re-upload in between stays for its own run.
         client.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
@@ -176,7 +200,9 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
 
 
 @dg.op(name=LANDING_OP, out=dg.Out(dg.Nothing), retry_policy=NETWORK_RETRY)
-def process_landing_file(context: dg.OpExecutionContext, config: LandingFileConfig, lake: LakeResource):
+def process_landing_file(
+    context: dg.OpExecutionContext, config: LandingFileConfig, lake: LakeResource
+):
     """Validate one landing CSV against the table configuration; valid rows to staging/uploads,
     refused rows (or the whole file) to quarantine/uploads; the CSV to landing/processed."""
     store = lake.store()
@@ -184,12 +210,20 @@ def process_landing_file(context: dg.OpExecutionContext, config: LandingFileConf
     if summary["outcome"] in ("gone", "superseded"):
         context.log.info(f"{config.key}: nothing to do ({summary['outcome']})")
     elif summary["file_reasons"]:
-        context.log.warning(f"{config.key}: whole file refused: {'; '.join(summary['file_reasons'])}")
+        context.log.warning(
+            f"{config.key}: whole file refused: {'; '.join(summary['file_reasons'])}"
+        )
     else:
-        context.log.info(f"{config.key}: {summary['staged_rows']} rows staged, "
-                         f"{summary['quarantined_rows']} quarantined")
-    return dg.Output(None, metadata={k: dg.MetadataValue.json(v) if isinstance(v, list) else v
-                                     for k, v in summary.items()})
+        context.log.info(
+            f"{config.key}: {summary['staged_rows']} rows staged, "
+            f"{summary['quarantined_rows']} quarantined"
+        )
+    return dg.Output(
+        None,
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in summary.items()
+        },
+    )
 
 
 @dg.job(description="Validate one landing CSV (run config: ops.process_landing_file.config.key).")
@@ -207,7 +241,11 @@ def landing_file_job():
 def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     cursor = LandingCursor.parse(context.cursor)
     store = lake.store()
-    taken, cursor = cursor.take(list_landing(store, load_tables(), cursor.since), MAX_FILES_PER_TICK)
+    taken, cursor = cursor.take(
+        list_landing(store, load_tables(), cursor.since), MAX_FILES_PER_TICK
+    )
     if not taken:
         return dg.SensorResult(skip_reason="no new landing files", cursor=context.cursor)
-    return dg.SensorResult(run_requests=[landing_run_request(o) for o in taken], cursor=cursor.dump())
+    return dg.SensorResult(
+        run_requests=[landing_run_request(o) for o in taken], cursor=cursor.dump()
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dagster as dg
 
 from volt_assets.defs.catalog import linked
-from volt_assets.defs.resources import env_or_none, shared_resources
 from volt_assets.defs.marts.common import MARTS_DB, MARTS_IO_MANAGER
 from volt_assets.defs.marts.dim_components import build_dim_components
 from volt_assets.defs.marts.io_manager import MartsDatabase, PostgresMartsIOManager
 from volt_assets.defs.marts.sales import build_daily_category_sales, build_daily_component_sales
 from volt_assets.defs.marts.users import build_users_mart
+from volt_assets.defs.resources import env_or_none, shared_resources
 
 
 def marts_database(shared: dict) -> MartsDatabase:
@@ -26,7 +26,16 @@ def defs() -> dg.Definitions:
     shared = shared_resources()
     db = marts_database(shared)
     return dg.Definitions(
-        assets=linked([build_dim_components(), build_daily_category_sales(), build_daily_component_sales(),
-                       build_users_mart()]),
-        resources={MARTS_DB: db, MARTS_IO_MANAGER: PostgresMartsIOManager(db=db, lake=shared["lake"])},
+        assets=linked(
+            [
+                build_dim_components(),
+                build_daily_category_sales(),
+                build_daily_component_sales(),
+                build_users_mart(),
+            ]
+        ),
+        resources={
+            MARTS_DB: db,
+            MARTS_IO_MANAGER: PostgresMartsIOManager(db=db, lake=shared["lake"]),
+        },
     )

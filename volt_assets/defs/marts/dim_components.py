@@ -21,17 +21,27 @@ import datetime as dt
 import dagster as dg
 import pyarrow as pa
 
-from volt_assets.lib.layout import layer_prefix, partition_prefix
-from volt_assets.lib.store import LakeStore
 from volt_assets.defs.marts.common import mart_asset
 from volt_assets.defs.marts.history import History, duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
-from volt_assets.lib.partitions import context_days
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.layout import layer_prefix, partition_prefix
+from volt_assets.lib.partitions import context_days
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import table
 
 NAME = "dim_components"
-COLUMNS = ["id", "sku", "name", "category", "manufacturer", "price", "currency", "updated_at", "_deleted"]
+COLUMNS = [
+    "id",
+    "sku",
+    "name",
+    "category",
+    "manufacturer",
+    "price",
+    "currency",
+    "updated_at",
+    "_deleted",
+]
 SCHEMA = pa.schema(
     [
         pa.field("component_id", pa.int64(), nullable=False),
@@ -110,8 +120,11 @@ def build_dim_components() -> dg.AssetsDefinition:
         metadata: dict = {}
         # Lazy: the IO manager consumes the days under the mart's writer lock, so `through`
         # (the latest copy) is read after any other run of this mart has finished.
-        return MartOutput(days=mart_days(lake.store(), context_days(context), metadata), replace="table",
-                          metadata=metadata)
+        return MartOutput(
+            days=mart_days(lake.store(), context_days(context), metadata),
+            replace="table",
+            metadata=metadata,
+        )
 
     return dim_components
 
@@ -121,5 +134,7 @@ def mart_days(store: LakeStore, days: list[dt.date], metadata: dict):
     loaded = latest_copy(store)
     through = max(days[-1], loaded) if loaded else days[-1]
     history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
-    metadata.update({"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()})
+    metadata.update(
+        {"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()}
+    )
     yield from history_days(history, days, through)

@@ -47,7 +47,9 @@ class History:
         name = self.config.name
         return {
             f"{name}_history_days": dg.MetadataValue.int(len(self.days)),
-            f"{name}_gated_days_left_out": dg.MetadataValue.json([d.isoformat() for d in self.gated]),
+            f"{name}_gated_days_left_out": dg.MetadataValue.json(
+                [d.isoformat() for d in self.gated]
+            ),
         }
 
 
@@ -60,7 +62,11 @@ def gate_failed(config: TableConfig, manifest: dict) -> bool:
 
 
 def read_history(
-    store: LakeStore, config: TableConfig, columns: list[str], through: dt.date, required: list[dt.date]
+    store: LakeStore,
+    config: TableConfig,
+    columns: list[str],
+    through: dt.date,
+    required: list[dt.date],
 ) -> History:
     """Every complete staging day <= `through` of a table whose gate passes, as one table.
 
@@ -77,12 +83,22 @@ def read_history(
         if gate_failed(config, manifest):
             return day, None, True
         parts = [
-            pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns)
+            pq.read_table(
+                pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns
+            )
             for file in sorted(manifest.get("files", {}))
             if file.endswith(".parquet")
         ]
-        table = pa.concat_tables(parts) if parts else pa.schema([schema.field(c) for c in columns]).empty_table()
-        return day, table.append_column(DAY_COLUMN, pa.array([day] * table.num_rows, pa.date32())), False
+        table = (
+            pa.concat_tables(parts)
+            if parts
+            else pa.schema([schema.field(c) for c in columns]).empty_table()
+        )
+        return (
+            day,
+            table.append_column(DAY_COLUMN, pa.array([day] * table.num_rows, pa.date32())),
+            False,
+        )
 
     candidates = [d for d in store.list_days(layer_prefix("staging", name)) if d <= through]
     with ThreadPoolExecutor(READERS) as pool:
@@ -99,7 +115,9 @@ def read_history(
             )
         if day not in days:
             raise missing_partition(f"staging/{name}", day)
-    empty = pa.schema([schema.field(c) for c in columns] + [pa.field(DAY_COLUMN, pa.date32())]).empty_table()
+    empty = pa.schema(
+        [schema.field(c) for c in columns] + [pa.field(DAY_COLUMN, pa.date32())]
+    ).empty_table()
     return History(config, pa.concat_tables(tables) if tables else empty, days, gated)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import dagster as dg
 import psycopg2
@@ -25,12 +25,17 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.defs.lake.io_manager import add_partition_metadata
+from volt_assets.defs.resources import (
+    LakeResource,
+    PostgresResource,
+    SourceUnavailable,
+    permanent_pg_error,
+)
+from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name
-from volt_assets.lib.transform import parquet_options
 from volt_assets.lib.partitions import UTC, days_between
-from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUnavailable, permanent_pg_error
+from volt_assets.lib.transform import parquet_options
 from volt_assets.settings import mask_dsn, project_root
 
 SCHEMA = "marts"
@@ -67,7 +72,7 @@ class MartsDatabase(dg.ConfigurableResource):
     """Where the marts live: MARTS_DATABASE_URL when set, else the source database (schema `marts`)."""
 
     source: dg.ResourceDependency[PostgresResource]
-    url: Optional[str] = None
+    url: str | None = None
 
     @property
     def where(self) -> str:
@@ -82,8 +87,11 @@ class MartsDatabase(dg.ConfigurableResource):
         except psycopg2.Error as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             permanent = permanent_pg_error(first_line) is not None
-            raise SourceUnavailable(f"cannot connect to {self.where}: {mask_dsn(first_line)}"
-                                    + (": check MARTS_DATABASE_URL" if permanent else ""), permanent=permanent) from None
+            raise SourceUnavailable(
+                f"cannot connect to {self.where}: {mask_dsn(first_line)}"
+                + (": check MARTS_DATABASE_URL" if permanent else ""),
+                permanent=permanent,
+            ) from None
 
 
 def ensure_tables(conn) -> None:
@@ -110,8 +118,12 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
         started = time.perf_counter()
         # The mart's rows are computed (MartOutput.days is lazy), loaded and copied under one
         # lock, so two runs of one mart end as if they had run one after the other.
-        locks = WriterLocks(lambda: self.db.connect(application_name(context.run_id)),
-                            [f"volt_assets/marts/{name}"], context.log, f"marts/{name}")
+        locks = WriterLocks(
+            lambda: self.db.connect(application_name(context.run_id)),
+            [f"volt_assets/marts/{name}"],
+            context.log,
+            f"marts/{name}",
+        )
         with locks, tempfile.TemporaryDirectory(prefix=f"volt-mart-{name}-") as tmp:
             csv_path = Path(tmp) / "rows.csv"
             columns, rows, copies = self._stage(obj, Path(tmp), csv_path, span)
@@ -126,11 +138,18 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
                 store.write_folder(
                     partition_prefix("mart", name, day),
                     {PART: path},
-                    {"layer": "mart", "mart": name, "dt": day.isoformat(), "rows": count,
-                     "postgres_table": f"{SCHEMA}.{name}"},
+                    {
+                        "layer": "mart",
+                        "mart": name,
+                        "dt": day.isoformat(),
+                        "rows": count,
+                        "postgres_table": f"{SCHEMA}.{name}",
+                    },
                 )
         seconds = time.perf_counter() - started
-        context.log.info(f"loaded {rows} rows into {SCHEMA}.{name} ({self.db.where}), replacing {replaced}")
+        context.log.info(
+            f"loaded {rows} rows into {SCHEMA}.{name} ({self.db.where}), replacing {replaced}"
+        )
         context.add_output_metadata(
             {
                 "rows": dg.MetadataValue.int(rows),
@@ -140,12 +159,22 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
                 "partitions_copied": dg.MetadataValue.int(len(copies)),
                 "lake_copy": dg.MetadataValue.path(store.uri(layer_prefix("mart", name))),
                 "duration_seconds": dg.MetadataValue.float(round(seconds, 3)),
-                "rows_per_second": dg.MetadataValue.float(round(rows / seconds, 1) if seconds > 0 else 0.0),
+                "rows_per_second": dg.MetadataValue.float(
+                    round(rows / seconds, 1) if seconds > 0 else 0.0
+                ),
                 **obj.metadata,
             }
         )
-        add_partition_metadata(context, {day.isoformat(): {"rows": count, "s3_uri": store.uri(partition_prefix("mart", name, day))}
-                                         for day, _, count in copies})
+        add_partition_metadata(
+            context,
+            {
+                day.isoformat(): {
+                    "rows": count,
+                    "s3_uri": store.uri(partition_prefix("mart", name, day)),
+                }
+                for day, _, count in copies
+            },
+        )
 
     def _stage(self, obj: MartOutput, tmp: Path, csv_path: Path, window: tuple[dt.date, dt.date]):
         """Write each day's rows to one CSV file and its copy to a Parquet file, one day in memory."""
@@ -157,10 +186,14 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
             for mart_day in obj.days:
                 if mart_day.rows is not None:
                     if obj.replace == "window" and not window[0] <= mart_day.day < window[1]:
-                        raise ValueError(f"{mart_day.day} is outside the run's window {window}: it would not be replaced")
+                        raise ValueError(
+                            f"{mart_day.day} is outside the run's window {window}: it would not be replaced"
+                        )
                     if writer is None:
                         columns = mart_day.rows.column_names
-                        writer = pacsv.CSVWriter(sink, mart_day.rows.schema, write_options=CSV_OPTIONS)
+                        writer = pacsv.CSVWriter(
+                            sink, mart_day.rows.schema, write_options=CSV_OPTIONS
+                        )
                     writer.write_table(mart_day.rows)
                     rows += mart_day.rows.num_rows
                 if mart_day.copy is not None:
@@ -171,16 +204,30 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
                 writer.close()
         return columns, rows, copies
 
-    def _load(self, conn, name: str, target: sql.Identifier, replace: str, window, columns: list[str], csv_path: Path) -> int:
+    def _load(
+        self,
+        conn,
+        name: str,
+        target: sql.Identifier,
+        replace: str,
+        window,
+        columns: list[str],
+        csv_path: Path,
+    ) -> int:
         """Delete the replaced slice and COPY the new rows in one transaction; returns rows deleted."""
         try:
             with conn.cursor() as cur:
                 # Two runs loading the same mart take turns instead of interleaving.
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"volt_assets.defs.marts.{name}",))
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    (f"volt_assets.defs.marts.{name}",),
+                )
                 if replace == "table":
                     cur.execute(sql.SQL("DELETE FROM {}").format(target))
                 else:
-                    cur.execute(sql.SQL("DELETE FROM {} WHERE dt >= %s AND dt < %s").format(target), window)
+                    cur.execute(
+                        sql.SQL("DELETE FROM {} WHERE dt >= %s AND dt < %s").format(target), window
+                    )
                 replaced = cur.rowcount
                 if columns:
                     copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
@@ -201,4 +248,6 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
             ) from None
 
     def load_input(self, context: dg.InputContext):
-        raise NotImplementedError("marts are read with SQL: use the `marts_db` resource (MartsDatabase.connect)")
+        raise NotImplementedError(
+            "marts are read with SQL: use the `marts_db` resource (MartsDatabase.connect)"
+        )

@@ -18,11 +18,11 @@ import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.lib.store import LakeStore
 from volt_assets.defs.marts.history import duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
-from volt_assets.lib.partitions import context_days, day_window
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.partitions import context_days, day_window
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import table
 
 ORDER_COLUMNS = ["id", "component_id", "quantity", "unit_price", "status", "ordered_at", "_deleted"]
@@ -50,7 +50,7 @@ COMPONENT_SCHEMA = pa.schema(
 )
 
 # amount / n rounded half up to cents, exactly (DuckDB divides decimals in floating point).
-CENTS_DIV = "CREATE MACRO cents_div(amount, n) AS CAST((CAST(amount * 100 AS HUGEINT) * 2 + n) // (2 * n) AS DECIMAL(18, 0)) * 0.01"
+CENTS_DIV = "CREATE MACRO cents_div(amount, n) AS CAST((CAST(amount * 100 AS HUGEINT) * 2 + n) // (2 * n) AS DECIMAL(18, 0)) * 0.01"  # noqa: E501
 
 SALES_OF_DAY = """
 CREATE OR REPLACE TEMP TABLE sales AS
@@ -82,11 +82,15 @@ FROM sales WHERE component_id IS NOT NULL GROUP BY component_id ORDER BY compone
 """
 
 
-def sales_days(store: LakeStore, days: list[dt.date], query: str, schema: pa.Schema, metadata: dict):
+def sales_days(
+    store: LakeStore, days: list[dt.date], query: str, schema: pa.Schema, metadata: dict
+):
     """One MartDay per day of the run: `query` over that day's sales. The staging history is
     read when the IO manager starts consuming the days, under the mart's writer lock."""
     orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
-    components = read_history(store, table("electrical_components"), COMPONENT_COLUMNS, days[-1], required=days)
+    components = read_history(
+        store, table("electrical_components"), COMPONENT_COLUMNS, days[-1], required=days
+    )
     metadata.update({**orders.metadata(), **components.metadata()})
     with duckdb_over(orders=orders, components=components) as con:
         con.execute(CENTS_DIV)
@@ -101,8 +105,10 @@ def build_sales_asset(name: str, query: str, schema: pa.Schema) -> dg.AssetsDefi
     @mart_asset(name, ("orders", "electrical_components"), __doc__)
     def sales_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
         metadata: dict = {}  # filled as the days are read
-        return MartOutput(days=sales_days(lake.store(), context_days(context), query, schema, metadata),
-                          metadata=metadata)
+        return MartOutput(
+            days=sales_days(lake.store(), context_days(context), query, schema, metadata),
+            metadata=metadata,
+        )
 
     return sales_mart
 

@@ -15,11 +15,11 @@ import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.lib.store import LakeStore
 from volt_assets.defs.marts.history import duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
-from volt_assets.lib.partitions import context_days
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.partitions import context_days
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import table
 
 NAME = "users_mart"
@@ -80,6 +80,8 @@ def build_users_mart() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("users", "orders"), __doc__)
     def users_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
         metadata: dict = {}  # filled as the days are read
-        return MartOutput(days=snapshots(lake.store(), context_days(context), metadata), metadata=metadata)
+        return MartOutput(
+            days=snapshots(lake.store(), context_days(context), metadata), metadata=metadata
+        )
 
     return users_mart

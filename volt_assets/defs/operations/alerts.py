@@ -14,7 +14,12 @@ from volt_assets.settings import mask_dsn
 
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 WEBHOOK_TIMEOUT_SECONDS = 5
-SECRET_VARIABLES = ("POSTGRES_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "VOLT_API_TOKEN")
+SECRET_VARIABLES = (
+    "POSTGRES_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "VOLT_API_TOKEN",
+)
 MAX_ERROR_CHARS = 500
 
 
@@ -42,8 +47,11 @@ def failure_alert(context: dg.RunFailureSensorContext) -> dict:
     run = context.dagster_run
     step_events = context.get_step_failure_events()
     steps = [e.step_key for e in step_events]
-    errors = [error_summary(e.event_specific_data.error) for e in step_events
-              if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)]
+    errors = [
+        error_summary(e.event_specific_data.error)
+        for e in step_events
+        if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)
+    ]
     error = errors[0] if errors else (context.failure_event.message or "run failed")
     error = scrub(error.strip())
     if len(error) > MAX_ERROR_CHARS:
@@ -69,7 +77,9 @@ def post_alert(url: str, alert: dict) -> str | None:
     if not url.lower().startswith(("http://", "https://")):
         return "VOLT_ALERT_WEBHOOK_URL is not an http(s) URL"
     request = urllib.request.Request(
-        url, data=json.dumps(alert).encode(), method="POST",
+        url,
+        data=json.dumps(alert).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "volt-assets-alerts"},
     )
     try:

@@ -5,7 +5,13 @@ import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
-from volt_assets.bucket import BucketPolicy, BucketPolicyError, bucket_name, describe_error, sync_bucket
+from volt_assets.bucket import (
+    BucketPolicy,
+    BucketPolicyError,
+    bucket_name,
+    describe_error,
+    sync_bucket,
+)
 
 
 class BucketPoliciesConfig(dg.Config):
@@ -26,14 +32,22 @@ def apply_bucket_policies(
     except BucketPolicyError as exc:
         raise dg.Failure(description=f"Invalid bucket policy configuration: {exc}") from None
     except (ClientError, BotoCoreError) as exc:
-        raise dg.Failure(description=f"bucket apply failed on {bucket}: {describe_error(exc)}") from None
+        raise dg.Failure(
+            description=f"bucket apply failed on {bucket}: {describe_error(exc)}"
+        ) from None
     changed = [d.setting.name for d in plan.changes]
     return dg.Output(
         changed,
-        metadata={"bucket": bucket, "dry_run": config.dry_run, "changed_settings": ", ".join(changed) or "none"},
+        metadata={
+            "bucket": bucket,
+            "dry_run": config.dry_run,
+            "changed_settings": ", ".join(changed) or "none",
+        },
     )
 
 
-@dg.job(description="Bring the lake bucket to its desired policies (the same as `volt-assets bucket apply`).")
+@dg.job(
+    description="Bring the lake bucket to its desired policies (the same as `volt-assets bucket apply`)."
+)
 def bucket_policies_job():
     apply_bucket_policies()

@@ -17,7 +17,9 @@ from volt_assets.defs.quality.references import build_reference_checks
 from volt_assets.lib.table_config import load_tables
 
 # The daily marts, checked for freshness like the lake's layers.
-MART_KEYS = [dg.AssetKey(["marts", n]) for n in ("dim_components", "daily_category_sales", "users_mart")]
+MART_KEYS = [
+    dg.AssetKey(["marts", n]) for n in ("dim_components", "daily_category_sales", "users_mart")
+]
 
 
 @dg.definitions
@@ -26,7 +28,9 @@ def defs() -> dg.Definitions:
     tables = load_tables().values()
     checks = [c for t in tables if (c := build_reference_checks(t)) is not None]
     checks.append(build_mart_checks())
-    daily = [dg.AssetKey([layer, t.name]) for t in tables for layer in ("raw", "staging")] + MART_KEYS
+    daily = [
+        dg.AssetKey([layer, t.name]) for t in tables for layer in ("raw", "staging")
+    ] + MART_KEYS
     fresh = build_freshness_checks(daily)
     job, schedule = freshness_schedule(fresh)
     return dg.Definitions(asset_checks=[*checks, fresh], jobs=[job], schedules=[schedule])

@@ -15,7 +15,6 @@ needs `freshness: enabled` in the instance; `build_time_partition_freshness_chec
 lag as a cron deadline. A lag in hours on the newest day is what the team asked for.)
 """
 
-
 import datetime as dt
 import os
 from collections.abc import Iterator, Sequence
@@ -36,11 +35,15 @@ def lag() -> dt.timedelta:
     try:
         hours = float(text) if text else DEFAULT_LAG_HOURS
     except ValueError:
-        raise dg.Failure(f"{LAG_VARIABLE}={text!r} is not a number of hours", allow_retries=False) from None
+        raise dg.Failure(
+            f"{LAG_VARIABLE}={text!r} is not a number of hours", allow_retries=False
+        ) from None
     return dt.timedelta(hours=hours)
 
 
-def newest_data(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[str | None, dt.datetime | None]:
+def newest_data(
+    instance: dg.DagsterInstance, key: dg.AssetKey
+) -> tuple[str | None, dt.datetime | None]:
     """(latest partition key, the instant its data reaches) of an asset, or (None, None)."""
     partitions = instance.get_materialized_partitions(key)
     if partitions:
@@ -55,22 +58,36 @@ def newest_data(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[str | N
     return None, dt.datetime.fromtimestamp(event.timestamp, UTC)
 
 
-def judge(key: dg.AssetKey, instance: dg.DagsterInstance, now: dt.datetime, allowed: dt.timedelta) -> dg.AssetCheckResult:
+def judge(
+    key: dg.AssetKey, instance: dg.DagsterInstance, now: dt.datetime, allowed: dt.timedelta
+) -> dg.AssetCheckResult:
     partition, reaches = newest_data(instance, key)
     hours = allowed.total_seconds() / 3600
-    metadata = {"lag_hours": dg.MetadataValue.float(hours), "checked_at": dg.MetadataValue.text(now.isoformat())}
+    metadata = {
+        "lag_hours": dg.MetadataValue.float(hours),
+        "checked_at": dg.MetadataValue.text(now.isoformat()),
+    }
     if reaches is None:
-        return dg.AssetCheckResult(asset_key=key, check_name=CHECK, passed=False, metadata=metadata,
-                                   description=f"never materialised (expected data no older than {hours:g} h)")
+        return dg.AssetCheckResult(
+            asset_key=key,
+            check_name=CHECK,
+            passed=False,
+            metadata=metadata,
+            description=f"never materialised (expected data no older than {hours:g} h)",
+        )
     age = now - reaches
-    metadata.update({
-        "latest_partition": dg.MetadataValue.text(partition or ""),
-        "data_until": dg.MetadataValue.text(reaches.isoformat()),
-        "age_hours": dg.MetadataValue.float(round(age.total_seconds() / 3600, 2)),
-    })
+    metadata.update(
+        {
+            "latest_partition": dg.MetadataValue.text(partition or ""),
+            "data_until": dg.MetadataValue.text(reaches.isoformat()),
+            "age_hours": dg.MetadataValue.float(round(age.total_seconds() / 3600, 2)),
+        }
+    )
     fresh = age <= allowed
     if not fresh:
-        metadata["overdue_hours"] = dg.MetadataValue.float(round((age - allowed).total_seconds() / 3600, 2))
+        metadata["overdue_hours"] = dg.MetadataValue.float(
+            round((age - allowed).total_seconds() / 3600, 2)
+        )
     what = f"latest partition {partition}" if partition else "latest materialisation"
     return dg.AssetCheckResult(
         asset_key=key,
@@ -88,9 +105,14 @@ def build_freshness_checks(keys: Sequence[dg.AssetKey]) -> dg.AssetChecksDefinit
 
     @dg.multi_asset_check(
         specs=[
-            dg.AssetCheckSpec(CHECK, asset=k, description=(
-                f"The latest materialised partition ended no more than {LAG_VARIABLE} "
-                f"(default {DEFAULT_LAG_HOURS:g}) hours ago."))
+            dg.AssetCheckSpec(
+                CHECK,
+                asset=k,
+                description=(
+                    f"The latest materialised partition ended no more than {LAG_VARIABLE} "
+                    f"(default {DEFAULT_LAG_HOURS:g}) hours ago."
+                ),
+            )
             for k in keys
         ],
         name="volt_freshness_checks",
@@ -98,7 +120,9 @@ def build_freshness_checks(keys: Sequence[dg.AssetKey]) -> dg.AssetChecksDefinit
     )
     def freshness_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
         now, allowed = dt.datetime.now(UTC), lag()
-        for check_key in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.to_user_string()):
+        for check_key in sorted(
+            context.selected_asset_check_keys, key=lambda k: k.asset_key.to_user_string()
+        ):
             yield judge(check_key.asset_key, context.instance, now, allowed)
 
     return freshness_checks
@@ -106,8 +130,11 @@ def build_freshness_checks(keys: Sequence[dg.AssetKey]) -> dg.AssetChecksDefinit
 
 def freshness_schedule(checks: dg.AssetChecksDefinition) -> tuple:
     """An hourly job running only the freshness checks (RUNNING by default)."""
-    job = dg.define_asset_job(JOB, selection=dg.AssetSelection.checks(checks),
-                              description="Evaluates the freshness checks of every daily asset.")
+    job = dg.define_asset_job(
+        JOB,
+        selection=dg.AssetSelection.checks(checks),
+        description="Evaluates the freshness checks of every daily asset.",
+    )
     schedule = dg.ScheduleDefinition(
         name=f"{JOB}_hourly",
         job=job,

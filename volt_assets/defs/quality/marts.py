@@ -13,7 +13,6 @@ ERROR when revenue differs by more than a cent or units differ at all; not block
 is downstream of the mart).
 """
 
-
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,12 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from volt_assets.defs.lake.io_manager import LakePartitions
-from volt_assets.lib.layout import MANIFEST, layer_prefix, partition_prefix
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.partitions import UTC, day_window, days_between
 from volt_assets.defs.quality.outcome import ERROR, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import write_report
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.layout import MANIFEST, layer_prefix, partition_prefix
+from volt_assets.lib.partitions import UTC, day_window, days_between
+from volt_assets.lib.store import LakeStore
 
 MART = "daily_category_sales"
 MART_KEY = dg.AssetKey(["marts", MART])
@@ -43,14 +42,23 @@ def staging_totals(orders: pa.Table | None, day: dt.date) -> dict:
     if orders is None or orders.num_rows == 0:
         return {"orders": 0, "units": 0, "revenue": Decimal("0.00")}
     start, end = day_window(day)
-    placed = pc.and_(pc.greater_equal(orders["ordered_at"], pa.scalar(start, orders["ordered_at"].type)),
-                     pc.less(orders["ordered_at"], pa.scalar(end, orders["ordered_at"].type)))
-    kept = pc.and_(pc.fill_null(placed, False), pc.fill_null(pc.not_equal(orders["status"], "cancelled"), True))
+    placed = pc.and_(
+        pc.greater_equal(orders["ordered_at"], pa.scalar(start, orders["ordered_at"].type)),
+        pc.less(orders["ordered_at"], pa.scalar(end, orders["ordered_at"].type)),
+    )
+    kept = pc.and_(
+        pc.fill_null(placed, False), pc.fill_null(pc.not_equal(orders["status"], "cancelled"), True)
+    )
     sold = orders.filter(pc.and_(kept, pc.invert(orders["_deleted"])))
     quantity = sold["quantity"]
-    revenue = pc.sum(pc.multiply(sold["unit_price"], pc.cast(quantity, pa.decimal128(12, 0)))).as_py()
-    return {"orders": sold.num_rows, "units": pc.sum(quantity).as_py() or 0,
-            "revenue": Decimal(revenue or 0).quantize(CENT)}
+    revenue = pc.sum(
+        pc.multiply(sold["unit_price"], pc.cast(quantity, pa.decimal128(12, 0)))
+    ).as_py()
+    return {
+        "orders": sold.num_rows,
+        "units": pc.sum(quantity).as_py() or 0,
+        "revenue": Decimal(revenue or 0).quantize(CENT),
+    }
 
 
 def read_mart_copy(store: LakeStore, day: dt.date) -> pa.Table | None:
@@ -60,10 +68,17 @@ def read_mart_copy(store: LakeStore, day: dt.date) -> pa.Table | None:
     if manifest is not None:
         names = [n for n in manifest.get("files", {}) if n.endswith(".parquet")]
     else:
-        names = [o["Key"][len(prefix):] for o in store.list_objects(prefix) if o["Key"].endswith(".parquet")]
+        names = [
+            o["Key"][len(prefix) :]
+            for o in store.list_objects(prefix)
+            if o["Key"].endswith(".parquet")
+        ]
         if not names and not store.exists(prefix + MANIFEST):
             return None
-    tables = [pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, n))) for n in sorted(names)]
+    tables = [
+        pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, n)))
+        for n in sorted(names)
+    ]
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
 
@@ -71,8 +86,11 @@ def mart_totals(mart: pa.Table | None) -> dict:
     if mart is None or mart.num_rows == 0:
         return {"orders": 0, "units": 0, "revenue": Decimal("0.00")}
     revenue = pc.sum(mart["revenue"]).as_py()
-    return {"orders": int(pc.sum(mart["orders_count"]).as_py() or 0), "units": int(pc.sum(mart["units_sold"]).as_py() or 0),
-            "revenue": Decimal(str(revenue or 0)).quantize(CENT)}
+    return {
+        "orders": int(pc.sum(mart["orders_count"]).as_py() or 0),
+        "units": int(pc.sum(mart["units_sold"]).as_py() or 0),
+        "revenue": Decimal(str(revenue or 0)).quantize(CENT),
+    }
 
 
 def reconcile_day(store: LakeStore, day: dt.date) -> DayOutcome:
@@ -88,9 +106,14 @@ def reconcile_day(store: LakeStore, day: dt.date) -> DayOutcome:
         samples.append(Sample("revenue", f"mart {got['revenue']} but staging {want['revenue']}"))
     if want["units"] != got["units"]:
         samples.append(Sample("units_sold", f"mart {got['units']} but staging {want['units']}"))
-    details = {"staging_revenue": str(want["revenue"]), "mart_revenue": str(got["revenue"]),
-               "staging_units": want["units"], "mart_units": got["units"],
-               "staging_orders": want["orders"], "mart_orders_count": got["orders"]}
+    details = {
+        "staging_revenue": str(want["revenue"]),
+        "mart_revenue": str(got["revenue"]),
+        "staging_units": want["units"],
+        "mart_units": got["units"],
+        "staging_orders": want["orders"],
+        "mart_orders_count": got["orders"],
+    }
     return DayOutcome(
         failing=len(samples),
         rows=2,  # the two totals compared
@@ -110,7 +133,9 @@ def build_mart_checks() -> dg.AssetChecksDefinition:
             "staging totals of valid orders placed that day with status not 'cancelled'. ERROR on a difference."
         ),
     )
-    def matches_staging(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> Iterator[dg.AssetCheckResult]:
+    def matches_staging(
+        context: dg.AssetCheckExecutionContext, lake: LakeResource
+    ) -> Iterator[dg.AssetCheckResult]:
         store = lake.store()
         op = context.op_execution_context
         if op.has_partition_key or op.has_partition_key_range:
@@ -125,7 +150,10 @@ def build_mart_checks() -> dg.AssetChecksDefinition:
             write_report(store, MART, day, "mart", {CHECK: outcome})
             tally.add(day, outcome)
             totals[day.isoformat()] = outcome.details
-        yield tally.result("mart totals equal staging totals", "mart and staging totals differ on {days}",
-                           {"per_day_totals": totals})
+        yield tally.result(
+            "mart totals equal staging totals",
+            "mart and staging totals differ on {days}",
+            {"per_day_totals": totals},
+        )
 
     return matches_staging

@@ -103,8 +103,12 @@ class Tally:
         self.rows += outcome.rows
         self.worst_share = max(self.worst_share, outcome.share)
         if outcome.failing or outcome.verdict or outcome.note:
-            line = {"verdict": outcome.verdict or "PASS", "failing": outcome.failing,
-                    "rows": outcome.rows, "share": round(outcome.share, 6)}
+            line = {
+                "verdict": outcome.verdict or "PASS",
+                "failing": outcome.failing,
+                "rows": outcome.rows,
+                "share": round(outcome.share, 6),
+            }
             if outcome.note:
                 line["note"] = outcome.note
             self.days[key] = line
@@ -117,29 +121,39 @@ class Tally:
             self.notes.append(f"{key}: {outcome.note}")
 
     def verdict(self) -> str | None:
-        return worst(*(line["verdict"] if line["verdict"] != "PASS" else None for line in self.days.values()))
+        return worst(
+            *(line["verdict"] if line["verdict"] != "PASS" else None for line in self.days.values())
+        )
 
     def days_with(self, verdict: str) -> list[str]:
         return sorted(d for d, line in self.days.items() if line["verdict"] == verdict)
 
-    def result(self, passed_text: str, failed_text: str, extra: dict | None = None) -> dg.AssetCheckResult:
+    def result(
+        self, passed_text: str, failed_text: str, extra: dict | None = None
+    ) -> dg.AssetCheckResult:
         """The run's one result for this check. `failed_text` may use {failing}, {rows}, {unit},
         {share} (a percentage) and {days} (the worst days)."""
         verdict = self.verdict()
         bad_days = self.days_with(ERROR) or self.days_with(WARN)
-        days = ", ".join(bad_days[:10]) + (f" (+{len(bad_days) - 10} more)" if len(bad_days) > 10 else "")
+        days = ", ".join(bad_days[:10]) + (
+            f" (+{len(bad_days) - 10} more)" if len(bad_days) > 10 else ""
+        )
         share = f"{self.failing / self.rows:.1%}" if self.rows else "0%"
         if verdict is None:
             description = passed_text
         else:
-            description = failed_text.format(failing=self.failing, rows=self.rows, unit=self.unit, share=share, days=days)
+            description = failed_text.format(
+                failing=self.failing, rows=self.rows, unit=self.unit, share=share, days=days
+            )
         if verdict is not None and self.notes:
             description += ". " + "; ".join(self.notes[:2])
         metadata = {
             "verdict": dg.MetadataValue.text(verdict or "PASS"),
             f"failing_{self.unit}": dg.MetadataValue.int(self.failing),
             f"{self.unit}_checked": dg.MetadataValue.int(self.rows),
-            "share": dg.MetadataValue.float(round(self.failing / self.rows, 6) if self.rows else 0.0),
+            "share": dg.MetadataValue.float(
+                round(self.failing / self.rows, 6) if self.rows else 0.0
+            ),
             "worst_day_share": dg.MetadataValue.float(round(self.worst_share, 6)),
             "days_checked": dg.MetadataValue.int(self.days_checked),
             "error_days": dg.MetadataValue.json(self.days_with(ERROR)),
@@ -151,13 +165,17 @@ class Tally:
         if self.totals:
             metadata["totals"] = dg.MetadataValue.json(self.totals)
         for name, value in (extra or {}).items():
-            metadata[name] = value if isinstance(value, dg.MetadataValue) else dg.MetadataValue.json(value)
+            metadata[name] = (
+                value if isinstance(value, dg.MetadataValue) else dg.MetadataValue.json(value)
+            )
         return dg.AssetCheckResult(
             asset_key=self.asset_key,
             check_name=self.check_name,
             passed=verdict is None,
             # a passed result's severity means nothing; ERROR is what a blocking spec acts on
-            severity=dg.AssetCheckSeverity.ERROR if verdict == ERROR else dg.AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.ERROR
+            if verdict == ERROR
+            else dg.AssetCheckSeverity.WARN,
             description=description,
             metadata=metadata,
         )

@@ -24,12 +24,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from volt_assets.lib import extract as ex
-from volt_assets.lib.layout import MANIFEST, RAW_VERSIONS, layer_prefix, listed_sidecar, partition_prefix
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.partitions import capture_window
 from volt_assets.defs.quality.outcome import ERROR, WARN, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import LAYER, ReportWriter
+from volt_assets.lib import extract as ex
+from volt_assets.lib.layout import (
+    MANIFEST,
+    RAW_VERSIONS,
+    layer_prefix,
+    listed_sidecar,
+    partition_prefix,
+)
+from volt_assets.lib.partitions import capture_window
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import TableConfig
 
 RECONCILIATION = "source_reconciliation"
@@ -74,9 +80,21 @@ class RawQuality:
     `results()`, once the writes are done, checks the files, writes the reports and yields the
     check results."""
 
-    def __init__(self, config: TableConfig, session: ex.SourceSession, store: LakeStore,
-                 drift: ex.Drift | None = None, log=None):
-        self.config, self.session, self.store, self.drift, self.log = config, session, store, drift, log
+    def __init__(
+        self,
+        config: TableConfig,
+        session: ex.SourceSession,
+        store: LakeStore,
+        drift: ex.Drift | None = None,
+        log=None,
+    ):
+        self.config, self.session, self.store, self.drift, self.log = (
+            config,
+            session,
+            store,
+            drift,
+            log,
+        )
         self.key = dg.AssetKey(["raw", config.name])
         self.manifests: dict[dt.date, dict | None] = {}
         self.reconciled: dict[dt.date, DayOutcome] = {}
@@ -85,45 +103,79 @@ class RawQuality:
         """Reconcile day D as captured: `manifest` and `versions` (pk, cursor) as just written."""
         self.manifests[day] = manifest
         config, drift = self.config, self.drift
-        if drift is not None and (config.cursor in drift.dropped or config.cursor in drift.retyped
-                                  or config.primary_key in drift.dropped):
+        if drift is not None and (
+            config.cursor in drift.dropped
+            or config.cursor in drift.retyped
+            or config.primary_key in drift.dropped
+        ):
             note = f"not reconciled: the source's {config.cursor}/{config.primary_key} drifted (see schema_drift)"
             self.reconciled[day] = DayOutcome(0, 0, WARN, note=note)
             return
-        captured = None if versions is None else _version_ids(versions["pk"].combine_chunks(),
-                                                               versions["cursor"].combine_chunks())
-        self.reconciled[day] = self.session.run(lambda conn: self._reconcile_day(conn, day, manifest, captured))
+        captured = (
+            None
+            if versions is None
+            else _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
+        )
+        self.reconciled[day] = self.session.run(
+            lambda conn: self._reconcile_day(conn, day, manifest, captured)
+        )
 
     def results(self, days: list[dt.date]) -> Iterator[dg.AssetCheckResult]:
-        tallies = {RECONCILIATION: Tally(RECONCILIATION, self.key), FILES: Tally(FILES, self.key, unit="files")}
+        tallies = {
+            RECONCILIATION: Tally(RECONCILIATION, self.key),
+            FILES: Tally(FILES, self.key, unit="files"),
+        }
         for day in days:
             if day not in self.reconciled:  # not captured by this run: judge what the bucket holds
-                self.observe(day, self.store.read_manifest(partition_prefix("raw", self.config.name, day)), None)
+                self.observe(
+                    day,
+                    self.store.read_manifest(partition_prefix("raw", self.config.name, day)),
+                    None,
+                )
         # one listing for the run's days, not one per folder
-        sizes = self.store.list_days_objects(layer_prefix("raw", self.config.name), min(days), max(days)) if days else {}
+        sizes = (
+            self.store.list_days_objects(
+                layer_prefix("raw", self.config.name), min(days), max(days)
+            )
+            if days
+            else {}
+        )
         reports = ReportWriter(self.store)
         for day in days:
-            outcomes = {RECONCILIATION: self.reconciled[day], FILES: self._files(day, self.manifests[day], sizes)}
+            outcomes = {
+                RECONCILIATION: self.reconciled[day],
+                FILES: self._files(day, self.manifests[day], sizes),
+            }
             if self.drift is not None:
                 outcomes[DRIFT] = drift_outcome(self.config, self.drift)
             reports.submit(self.config.name, day, "raw", outcomes, blocking=frozenset({FILES}))
             for name, tally in tallies.items():
                 tally.add(day, outcomes[name])
         reports = reports.uris()
-        where = reports[0] if len(reports) == 1 else self.store.uri(layer_prefix(LAYER, self.config.name)) + "dt=*/report.json"
+        where = (
+            reports[0]
+            if len(reports) == 1
+            else self.store.uri(layer_prefix(LAYER, self.config.name)) + "dt=*/report.json"
+        )
         extra = {"quality_report": dg.MetadataValue.path(where)}
         yield tallies[RECONCILIATION].result(
-            "every source row of the window is in raw", "source rows missing from raw on {days}", extra
+            "every source row of the window is in raw",
+            "source rows missing from raw on {days}",
+            extra,
         )
         yield tallies[FILES].result(
-            "every listed file is present with its size", "listed files missing or resized on {days}", extra
+            "every listed file is present with its size",
+            "listed files missing or resized on {days}",
+            extra,
         )
 
     # --- files_present -------------------------------------------------------------------------
     def _files(self, day: dt.date, manifest: dict | None, sizes: dict[str, int]) -> DayOutcome:
         prefix = partition_prefix("raw", self.config.name, day)
         if manifest is None:
-            return DayOutcome(1, 1, ERROR, [Sample(MANIFEST, "missing")], note="raw partition has no manifest")
+            return DayOutcome(
+                1, 1, ERROR, [Sample(MANIFEST, "missing")], note="raw partition has no manifest"
+            )
         samples = []
         listed = manifest.get("files", {})
         for name, info in sorted(listed.items()):
@@ -131,13 +183,17 @@ class RawQuality:
             if size is None:
                 samples.append(Sample(name, "listed in the manifest but missing from the bucket"))
             elif info.get("bytes") is not None and size != info["bytes"]:
-                samples.append(Sample(name, f"{size} bytes in the bucket, {info['bytes']} in the manifest"))
+                samples.append(
+                    Sample(name, f"{size} bytes in the bucket, {info['bytes']} in the manifest")
+                )
         return DayOutcome(
             failing=len(samples),
             rows=len(listed),
             verdict=ERROR if samples else None,
             samples=samples,
-            note=f"{len(samples)} of {len(listed)} listed files missing or resized" if samples else "",
+            note=f"{len(samples)} of {len(listed)} listed files missing or resized"
+            if samples
+            else "",
         )
 
     # --- source_reconciliation ----------------------------------------------------------------------
@@ -146,10 +202,15 @@ class RawQuality:
         if name is None:
             return pa.array([], pa.string())
         prefix = partition_prefix("raw", self.config.name, day)
-        versions = pq.read_table(pa.BufferReader(self.store.read_listed(prefix, manifest, name)), columns=["pk", "cursor"])
+        versions = pq.read_table(
+            pa.BufferReader(self.store.read_listed(prefix, manifest, name)),
+            columns=["pk", "cursor"],
+        )
         return _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
 
-    def _reconcile_day(self, conn, day: dt.date, manifest: dict | None, captured: pa.Array | None) -> DayOutcome:
+    def _reconcile_day(
+        self, conn, day: dt.date, manifest: dict | None, captured: pa.Array | None
+    ) -> DayOutcome:
         config = self.config
         if manifest is None:
             return DayOutcome(1, 1, ERROR, note="raw partition has no manifest")
@@ -161,10 +222,18 @@ class RawQuality:
         where = [sql.SQL("{c} < {t}").format(c=sql.Identifier(config.cursor), t=sql.Literal(as_of))]
         if config.incremental:
             start, end = capture_window(day)  # the first partition's window has no start
-            where.append(sql.SQL("{c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(end)))
+            where.append(
+                sql.SQL("{c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(end))
+            )
             if start is not None:
-                where.append(sql.SQL("{c} >= {s}").format(c=sql.Identifier(config.cursor), s=sql.Literal(start)))
-        query = sql.SQL("SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}").format(
+                where.append(
+                    sql.SQL("{c} >= {s}").format(
+                        c=sql.Identifier(config.cursor), s=sql.Literal(start)
+                    )
+                )
+        query = sql.SQL(
+            "SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}"
+        ).format(
             pk=sql.Identifier(config.primary_key),
             c=sql.Identifier(config.cursor),
             fmt=sql.Literal(ex.ISO_UTC),  # exactly how extraction renders the cursor
@@ -183,16 +252,23 @@ class RawQuality:
                 n = pc.sum(absent).as_py() or 0
                 if n:
                     missing += n
-                    for pk, cursor in zip(pc.filter(pks, absent).to_pylist()[:20], pc.filter(cursors, absent).to_pylist()):
+                    for pk, cursor in zip(
+                        pc.filter(pks, absent).to_pylist()[:20],
+                        pc.filter(cursors, absent).to_pylist(),
+                    ):
                         if len(samples) < 20:
-                            samples.append(Sample(pk, f"{config.cursor} {cursor} is in the source, not in raw"))
+                            samples.append(
+                                Sample(pk, f"{config.cursor} {cursor} is in the source, not in raw")
+                            )
         conn.rollback()  # end the read-only transaction the named cursor needed
         row_count = manifest.get("row_count")
         notes = []
         if missing:
             notes.append(f"{missing} of {source_rows} source rows missing from raw")
         if row_count != len(captured):
-            notes.append(f"manifest row_count {row_count} but the versions index has {len(captured)} versions")
+            notes.append(
+                f"manifest row_count {row_count} but the versions index has {len(captured)} versions"
+            )
         return DayOutcome(
             failing=missing + (0 if row_count == len(captured) else 1),
             rows=source_rows,
@@ -207,7 +283,15 @@ def drift_outcome(config: TableConfig, drift: ex.Drift) -> DayOutcome:
     """The schema-drift result in the report's form (the check result itself is raw.py's)."""
     samples = [Sample(c, f"column added ({t})") for c, t in drift.added.items()]
     samples += [Sample(c, "column dropped") for c in drift.dropped]
-    samples += [Sample(c, f"column retyped: declared {d}, source has {a}") for c, (d, a) in drift.retyped.items()]
+    samples += [
+        Sample(c, f"column retyped: declared {d}, source has {a}")
+        for c, (d, a) in drift.retyped.items()
+    ]
     verdict = ERROR if (drift.dropped or drift.retyped) else WARN if drift.added else None
-    return DayOutcome(len(samples), len(config.columns) + len(drift.added), verdict, samples, note=drift.describe()
-                      if drift.any else "")
+    return DayOutcome(
+        len(samples),
+        len(config.columns) + len(drift.added),
+        verdict,
+        samples,
+        note=drift.describe() if drift.any else "",
+    )

@@ -9,7 +9,6 @@ known keys grow as the days advance, so a range reads each referenced day once.
 A null foreign key is not judged here (that would be a `not_null` rule).
 """
 
-
 import datetime as dt
 from collections.abc import Iterator
 
@@ -18,13 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from volt_assets.defs.lake.io_manager import LakePartitions
-from volt_assets.lib.layout import layer_prefix
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.defs.quality.outcome import MAX_SAMPLES, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import write_report
 from volt_assets.defs.quality.rulebook import judge, rule_spec
 from volt_assets.defs.resources import LakeResource
+from volt_assets.lib.layout import layer_prefix
+from volt_assets.lib.partitions import UTC, days_between
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import Rule, TableConfig, table
 
 
@@ -64,12 +63,16 @@ def run_days(context: dg.AssetCheckExecutionContext, store: LakeStore, name: str
 def check_day(config: TableConfig, rule: Rule, rows: pa.Table, known: pa.Array) -> DayOutcome:
     """The rows of a day whose `rule.column` is set but not among the known keys."""
     values = rows[rule.column]
-    broken = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=known.cast(values.type))))
+    broken = pc.and_(
+        pc.is_valid(values), pc.invert(pc.is_in(values, value_set=known.cast(values.type)))
+    )
     failing = pc.sum(broken).as_py() or 0
     first = pc.indices_nonzero(broken).slice(0, MAX_SAMPLES)
     samples = [
         Sample(str(k), f"{rule.column}: {v} is not a known {rule.table} key")
-        for k, v in zip(rows[config.primary_key].take(first).to_pylist(), values.take(first).to_pylist())
+        for k, v in zip(
+            rows[config.primary_key].take(first).to_pylist(), values.take(first).to_pylist()
+        )
     ]
     return DayOutcome(failing, rows.num_rows, judge(config, rule, failing, rows.num_rows), samples)
 
@@ -82,7 +85,8 @@ def build_reference_checks(config: TableConfig) -> dg.AssetChecksDefinition | No
     key = dg.AssetKey(["staging", config.name])
     referenced = sorted({r.table for r in rules})
     specs = [
-        rule_spec(config, key, r, refuse=False, additional_deps=[dg.AssetKey(["staging", r.table])]) for r in rules
+        rule_spec(config, key, r, refuse=False, additional_deps=[dg.AssetKey(["staging", r.table])])
+        for r in rules
     ]
 
     blocking = frozenset(s.name for s in specs if s.blocking)
@@ -93,7 +97,9 @@ def build_reference_checks(config: TableConfig) -> dg.AssetChecksDefinition | No
         can_subset=True,
         description=f"Foreign keys of staging/{config.name} name keys known in staging/{', '.join(referenced)}.",
     )
-    def references_check(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> Iterator[dg.AssetCheckResult]:
+    def references_check(
+        context: dg.AssetCheckExecutionContext, lake: LakeResource
+    ) -> Iterator[dg.AssetCheckResult]:
         store = lake.store()
         selected = {k.name for k in context.selected_asset_check_keys}
         chosen = [r for r in rules if r.name in selected]
@@ -106,11 +112,16 @@ def build_reference_checks(config: TableConfig) -> dg.AssetChecksDefinition | No
             if rows is None:
                 continue  # staging never wrote the day: staging's own run says why
             rows = rows.filter(pc.is_valid(rows[config.cursor]))  # tombstones carry no foreign keys
-            outcomes = {r.name: check_day(config, r, rows, known[r.table].up_to(day)) for r in chosen}
+            outcomes = {
+                r.name: check_day(config, r, rows, known[r.table].up_to(day)) for r in chosen
+            }
             write_report(store, config.name, day, "staging", outcomes, blocking=blocking)
             for name, outcome in outcomes.items():
                 tallies[name].add(day, outcome)
         for tally in tallies.values():
-            yield tally.result("every foreign key names a known key", "{failing} of {rows} rows ({share}) name unknown keys, on {days}")
+            yield tally.result(
+                "every foreign key names a known key",
+                "{failing} of {rows} rows ({share}) name unknown keys, on {days}",
+            )
 
     return references_check

@@ -16,9 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
+from volt_assets.defs.quality.outcome import DayOutcome
 from volt_assets.lib.layout import partition_prefix
 from volt_assets.lib.store import LakeStore
-from volt_assets.defs.quality.outcome import DayOutcome
 
 REPORT = "report.json"
 LAYER = "quality"
@@ -49,10 +49,14 @@ def write_report(
     """Merge this step's checks of one day into the day's report; returns the S3 URI.
     `blocking` names the checks whose ERROR stops what is downstream."""
     report = read_report(store, name, day) or {"name": name, "dt": day.isoformat(), "checks": {}}
-    checked_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    checked_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for check_name, outcome in outcomes.items():
-        report["checks"][check_name] = {"layer": layer, "checked_at": checked_at,
-                                        "blocking": check_name in blocking, **outcome.as_dict()}
+        report["checks"][check_name] = {
+            "layer": layer,
+            "checked_at": checked_at,
+            "blocking": check_name in blocking,
+            **outcome.as_dict(),
+        }
     if extra:
         report.setdefault("context", {})[layer] = extra
     verdicts = [c["verdict"] for c in report["checks"].values()]
@@ -73,9 +77,18 @@ class ReportWriter:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="volt-report")
         self.futures: list[Future] = []
 
-    def submit(self, name: str, day: dt.date, layer: str, outcomes: dict[str, DayOutcome],
-               extra: dict | None = None, blocking: frozenset[str] = frozenset()) -> None:
-        self.futures.append(self.pool.submit(write_report, self.store, name, day, layer, outcomes, extra, blocking))
+    def submit(
+        self,
+        name: str,
+        day: dt.date,
+        layer: str,
+        outcomes: dict[str, DayOutcome],
+        extra: dict | None = None,
+        blocking: frozenset[str] = frozenset(),
+    ) -> None:
+        self.futures.append(
+            self.pool.submit(write_report, self.store, name, day, layer, outcomes, extra, blocking)
+        )
 
     def uris(self) -> list[str]:
         try:
@@ -88,4 +101,8 @@ def blocking_errors(store: LakeStore, name: str, day: dt.date) -> list[str]:
     """The blocking checks that ended in ERROR for a day, by its report ([] without a report).
     What a reader outside a run (a mart built later) can ask before trusting staging D."""
     report = read_report(store, name, day) or {}
-    return sorted(n for n, c in report.get("checks", {}).items() if c.get("blocking") and c.get("verdict") == "ERROR")
+    return sorted(
+        n
+        for n, c in report.get("checks", {}).items()
+        if c.get("blocking") and c.get("verdict") == "ERROR"
+    )

@@ -16,8 +16,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from volt_assets.lib.rules import describe
 from volt_assets.defs.quality.outcome import ERROR, MAX_SAMPLES, Sample, capped, judge_share
+from volt_assets.lib.rules import describe
 from volt_assets.lib.table_config import Rule, TableConfig, Thresholds
 
 LAKE_RULES = {"references"}  # rules judged outside the staging step (they read other tables)
@@ -38,7 +38,11 @@ def thresholds_of(config: TableConfig, rule: Rule) -> Thresholds | None:
 def judge(config: TableConfig, rule: Rule, failing: int, rows: int) -> str | None:
     """A rule's verdict for a day: by thresholds, never above the rule's configured severity."""
     thresholds = thresholds_of(config, rule)
-    verdict = judge_share(thresholds, failing, rows) if thresholds else (rule.severity if failing else None)
+    verdict = (
+        judge_share(thresholds, failing, rows)
+        if thresholds
+        else (rule.severity if failing else None)
+    )
     return capped(verdict, rule.severity)
 
 
@@ -50,7 +54,9 @@ def can_error(config: TableConfig, rule: Rule) -> bool:
     return thresholds is None or thresholds.error_above < 1.0
 
 
-def rule_spec(config: TableConfig, key: dg.AssetKey, rule: Rule, refuse: bool, **kwargs) -> dg.AssetCheckSpec:
+def rule_spec(
+    config: TableConfig, key: dg.AssetKey, rule: Rule, refuse: bool, **kwargs
+) -> dg.AssetCheckSpec:
     """The check of one configured rule, named like the rule (`price_positive`)."""
     thresholds = thresholds_of(config, rule)
     how = (
@@ -67,10 +73,15 @@ def rule_spec(config: TableConfig, key: dg.AssetKey, rule: Rule, refuse: bool, *
         description=(
             f"{what} `{rule.rule}` on `{rule.column}`"
             + (f" ({rule.table})" if rule.table else "")
-            + f": {how}" + ("; an ERROR blocks downstream." if blocking else ".")
+            + f": {how}"
+            + ("; an ERROR blocks downstream." if blocking else ".")
         ),
-        metadata={"rule": rule.rule, "column": rule.column, "severity": rule.severity,
-                  "kind": "refuse" if refuse else "check"},
+        metadata={
+            "rule": rule.rule,
+            "column": rule.column,
+            "severity": rule.severity,
+            "kind": "refuse" if refuse else "check",
+        },
         **kwargs,
     )
 
@@ -80,8 +91,10 @@ def unique_names(config: TableConfig, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ValueError(f"tables.yaml: table {config.name!r}: two checks named {name!r} "
-                             "(a rule is configured twice, in refuse and in checks?)")
+            raise ValueError(
+                f"tables.yaml: table {config.name!r}: two checks named {name!r} "
+                "(a rule is configured twice, in refuse and in checks?)"
+            )
         seen.add(name)
 
 

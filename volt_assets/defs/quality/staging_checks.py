@@ -21,10 +21,6 @@ import datetime as dt
 import dagster as dg
 import pyarrow.compute as pc
 
-from volt_assets.lib.layout import layer_prefix
-from volt_assets.lib.rules import broken_mask
-from volt_assets.lib.transform import StagingDay
-from volt_assets.lib.store import LakeStore
 from volt_assets.defs.quality.gate import GATE, gate_check_spec, gate_day
 from volt_assets.defs.quality.outcome import ERROR, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import LAYER, ReportWriter
@@ -36,14 +32,20 @@ from volt_assets.defs.quality.rulebook import (
     sample_rows,
     unique_names,
 )
+from volt_assets.lib.layout import layer_prefix
+from volt_assets.lib.rules import broken_mask
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import TableConfig
+from volt_assets.lib.transform import StagingDay
 
 ACCOUNTING = "row_accounting"
 
 
 def staging_rules(config: TableConfig):
     """(rule, refuse?) of every rule the staging step judges itself."""
-    return [(r, True) for r in config.refuse] + [(r, False) for r in config.checks if r.rule not in LAKE_RULES]
+    return [(r, True) for r in config.refuse] + [
+        (r, False) for r in config.checks if r.rule not in LAKE_RULES
+    ]
 
 
 def staging_check_specs(config: TableConfig, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -70,18 +72,23 @@ class StagingQuality:
 
     def __init__(self, config: TableConfig, store: LakeStore, now: dt.datetime | None = None):
         self.config, self.store = config, store
-        self.now = now or dt.datetime.now(dt.timezone.utc)  # one `now` for the whole run
+        self.now = now or dt.datetime.now(dt.UTC)  # one `now` for the whole run
         self.key = dg.AssetKey(["staging", config.name])
         specs = staging_check_specs(config, self.key)
         self.tallies = {s.name: Tally(s.name, self.key) for s in specs}
         self.blocking = frozenset(s.name for s in specs if s.blocking)
         self.reports = ReportWriter(store)
 
-    def observe(self, day: dt.date, built: StagingDay, raw_manifest: dict | None) -> dict[str, DayOutcome]:
+    def observe(
+        self, day: dt.date, built: StagingDay, raw_manifest: dict | None
+    ) -> dict[str, DayOutcome]:
         """Judge one day (staging, quarantine, counts), write its report; returns the outcomes."""
         config, counts = self.config, built.counts
         hits = refused_by_rule(config, built.quarantine)
-        outcomes = {GATE: gate_day(config, counts, hits), ACCOUNTING: self._accounting(counts, raw_manifest)}
+        outcomes = {
+            GATE: gate_day(config, counts, hits),
+            ACCOUNTING: self._accounting(counts, raw_manifest),
+        }
         # tombstones (a noticed hard delete) carry only the key: nothing to judge
         live = built.staging.filter(pc.is_valid(built.staging[config.cursor]))
         for rule, refuse in staging_rules(config):
@@ -92,8 +99,12 @@ class StagingQuality:
                 broken = broken_mask(rule, live[rule.column], now=self.now)
                 failing, rows = pc.sum(broken).as_py() or 0, live.num_rows
                 samples = sample_rows(config, live, broken, rule) if failing else []
-            outcomes[rule.name] = DayOutcome(failing, rows, judge(config, rule, failing, rows), samples)
-        self.reports.submit(config.name, day, "staging", outcomes, extra={"counts": counts}, blocking=self.blocking)
+            outcomes[rule.name] = DayOutcome(
+                failing, rows, judge(config, rule, failing, rows), samples
+            )
+        self.reports.submit(
+            config.name, day, "staging", outcomes, extra={"counts": counts}, blocking=self.blocking
+        )
         for name, outcome in outcomes.items():
             self.tallies[name].add(day, outcome)
         return outcomes
@@ -121,16 +132,22 @@ class StagingQuality:
         """One AssetCheckResult per check, for every day observed (call after the writes)."""
         t = self.config.thresholds
         reports = self.reports.uris()
-        where = (reports[0] if len(reports) == 1
-                 else self.store.uri(layer_prefix(LAYER, self.config.name)) + "dt=*/report.json")
+        where = (
+            reports[0]
+            if len(reports) == 1
+            else self.store.uri(layer_prefix(LAYER, self.config.name)) + "dt=*/report.json"
+        )
         extra = {"quality_report": dg.MetadataValue.path(where)}
         texts = {
-            GATE: ("no day above the thresholds",
-                   f"{{failing}} of {{rows}} raw rows ({{share}}) refused into quarantine, worst on {{days}} "
-                   f"(WARN above {t.warn_above:.0%}, ERROR above {t.error_above:.0%})"),
+            GATE: (
+                "no day above the thresholds",
+                f"{{failing}} of {{rows}} raw rows ({{share}}) refused into quarantine, worst on {{days}} "
+                f"(WARN above {t.warn_above:.0%}, ERROR above {t.error_above:.0%})",
+            ),
             ACCOUNTING: ("every raw row accounted for", "raw rows unaccounted for on {days}"),
         }
         for name, tally in self.tallies.items():
-            passed, failed = texts.get(name, ("no broken row", "{failing} of {rows} rows ({share}) broken, on {days}"))
+            passed, failed = texts.get(
+                name, ("no broken row", "{failing} of {rows} rows ({share}) broken, on {days}")
+            )
             yield tally.result(passed, failed, extra)
-

@@ -35,6 +35,7 @@ from volt_assets.defs.resources import (
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name
 from volt_assets.lib.partitions import UTC, days_between
+from volt_assets.lib.store import LakeStore
 from volt_assets.lib.transform import parquet_options
 from volt_assets.settings import mask_dsn, project_root
 
@@ -103,6 +104,22 @@ def ensure_tables(conn) -> None:
     conn.commit()
 
 
+def copy_to_lake(store: LakeStore, name: str, copies: list[tuple[dt.date, Path, int]]) -> None:
+    """Write each day's Parquet copy of the mart to `mart/{name}/dt=D/`."""
+    for day, path, count in copies:
+        store.write_folder(
+            partition_prefix("mart", name, day),
+            {PART: path},
+            {
+                "layer": "mart",
+                "mart": name,
+                "dt": day.isoformat(),
+                "rows": count,
+                "postgres_table": f"{SCHEMA}.{name}",
+            },
+        )
+
+
 class PostgresMartsIOManager(dg.ConfigurableIOManager):
     """Loads `MartOutput`s into `marts.{asset name}` with COPY and copies each day to `mart/{name}/`."""
 
@@ -134,18 +151,7 @@ class PostgresMartsIOManager(dg.ConfigurableIOManager):
             finally:
                 conn.close()
             store = self.lake.store()
-            for day, path, count in copies:
-                store.write_folder(
-                    partition_prefix("mart", name, day),
-                    {PART: path},
-                    {
-                        "layer": "mart",
-                        "mart": name,
-                        "dt": day.isoformat(),
-                        "rows": count,
-                        "postgres_table": f"{SCHEMA}.{name}",
-                    },
-                )
+            copy_to_lake(store, name, copies)
         seconds = time.perf_counter() - started
         context.log.info(
             f"loaded {rows} rows into {SCHEMA}.{name} ({self.db.where}), replacing {replaced}"

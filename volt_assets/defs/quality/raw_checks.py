@@ -216,30 +216,8 @@ class RawQuality:
             return DayOutcome(1, 1, ERROR, note="raw partition has no manifest")
         if captured is None:
             captured = self._captured(day, manifest)
-        # Only rows stamped before the capture started can be expected in it; later ones belong
-        # to the next capture.
         as_of = dt.datetime.fromisoformat(manifest["extracted_at"])
-        where = [sql.SQL("{c} < {t}").format(c=sql.Identifier(config.cursor), t=sql.Literal(as_of))]
-        if config.incremental:
-            start, end = capture_window(day)  # the first partition's window has no start
-            where.append(
-                sql.SQL("{c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(end))
-            )
-            if start is not None:
-                where.append(
-                    sql.SQL("{c} >= {s}").format(
-                        c=sql.Identifier(config.cursor), s=sql.Literal(start)
-                    )
-                )
-        query = sql.SQL(
-            "SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}"
-        ).format(
-            pk=sql.Identifier(config.primary_key),
-            c=sql.Identifier(config.cursor),
-            fmt=sql.Literal(ex.ISO_UTC),  # exactly how extraction renders the cursor
-            t=sql.Identifier(config.name),
-            w=sql.SQL(" AND ").join(where),
-        )
+        query = reconcile_query(config, day, as_of)
         source_rows, missing, samples = 0, 0, []
         with conn.cursor(name=f"volt_reconcile_{config.name}") as cur:
             cur.itersize = FETCH_ROWS
@@ -277,6 +255,31 @@ class RawQuality:
             details={"source_rows": source_rows, "raw_versions": len(captured), "missing": missing},
             note="; ".join(notes),
         )
+
+
+def reconcile_query(config: TableConfig, day: dt.date, as_of: dt.datetime) -> sql.Composed:
+    """The source's (pk, cursor) text of raw D's window, as extraction renders them."""
+    # Only rows stamped before the capture started can be expected in it; later ones belong
+    # to the next capture.
+    where = [sql.SQL("{c} < {t}").format(c=sql.Identifier(config.cursor), t=sql.Literal(as_of))]
+    if config.incremental:
+        start, end = capture_window(day)  # the first partition's window has no start
+        where.append(
+            sql.SQL("{c} < {e}").format(c=sql.Identifier(config.cursor), e=sql.Literal(end))
+        )
+        if start is not None:
+            where.append(
+                sql.SQL("{c} >= {s}").format(c=sql.Identifier(config.cursor), s=sql.Literal(start))
+            )
+    return sql.SQL(
+        "SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}"
+    ).format(
+        pk=sql.Identifier(config.primary_key),
+        c=sql.Identifier(config.cursor),
+        fmt=sql.Literal(ex.ISO_UTC),  # exactly how extraction renders the cursor
+        t=sql.Identifier(config.name),
+        w=sql.SQL(" AND ").join(where),
+    )
 
 
 def drift_outcome(config: TableConfig, drift: ex.Drift) -> DayOutcome:

@@ -68,12 +68,30 @@ def cli(env: dict[str, str], partition: str, cwd: Path) -> subprocess.Popen:
     )
 
 
-def wait_for_lines(paths: list[Path], text: str, timeout: float = 600) -> None:
-    """Until every file holds `text` (each run has logged that it waits)."""
+def wait_for_lines(runs: list[tuple[subprocess.Popen, Path]], text: str, timeout: float = 600):
+    """Until every run's log holds `text` (each has logged that it waits); a run that ended
+    before is a failure, with its log."""
     deadline = time.monotonic() + timeout
-    while not all(p.exists() and text in p.read_text(errors="replace") for p in paths):
+    logs = [cwd / "cli.log" for _, cwd in runs]
+    while not all(p.exists() and text in p.read_text(errors="replace") for p in logs):
+        for (process, _), log in zip(runs, logs):
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
         assert time.monotonic() < deadline, f"not every run logged {text!r}"
         time.sleep(0.5)
+
+
+def prepare_instance(env: dict[str, str]) -> None:
+    """Create the instance's storage once, as a deployed instance has it: two processes that
+    both find a new DAGSTER_HOME race to create its SQLite tables (Dagster's own limit)."""
+    dagster = str(Path(sys.executable).parent / "dagster")
+    done = subprocess.run(
+        [dagster, "instance", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def finish(process: subprocess.Popen, cwd: Path) -> str:
@@ -130,11 +148,12 @@ def test_two_runs_started_together_write_as_one(shop, pg_server, s3_endpoint):
                         "SELECT pg_advisory_lock(hashtextextended(%s, 0))",
                         (folder_lock("raw", table, DAYS[-1]),),
                     )
+            prepare_instance(twin.env)
             runs = [
                 (cli(twin.env, RANGE, home / "together" / f"run{i}"), home / "together" / f"run{i}")
                 for i in (1, 2)
             ]
-            wait_for_lines([cwd / "cli.log" for _, cwd in runs], WAITED)
+            wait_for_lines(runs, WAITED)
             gate.close()  # frees the test's locks: the runs go on, one after the other per folder
             logs = [finish(p, cwd) for p, cwd in runs]
             assert all(WAITED in log for log in logs)
@@ -152,6 +171,7 @@ def test_a_day_run_during_a_backfill_on_the_projects_instance(shop, pg_server, s
             (project_root() / "dagster.yaml").read_text(), encoding="utf-8"
         )
         try:
+            prepare_instance(twin.env)
             backfill = cli(twin.env, RANGE, home / "staggered" / "backfill")
             time.sleep(1.5)
             tick = cli(twin.env, DAYS[-1].isoformat(), home / "staggered" / "tick")

@@ -42,7 +42,7 @@ from volt_assets.lib.table_config import TableConfig
 from volt_assets.lib.transform import ChunkBuilder, StagingDay, parquet_bytes
 
 PART = "part-00000.parquet"
-PREFETCH_DAYS = 8  # raw days downloading while others are built (a day is two small GETs)
+PREFETCH_DAYS = 6  # raw days downloading while others are built (a day is two small GETs)
 # Days built in one pass: the parse and the rule book cost per batch, not per day, and a
 # group's rows are held until its days are written, so the group is bounded in bytes too.
 CHUNK_DAYS = 31

@@ -198,13 +198,44 @@ class RawCapture:
     def _keys_of(self, values: pa.Array) -> pa.Array:
         return pc.unique(values.drop_null().cast(self._key_type()[0]))
 
-    def capture(self, day: dt.date, workdir: Path) -> FolderWrite:
-        """Extract day D and add its new versions to raw D (`unchanged` when nothing is new)."""
+    def extract_days(
+        self, days: list[dt.date], workdir: Path
+    ) -> dict[dt.date, tuple[dt.datetime, ex.Extract]]:
+        """Consecutive days of an incremental table in one read of the source (one snapshot,
+        one pair of COPYs), for `capture(D, workdir, extracted)`; a cursor whose text does not
+        start with its day (`ex.splits_by_day`) gets {} and each day is read on its own."""
+        if len(days) < 2 or not self.config.incremental or not ex.splits_by_day(self.config):
+            return {}
+        window = (capture_window(days[0])[0], capture_window(days[-1])[1])
+        extracted_at = ex.utc_now()
+        stem = f"part-{extracted_at:%Y%m%dT%H%M%S%fZ}"
+        attempts = itertools.count(1)
+
+        def run(conn):  # a retried read starts from nothing, in a folder of its own
+            target = workdir / f"days-{days[0].isoformat()}-{next(attempts)}"
+            target.mkdir()
+            return ex.extract_days(conn, self.config, days, window, target, stem, self.actual)
+
+        found = self.session.run(run)
+        return {day: (extracted_at, extract) for day, extract in found.items()}
+
+    def capture(
+        self,
+        day: dt.date,
+        workdir: Path,
+        extracted: tuple[dt.datetime, ex.Extract] | None = None,
+    ) -> FolderWrite:
+        """Add day D's new versions to raw D (`unchanged` when nothing is new): from
+        `extracted` (when and what `extract_days` read for D), or read here."""
         prefix = partition_prefix("raw", self.config.name, day)
         window = capture_window(day) if self.config.incremental else None
-        extracted_at = ex.utc_now()
-        stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
-        extract = self._extract(day, window, workdir, f"part-{stamp}")
+        if extracted is None:
+            extracted_at = ex.utc_now()
+            stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
+            extract = self._extract(day, window, workdir, f"part-{stamp}")
+        else:
+            extracted_at, extract = extracted
+            stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
         manifest = self.read_manifest(prefix)
         fresh, paths, rows = extract.versions, extract.paths, extract.rows
         old = VERSIONS_SCHEMA.empty_table()

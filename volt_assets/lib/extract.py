@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,21 +161,50 @@ def versions_query(config: TableConfig, actual: dict[str, str], window) -> sql.C
 VERSIONS_CSV_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string())])
 
 
+# COPY writes NULL unquoted and empty text as "": kept apart (not pyarrow's "NULL", "NA", ...);
+# text keys may hold line breaks
+VERSIONS_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+VERSIONS_CSV_CONVERT = pacsv.ConvertOptions(
+    column_types=dict(zip(VERSIONS_CSV_SCHEMA.names, VERSIONS_CSV_SCHEMA.types, strict=True)),
+    strings_can_be_null=True,
+    quoted_strings_can_be_null=False,
+    null_values=[""],
+)
+
+
 def _read_versions_csv(path: Path) -> pa.Table:
     if not path.stat().st_size:
         return VERSIONS_CSV_SCHEMA.empty_table()
     return pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=["pk", "cursor"]),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),  # text keys may hold anything
-        # COPY writes NULL unquoted and empty text as "": keep them apart
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict(zip(VERSIONS_CSV_SCHEMA.names, VERSIONS_CSV_SCHEMA.types)),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            null_values=[""],
-        ),  # not pyarrow's "NULL", "NA", ...
+        read_options=pacsv.ReadOptions(column_names=VERSIONS_CSV_SCHEMA.names),
+        parse_options=VERSIONS_CSV_PARSE,
+        convert_options=VERSIONS_CSV_CONVERT,
     )
+
+
+def copied_pairs(
+    conn, query: sql.Composable, block_bytes: int = 4 << 20
+) -> Iterator[pa.RecordBatch]:
+    """The two text columns of `query` as (pk, cursor) batches: one COPY to a temporary file,
+    read back a block at a time (memory bounded whatever the rows; no Python object per row)."""
+    with tempfile.TemporaryFile() as f:
+        with conn.cursor() as cur:
+            copy = sql.SQL("COPY ({q}) TO STDOUT WITH (FORMAT csv)").format(q=query)
+            cur.copy_expert(copy, f, size=1 << 20)
+        conn.rollback()
+        if not f.tell():
+            return
+        f.seek(0)
+        reader = pacsv.open_csv(
+            f,
+            read_options=pacsv.ReadOptions(
+                column_names=VERSIONS_CSV_SCHEMA.names, block_size=block_bytes
+            ),
+            parse_options=VERSIONS_CSV_PARSE,
+            convert_options=VERSIONS_CSV_CONVERT,
+        )
+        yield from reader
 
 
 class PartWriter:

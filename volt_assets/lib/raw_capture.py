@@ -47,6 +47,11 @@ def _version_ids(versions: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(versions["pk"], versions["cursor"], "\x1f")
 
 
+def capture_stamp(extracted_at: dt.datetime) -> str:
+    """The name a capture gives its parts and sidecars: when it read the source, to the µs."""
+    return f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
+
+
 def new_versions(extracted: pa.Table, captured: pa.Table) -> pa.Table:
     """The extracted (pk, cursor) versions raw does not hold yet (`captured`), in their order."""
     is_new = pc.invert(pc.is_in(_version_ids(extracted), value_set=_version_ids(captured)))
@@ -208,7 +213,7 @@ class RawCapture:
             return {}
         window = (capture_window(days[0])[0], capture_window(days[-1])[1])
         extracted_at = ex.utc_now()
-        stem = f"part-{extracted_at:%Y%m%dT%H%M%S%fZ}"
+        stem = f"part-{capture_stamp(extracted_at)}"
         attempts = itertools.count(1)
 
         def run(conn):  # a retried read starts from nothing, in a folder of its own
@@ -231,11 +236,10 @@ class RawCapture:
         window = capture_window(day) if self.config.incremental else None
         if extracted is None:
             extracted_at = ex.utc_now()
-            stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
-            extract = self._extract(day, window, workdir, f"part-{stamp}")
+            extract = self._extract(day, window, workdir, f"part-{capture_stamp(extracted_at)}")
         else:
             extracted_at, extract = extracted
-            stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
+        stamp = capture_stamp(extracted_at)
         manifest = self.read_manifest(prefix)
         fresh, paths, rows = extract.versions, extract.paths, extract.rows
         old = VERSIONS_SCHEMA.empty_table()
@@ -446,7 +450,7 @@ class RawCapture:
             deletes = pa.concat_tables(
                 [earlier, deletes]
             )  # the tombstones D had, then the new ones
-        name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
+        name = sidecar_name(RAW_DELETES, capture_stamp(noticed))
         superseded = [n for n in [listed_sidecar(manifest, RAW_DELETES)] if n]
         manifest["files"] = {
             n: v for n, v in manifest.get("files", {}).items() if n not in superseded

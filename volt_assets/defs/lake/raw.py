@@ -9,7 +9,9 @@ Each run also re-reads the day before its first day (late commits, see README). 
 reaching the present (its last day yesterday or later, UTC) notices hard deletes: keys the
 lake holds that the source no longer has and no day has tombstoned yet become tombstones of
 its last day; a re-run of an older day notices none, so the past is never rewritten.
-Writer locks (lib/locks.py) keep two runs from writing the same folders at once.
+Consecutive days are read from the source in one pass (one snapshot, the stream split by
+day as it arrives) and written day by day. Writer locks (lib/locks.py) keep two runs from
+writing the same folders at once.
 The capture itself is lib/raw_capture.py's `RawCapture`; this module wires it into Dagster.
 """
 

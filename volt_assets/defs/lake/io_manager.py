@@ -28,8 +28,11 @@ from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.lib.store import FolderWrite, LakeStore
 
 # Folders uploading at once: a small day's cost on S3 is the latency of its requests, not
-# bandwidth, so several days are in flight; PENDING_BYTES bounds what they hold in memory.
+# bandwidth, so several days are in flight. Writes queue up to PENDING_WRITES (and
+# PENDING_BYTES of files held in memory) before the asset waits: it builds the next days
+# while a burst of small days uploads.
 WRITERS = 8
+PENDING_WRITES = 64
 PENDING_BYTES = 64 << 20
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
 PROGRESS_SECONDS = 10.0
@@ -259,9 +262,8 @@ class WriteProgress:
 class FolderUploader:
     """Writes folders on WRITERS threads while the asset builds the next days, so S3's latency
     overlaps the work. A folder's own order (files, manifest, removals) is kept by
-    write_folder, and two writes to one folder run one after the other. At most WRITERS + 1
-    writes, and about PENDING_BYTES of their files, are held at once: memory stays a few
-    days' worth."""
+    write_folder, and two writes to one folder run one after the other. At most
+    PENDING_WRITES + 1 writes, and about PENDING_BYTES of their files, are held at once."""
 
     def __init__(self, store: LakeStore, before: RunFolders):
         self.store, self.before = store, before
@@ -309,10 +311,10 @@ class FolderUploader:
 
     def finished(self, everything: bool = False) -> Iterator[tuple[FolderWrite, int]]:
         """The oldest writes that are done (all of them, waiting, with `everything`); the
-        oldest is waited for when more than WRITERS, or more than PENDING_BYTES, are pending."""
+        oldest is waited for when more than PENDING_WRITES, or PENDING_BYTES, are pending."""
         while self.pending and (
             everything
-            or len(self.pending) > WRITERS
+            or len(self.pending) > PENDING_WRITES
             or self.pending_bytes > PENDING_BYTES
             or self.pending[0][1] is None
             or self.pending[0][1].done()

@@ -28,10 +28,10 @@ from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.lib.store import FolderWrite, LakeStore
 
 # Folders uploading at once: a small day's cost on S3 is the latency of its requests, not
-# bandwidth, so several days are in flight. Writes queue up to PENDING_WRITES (and
+# bandwidth, so many days are in flight. Writes queue up to PENDING_WRITES (and
 # PENDING_BYTES of files held in memory) before the asset waits: it builds the next days
 # while a burst of small days uploads.
-WRITERS = 8
+WRITERS = 16
 PENDING_WRITES = 64
 PENDING_BYTES = 64 << 20
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)

@@ -77,6 +77,7 @@ class Bench:
             **git_state(),
             "args": {k: v for k, v in vars(args).items()},
             "machine": machine(),
+            "idle_day": (START + dt.timedelta(days=IDLE_DAY)).isoformat(),
             "seeds": {},
             "explain": {},
             "backfill": {},

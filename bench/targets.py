@@ -100,7 +100,9 @@ def fixed_cost_ms(results: dict) -> tuple[float, int] | None:
 
 
 def fixed_cost(results: dict) -> list[str]:
-    target = f"fixed cost of a partition: ≤ {f(FIXED_MS, 0)} ms per day and asset beyond Dagster alone"
+    target = (
+        f"fixed cost of a partition: ≤ {f(FIXED_MS, 0)} ms per day and asset beyond Dagster alone"
+    )
     cost = fixed_cost_ms(results)
     if cost is None:
         return [row(target, "not measured in this run", None)]
@@ -214,7 +216,9 @@ def one_run(results: dict) -> list[str]:
         return [row(target, "not measured in this run", None)]
     measured = f"**{f(ratios['processes'], 1)}x** against 365 `dagster asset materialize` processes"
     if "in_process" in ratios:
-        measured += f"; {f(ratios['in_process'], 1)}x against 365 `materialize()` runs in one process"
+        measured += (
+            f"; {f(ratios['in_process'], 1)}x against 365 `materialize()` runs in one process"
+        )
     return [row(target, measured, ratios["processes"] >= RUNS_SPEEDUP)]
 
 

@@ -376,7 +376,9 @@ def daily_section(results: dict) -> list[str]:
         f"{uo.get('orders', 0):,} orders; users and orders extracted over the 365 days first, in "
         f"{_f(setup.get('seconds'), 1)} s). One run: **{_f(rep['seconds'], 2)} s** end to end "
         f"(process start to exit), steps {_f(rep.get('step_seconds'), 2)} s, peak RSS "
-        f"{_mb(rep['peak_rss'])} MB, status {rep.get('status')}.",
+        f"{_mb(rep['peak_rss'])} MB, status {rep.get('status')}. The pictures folder holds a JPEG "
+        f"for each of the {results.get('daily_pictures', 0):,} components changed on those days "
+        "(uploaded with a thumbnail each).",
         "",
         *steps_table(rep),
     ]

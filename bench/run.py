@@ -193,7 +193,7 @@ class Bench:
         OUT.mkdir(parents=True, exist_ok=True)
         stack.stop_postgres(OUT / "pg")  # a server left by an interrupted bench of our own
         shutil.rmtree(OUT / "pg", ignore_errors=True)
-        for folder in ("dagster_home", "dlt", "logs", "state"):
+        for folder in ("dagster_home", "dlt", "logs", "state", "images"):
             shutil.rmtree(OUT / folder, ignore_errors=True)
         (OUT / "images").mkdir(exist_ok=True)
         self.log(f"starting PostgreSQL ({OUT / 'pg'}) and S3 (moto)")
@@ -611,6 +611,8 @@ class Bench:
         if not m.ok:
             return
         first = self.last - dt.timedelta(days=1)
+        pictures = self.write_pictures(db, first, self.last)
+        self.results["daily_pictures"] = pictures
         self.log(f"daily job: {DAILY_JOB} for [{first}, {self.last}], every layer, end to end")
         m = run_job(DAILY_JOB, env, OUT / "logs" / "daily-job.log", first, self.last)
         self.record(
@@ -625,6 +627,32 @@ class Bench:
                 "marts", "marts", m, step_seconds=round(sum(m.report.get("steps", {}).values()), 3)
             )
         self.drop_bucket(bucket)
+
+    def write_pictures(self, db: str, first: dt.date, last: dt.date) -> int:
+        """A JPEG (640x480, ~80 KB) in VOLT_IMAGES_DIR for every component changed on the
+        daily job's days, so its pictures asset uploads and thumbnails them as in production."""
+        import io
+
+        from PIL import Image
+
+        image = Image.effect_noise((640, 480), 40).convert("RGB")
+        body = io.BytesIO()
+        image.save(body, "JPEG", quality=85)
+        start, end = first.isoformat(), (last + dt.timedelta(days=1)).isoformat()
+        conn = self.pg.connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT DISTINCT image_filename FROM {TABLE} WHERE updated_at >= %s "
+                    "AND updated_at < %s AND image_filename IS NOT NULL",
+                    (f"{start}T00:00:00Z", f"{end}T00:00:00Z"),
+                )
+                names = [r[0] for r in cur.fetchall()]
+        finally:
+            conn.close()
+        for name in names:
+            (OUT / "images" / name).write_bytes(body.getvalue())
+        return len(names)
 
     def run(self) -> int:
         a = self.args

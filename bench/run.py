@@ -805,6 +805,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--inprocess-sample", type=int, default=10, help="in-process runs sampled for the same"
     )
+    add_sizes_and_phases(p)
+    p.add_argument(
+        "--dagster-storage",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the instance's storage: postgres (a deployed instance, default) or sqlite (make dev)",
+    )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="also dlt, the Parquet write limit, the planned-events flag, a process per step",
+    )
+    p.add_argument("--skip-pandas", action="store_true", help="skip the pandas peer")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, "
+        "small samples, 20 days through the proxy",
+    )
+    return apply_defaults(p.parse_args(argv))
+
+
+def add_sizes_and_phases(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--orders", type=int, default=200_000)
     p.add_argument("--reps", type=int, default=3, help="repetitions (medians are reported)")
@@ -823,12 +846,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--latency-reps", type=int, default=1, help="repetitions of the runs through the proxy"
     )
-    p.add_argument(
-        "--dagster-storage",
-        choices=("postgres", "sqlite"),
-        default="postgres",
-        help="the instance's storage: postgres (a deployed instance, default) or sqlite (make dev)",
-    )
     p.add_argument("--no-daily", action="store_true", help="skip the daily job")
     p.add_argument(
         "--marts",
@@ -836,19 +853,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also materialise this marts selection over 365 days after the daily job "
         "(e.g. 'marts/*'; default none)",
     )
-    p.add_argument(
-        "--peers",
-        action="store_true",
-        help="also dlt, the Parquet write limit, the planned-events flag, a process per step",
-    )
-    p.add_argument("--skip-pandas", action="store_true", help="skip the pandas peer")
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, "
-        "small samples, 20 days through the proxy",
-    )
-    args = p.parse_args(argv)
+
+
+def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """--quick's small sizes (unless given), and the defaults that follow other arguments."""
     if args.quick:
         args.rows = 50_000 if args.rows == 1_000_000 else args.rows
         args.heavy_rows = 10_000 if args.heavy_rows == 200_000 else args.heavy_rows

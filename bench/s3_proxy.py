@@ -19,6 +19,7 @@ uses for the "S3 requests per day and asset" numbers.
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ def request_kind(method: str, target: str) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # a client's pool opens tens of connections at once
 
     def __init__(self, address, upstream: str, delay: float):
         super().__init__(address, _Handler)
@@ -62,6 +64,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
+    # headers and body go out as separate writes: without this, Nagle's algorithm and the
+    # peer's delayed ACK could hold the second one ~40 ms, a delay of the proxy's own
+    disable_nagle_algorithm = True
     upstream_conn: http.client.HTTPConnection | None = None
 
     def log_message(self, format, *args) -> None:  # noqa: A002 (the base class's name)
@@ -71,6 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.upstream_conn is None:
             host, port = self.server.upstream
             self.upstream_conn = http.client.HTTPConnection(host, port, timeout=600)
+        if self.upstream_conn.sock is None:  # new, or closed by http.client after a response
+            self.upstream_conn.connect()
+            self.upstream_conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.upstream_conn
 
     def _forward(self) -> None:

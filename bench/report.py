@@ -202,6 +202,13 @@ def opening_section(results: dict) -> list[str]:
     ]
 
 
+LATENCY_RUNS = {
+    "direct_proxy": "backfill",
+    "delayed": "backfill, delayed",
+    "heavy_day": "heavy day",
+}
+
+
 def request_table(results: dict) -> list[str]:
     """S3 requests by kind, per day and asset, as the proxy counted them."""
     lat = results.get("latency") or {}
@@ -210,21 +217,23 @@ def request_table(results: dict) -> list[str]:
     if not runs:
         return []
     kinds = sorted({k for _, r in runs for k in r["requests"]})
-    names = {"direct_proxy": "backfill, 0 ms", "delayed": "backfill, delayed"}
     lines = [
         "S3 requests per day and asset (counted by the proxy; raw and staging, "
         f"{targets.ASSETS} assets):",
         "",
-        "| run | days | " + " | ".join(kinds) + " | all | all requests |",
-        "| --- | ---: | " + " | ".join("---:" for _ in kinds) + " | ---: | ---: |",
+        "| run | delay ms | days | " + " | ".join(kinds) + " | all | all requests |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in kinds) + " | ---: | ---: |",
     ]
     for tool, rep in runs:
         per = rep.get("days", 1) * targets.ASSETS
         counts = rep["requests"]
         total = sum(counts.values())
         cells = " | ".join(_f(counts.get(k, 0) / per, 2) for k in kinds)
-        name = names.get(tool, tool.replace("_", " ") + ", 0 ms")
-        lines.append(f"| {name} | {rep.get('days')} | {cells} | {_f(total / per, 2)} | {total:,} |")
+        name = LATENCY_RUNS.get(tool, tool)
+        lines.append(
+            f"| {name} | {_f(rep.get('delay_ms'), 0)} | {rep.get('days')} | {cells} | "
+            f"{_f(total / per, 2)} | {total:,} |"
+        )
     return lines + [""]
 
 
@@ -241,14 +250,15 @@ def latency_section(results: dict) -> list[str]:
         f"{_f(setup.get('delay_ms'), 0)} ms before forwarding each request in the delayed run, "
         f"0 ms in the other. {setup.get('days')} days, raw + staging, one run each.",
         "",
-        "| run | wall s | in-run steps s | peak RSS MB | requests |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | delay per request, ms | wall s | in-run steps s | peak RSS MB | requests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for tool, e in lat.items():
         rep = e["reps"][-1]
         lines.append(
-            f"| {tool.replace('_', ' ')} | {_f(rep['seconds'], 2)} | {_f(rep.get('step_seconds'), 2)} "
-            f"| {_mb(rep['peak_rss'])} | {sum((rep.get('requests') or {}).values()):,} |"
+            f"| {LATENCY_RUNS.get(tool, tool)} | {_f(rep.get('delay_ms'), 0)} | {_f(rep['seconds'], 2)} | "
+            f"{_f(rep.get('step_seconds'), 2)} | {_mb(rep['peak_rss'])} | "
+            f"{sum((rep.get('requests') or {}).values()):,} |"
         )
     return lines + [""] + request_table(results)
 

@@ -332,7 +332,9 @@ class Bench:
             multiprocess=multiprocess,
             module=module,
         )
-        extra = {} if proxy is None else {"requests": proxy.take_counts()}
+        extra = {}
+        if proxy is not None:
+            extra = {"requests": proxy.take_counts(), "delay_ms": round(proxy.delay * 1000, 1)}
         extra["days"] = 1 if last is None else (last - first).days + 1
         rep_entry = self.record(section, tool, m, **extra, **self.lake_numbers(m, bucket))
         if not keep:

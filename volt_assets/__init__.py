@@ -16,6 +16,6 @@ apply_environment()
 
 @dg.definitions
 def code_location() -> dg.Definitions:
-    from volt_assets.definitions import build_definitions
+    from volt_assets.definitions import loaded_definitions
 
-    return build_definitions()
+    return loaded_definitions()

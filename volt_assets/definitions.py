@@ -32,6 +32,21 @@ def build_definitions() -> dg.Definitions:
     return dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
 
 
+_built: dict[frozenset, dg.Definitions] = {}
+
+
+def loaded_definitions() -> dg.Definitions:
+    """`build_definitions()`, once per process and environment. Dagster calls a code
+    location's `@dg.definitions` function each time it loads it: six times in one `dagster
+    asset materialize` (the command, the run, each step in process), and every build runs each
+    domain's definitions again (~0.3 s). The environment is the key: it is all they read."""
+    key = frozenset(os.environ.items())
+    if key not in _built:
+        _built.clear()
+        _built[key] = build_definitions()
+    return _built[key]
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions()
+    return loaded_definitions()

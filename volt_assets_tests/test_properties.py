@@ -42,7 +42,7 @@ from volt_assets.lib import exact_json, partitions
 from volt_assets.lib import extract as ex
 from volt_assets.lib.rules import broken_mask, squish, validate
 from volt_assets.lib.table_config import table
-from volt_assets.lib.transform import StagingBuilder
+from volt_assets.lib.transform import ChunkBuilder, StagingBuilder
 from volt_assets_tests.faults.env import using_env
 
 UTC = dt.UTC
@@ -568,3 +568,54 @@ def test_the_chunk_test_never_misses_a_long_number(text, digits, at):
     # ... nor one split across two chunks, as the extraction streams them (it keeps a 16-byte tail)
     cut = at + digits // 2
     assert exact_json.may_hold_long_numbers(chunk[:cut][-16:] + chunk[cut:])
+
+
+CHUNK_DAYS = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+days_of_versions = st.lists(
+    st.tuples(
+        st.sampled_from(range(len(CHUNK_DAYS))),
+        st.integers(1, 6),
+        st.integers(0, 10_000),
+        st.sampled_from(["5.00", "7.50", "-1", "abc", "0.10", ""]),
+    ),
+    min_size=1,
+    max_size=80,
+    unique_by=lambda v: (v[0], v[1], v[2]),
+)
+
+
+def day_batch(rows: list[tuple]) -> pa.Table:
+    """Component versions as raw text, each from its day's part file (rows in day order)."""
+    return components(
+        id=[str(k) for _, k, _, _ in rows],
+        price=[p for *_, p in rows],
+        updated_at=[f"{CHUNK_DAYS[d]}T00:00:{s % 60:02d}.{s:06d}Z" for d, _, s, _ in rows],
+        name=[f"v{s}" for _, _, s, _ in rows],
+    ).append_column("_file", pa.array([f"{CHUNK_DAYS[d]}-part" for d, *_ in rows], pa.string()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(days_of_versions, st.lists(st.integers(1, 30), max_size=6))
+def test_days_built_together_equal_each_day_built_alone(rows, cuts):
+    """Staging built for several days in one pass (batches spanning days, cut anywhere) gives
+    each day exactly what building it alone gives: rows, quarantine with its reasons, counts."""
+    config = table("electrical_components")
+    captured = {f"{d}-part": dt.datetime(2026, 1, 5, tzinfo=UTC) for d in CHUNK_DAYS}
+    rows = sorted(rows, key=lambda r: r[0])  # a chunk reads its days' parts in day order
+    together = ChunkBuilder(config, CHUNK_DAYS, {f"{d}-part": d for d in CHUNK_DAYS}, captured)
+    whole, start = day_batch(rows), 0
+    for size in cuts + [len(rows)]:
+        batch = whole.slice(start, size).combine_chunks()
+        if batch.num_rows:
+            together.add(batch.to_batches()[0])
+        start += size
+    built = together.finish({})
+    for index, day in enumerate(CHUNK_DAYS):
+        alone = StagingBuilder(config, captured)
+        own = [r for r in rows if r[0] == index]
+        if own:
+            alone.add(day_batch(own).combine_chunks().to_batches()[0])
+        expected = alone.finish()
+        assert built[day].staging.equals(expected.staging), day
+        assert built[day].quarantine.equals(expected.quarantine), day
+        assert built[day].counts == expected.counts, day

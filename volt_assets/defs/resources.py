@@ -1,12 +1,15 @@
 """Dagster resources: the Volt source database and the lake bucket, configured from the
 environment with `EnvVar` (see `build_resources`)."""
 
+import functools
 import os
 import time
 from contextlib import contextmanager
 
+import boto3
 import dagster as dg
 import psycopg2
+from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 
 from volt_assets.lib.store import LakeStore
@@ -99,7 +102,48 @@ class LakeResource(dg.ConfigurableResource):
     bucket: str
 
     def store(self) -> LakeStore:
-        return LakeStore(self.s3.get_client(), self.bucket)
+        return LakeStore(pooled_client(self.s3), self.bucket)
+
+
+# The lake's upload, download and report threads share one client: botocore's pool of 10
+# connections would drop and reopen connections beyond that (on real S3, a TLS handshake each).
+S3_CONNECTIONS = 32
+
+
+def pooled_client(s3: S3Resource):
+    """The client `S3Resource.get_client()` makes (same endpoint, credentials and retries),
+    with a connection pool as wide as the lake's threads; one per process and configuration
+    (a boto3 client is thread-safe, and making one costs ~0.1 s: a run asks four times)."""
+    return _client(
+        s3.profile_name,
+        s3.region_name,
+        s3.use_ssl,
+        s3.verify,
+        s3.endpoint_url,
+        s3.aws_access_key_id,
+        s3.aws_secret_access_key,
+        s3.aws_session_token,
+        s3.max_attempts,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _client(profile, region, use_ssl, verify, endpoint, key_id, secret, token, max_attempts):
+    session = boto3.session.Session(profile_name=profile)
+    return session.client(
+        "s3",
+        region_name=region,
+        use_ssl=use_ssl,
+        verify=verify,
+        endpoint_url=endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        config=Config(
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            max_pool_connections=S3_CONNECTIONS,
+        ),
+    )
 
 
 def env_or_none(name: str):

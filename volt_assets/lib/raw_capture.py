@@ -47,6 +47,11 @@ def _version_ids(versions: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(versions["pk"], versions["cursor"], "\x1f")
 
 
+def capture_stamp(extracted_at: dt.datetime) -> str:
+    """The name a capture gives its parts and sidecars: when it read the source, to the µs."""
+    return f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
+
+
 def new_versions(extracted: pa.Table, captured: pa.Table) -> pa.Table:
     """The extracted (pk, cursor) versions raw does not hold yet (`captured`), in their order."""
     is_new = pc.invert(pc.is_in(_version_ids(extracted), value_set=_version_ids(captured)))
@@ -198,13 +203,43 @@ class RawCapture:
     def _keys_of(self, values: pa.Array) -> pa.Array:
         return pc.unique(values.drop_null().cast(self._key_type()[0]))
 
-    def capture(self, day: dt.date, workdir: Path) -> FolderWrite:
-        """Extract day D and add its new versions to raw D (`unchanged` when nothing is new)."""
+    def extract_days(
+        self, days: list[dt.date], workdir: Path
+    ) -> dict[dt.date, tuple[dt.datetime, ex.Extract]]:
+        """Consecutive days of an incremental table in one read of the source (one snapshot,
+        one pair of COPYs), for `capture(D, workdir, extracted)`; a cursor whose text does not
+        start with its day (`ex.splits_by_day`) gets {} and each day is read on its own."""
+        if len(days) < 2 or not self.config.incremental or not ex.splits_by_day(self.config):
+            return {}
+        window = (capture_window(days[0])[0], capture_window(days[-1])[1])
+        extracted_at = ex.utc_now()
+        stem = f"part-{capture_stamp(extracted_at)}"
+        attempts = itertools.count(1)
+
+        def run(conn):  # a retried read starts from nothing, in a folder of its own
+            target = workdir / f"days-{days[0].isoformat()}-{next(attempts)}"
+            target.mkdir()
+            return ex.extract_days(conn, self.config, days, window, target, stem, self.actual)
+
+        found = self.session.run(run)
+        return {day: (extracted_at, extract) for day, extract in found.items()}
+
+    def capture(
+        self,
+        day: dt.date,
+        workdir: Path,
+        extracted: tuple[dt.datetime, ex.Extract] | None = None,
+    ) -> FolderWrite:
+        """Add day D's new versions to raw D (`unchanged` when nothing is new): from
+        `extracted` (when and what `extract_days` read for D), or read here."""
         prefix = partition_prefix("raw", self.config.name, day)
         window = capture_window(day) if self.config.incremental else None
-        extracted_at = ex.utc_now()
-        stamp = f"{extracted_at:%Y%m%dT%H%M%S%fZ}"
-        extract = self._extract(day, window, workdir, f"part-{stamp}")
+        if extracted is None:
+            extracted_at = ex.utc_now()
+            extract = self._extract(day, window, workdir, f"part-{capture_stamp(extracted_at)}")
+        else:
+            extracted_at, extract = extracted
+        stamp = capture_stamp(extracted_at)
         manifest = self.read_manifest(prefix)
         fresh, paths, rows = extract.versions, extract.paths, extract.rows
         old = VERSIONS_SCHEMA.empty_table()
@@ -415,7 +450,7 @@ class RawCapture:
             deletes = pa.concat_tables(
                 [earlier, deletes]
             )  # the tombstones D had, then the new ones
-        name = sidecar_name(RAW_DELETES, f"{noticed:%Y%m%dT%H%M%S%fZ}")
+        name = sidecar_name(RAW_DELETES, capture_stamp(noticed))
         superseded = [n for n in [listed_sidecar(manifest, RAW_DELETES)] if n]
         manifest["files"] = {
             n: v for n, v in manifest.get("files", {}).items() if n not in superseded

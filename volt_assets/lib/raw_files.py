@@ -53,17 +53,19 @@ def read_text_batches(
     paths: list[Path],
     columns: list[str] | None = None,
     batch_rows: int = BATCH_ROWS,
-    exact: bool = False,
+    exact: bool | list[Path] = False,
 ) -> Iterator[pa.RecordBatch]:
     """Batches of string columns (declared columns, or `columns`) plus `_file` (part name).
 
-    `exact`: the parts may hold numbers DuckDB would round (the capture said so): their lines'
-    json values are then taken from the line as written (exact_json.py)."""
+    `exact`: the parts (True: all of them, or the ones listed) may hold numbers DuckDB would
+    round (the capture said so): their lines' json values are then taken from the line as
+    written (exact_json.py)."""
     columns = columns or list(config.columns)
     if not paths:
         return
     json_columns = [c for c in columns if c in config.json_columns]
-    exact_texts = exact_values(paths, json_columns) if exact and json_columns else {}
+    exact_paths = paths if exact is True else exact or []
+    exact_texts = exact_values(exact_paths, json_columns) if json_columns else {}
     files = [str(p) for p in paths]
     query = (
         "SELECT {select}, parse_filename(filename) AS _file FROM read_json(?, format='newline_delimited', "

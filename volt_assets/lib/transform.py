@@ -13,15 +13,18 @@ import datetime as dt
 import io
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from volt_assets.lib.rules import validate
+from volt_assets.lib.rules import Validated, validate
 from volt_assets.lib.table_config import REASONS_TYPE, TableConfig
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
+
+EXTRACTED_AT = pa.timestamp("us", tz="UTC")
 
 # Valid rows gathered before they are folded into one row per key: a bound on memory when a
 # day updates a few keys a million times, and few folds (each copies the day's table) otherwise.
@@ -61,16 +64,15 @@ class StagingBuilder:
         self.raw_rows = 0
         self.valid_rows = 0
 
-    def _extracted_column(self, batch: pa.RecordBatch) -> pa.Array:
-        files = batch.column(batch.schema.get_field_index("_file")).to_pylist()
-        return pa.array([self.extracted_at.get(f) for f in files], pa.timestamp("us", tz="UTC"))
-
     def add(self, batch: pa.RecordBatch) -> None:
+        """Validate one batch of text (declared columns and `_file`) and take its rows."""
+        result = validate(self.config, pa.Table.from_batches([batch]).drop_columns(["_file"]))
+        self.add_validated(result, per_file(batch, self.extracted_at, EXTRACTED_AT))
+
+    def add_validated(self, result: Validated, extracted: pa.Array) -> None:
+        """Take rows already validated (`extracted`: when each was captured)."""
         config = self.config
-        self.raw_rows += batch.num_rows
-        strings = pa.Table.from_batches([batch])
-        extracted = self._extracted_column(batch)
-        result = validate(config, strings.drop_columns(["_file"]))
+        self.raw_rows += result.typed.num_rows
         if len(result.reasons):
             refused = result.cleaned_strings.filter(result.refused)
             quarantine = {
@@ -143,6 +145,61 @@ class StagingBuilder:
             "tombstones": tombstones,
         }
         return StagingDay(staging=latest, quarantine=quarantine, counts=counts)
+
+
+def per_file(batch: pa.RecordBatch, values: dict, type_: pa.DataType) -> pa.Array:
+    """`values[_file]` for each row of a batch: looked up once per file, not once per row."""
+    files = pc.dictionary_encode(batch.column(batch.schema.get_field_index("_file")))
+    mapped = pa.array([values.get(f) for f in files.dictionary.to_pylist()], type_)
+    return mapped.take(files.indices)
+
+
+def day_runs(days: pa.Array) -> list[tuple[str, int, int]]:
+    """(value, offset, length) of each run of equal values, in order."""
+    n = len(days)
+    if not n:
+        return []
+    change = pc.not_equal(days.slice(1), days.slice(0, n - 1))
+    starts = [0] + [i + 1 for i in pc.indices_nonzero(change).to_pylist()]
+    values = days.take(pa.array(starts)).to_pylist()
+    return [(v, s, e - s) for v, s, e in zip(values, starts, starts[1:] + [n], strict=True)]
+
+
+def slice_validated(result: Validated, offset: int, length: int, before: np.ndarray) -> Validated:
+    """Rows [offset, offset + length) of a validated batch (`before[i]`: refused rows before i)."""
+    return Validated(
+        typed=result.typed.slice(offset, length),
+        cleaned_strings=result.cleaned_strings.slice(offset, length),
+        refused=result.refused.slice(offset, length),
+        reasons=result.reasons[before[offset] : before[offset + length]],
+    )
+
+
+class ChunkBuilder:
+    """Staging for several days at once. Each batch is validated once, whatever days it spans
+    (the rules judge one row at a time), and its rows go to their day's `StagingBuilder`: a
+    365-day run pays the parse and the rule book per batch, not per day."""
+
+    def __init__(
+        self, config: TableConfig, days: list[str], day_of_file: dict[str, str], extracted_at: dict
+    ):
+        self.config, self.extracted_at, self.day_of_file = config, extracted_at, day_of_file
+        self.builders = {d: StagingBuilder(config, extracted_at) for d in days}
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        result = validate(self.config, pa.Table.from_batches([batch]).drop_columns(["_file"]))
+        extracted = per_file(batch, self.extracted_at, EXTRACTED_AT)
+        days = per_file(batch, self.day_of_file, pa.string())
+        refused = result.refused.to_numpy(zero_copy_only=False)
+        before = np.concatenate([[0], np.cumsum(refused, dtype=np.int64)])
+        for day, offset, length in day_runs(days):
+            self.builders[day].add_validated(
+                slice_validated(result, offset, length, before), extracted.slice(offset, length)
+            )
+
+    def finish(self, deletes: dict[str, pa.Table | None]) -> dict[str, StagingDay]:
+        """Each day's staging and quarantine (`deletes`: each day's noticed hard deletes)."""
+        return {day: b.finish(deletes.get(day)) for day, b in self.builders.items()}
 
 
 def parquet_options(schema: pa.Schema) -> dict:

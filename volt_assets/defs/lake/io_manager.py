@@ -27,7 +27,13 @@ from volt_assets.lib.layout import layer_prefix, listed_version, partition_prefi
 from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.lib.store import FolderWrite, LakeStore
 
-WRITERS = 4  # folders uploading at once
+# Folders uploading at once: a small day's cost on S3 is the latency of its requests, not
+# bandwidth, so many days are in flight. Writes queue up to PENDING_WRITES (and
+# PENDING_BYTES of files held in memory) before the asset waits: it builds the next days
+# while a burst of small days uploads.
+WRITERS = 16
+PENDING_WRITES = 64
+PENDING_BYTES = 64 << 20
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
 PROGRESS_SECONDS = 10.0
 
@@ -256,13 +262,14 @@ class WriteProgress:
 class FolderUploader:
     """Writes folders on WRITERS threads while the asset builds the next days, so S3's latency
     overlaps the work. A folder's own order (files, manifest, removals) is kept by
-    write_folder, and two writes to one folder run one after the other. At most WRITERS + 1
-    writes are held at once: memory stays a few days' worth."""
+    write_folder, and two writes to one folder run one after the other. At most
+    PENDING_WRITES + 1 writes, and about PENDING_BYTES of their files, are held at once."""
 
     def __init__(self, store: LakeStore, before: RunFolders):
         self.store, self.before = store, before
         self.pending: deque[tuple[FolderWrite, Future | None]] = deque()
         self.latest: dict[str, Future] = {}  # the last write submitted to each folder
+        self.pending_bytes = 0  # bytes of the pending writes' files held in memory
         self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="volt-lake-write")
 
     def __enter__(self) -> "FolderUploader":
@@ -297,21 +304,30 @@ class FolderUploader:
         )
         self.latest[write.prefix] = future
         self.pending.append((write, future))
+        self.pending_bytes += held_bytes(write)
         if any(isinstance(body, Path) for body in write.files.values()):
             # a local file must be uploaded before the asset moves on and removes it
             future.result()
 
     def finished(self, everything: bool = False) -> Iterator[tuple[FolderWrite, int]]:
         """The oldest writes that are done (all of them, waiting, with `everything`); the
-        oldest is waited for when more than WRITERS are pending."""
+        oldest is waited for when more than PENDING_WRITES, or PENDING_BYTES, are pending."""
         while self.pending and (
             everything
-            or len(self.pending) > WRITERS
+            or len(self.pending) > PENDING_WRITES
+            or self.pending_bytes > PENDING_BYTES
             or self.pending[0][1] is None
             or self.pending[0][1].done()
         ):
             write, future = self.pending.popleft()
-            yield write, (future.result() if future else 0)
+            size = future.result() if future else 0
+            self.pending_bytes -= held_bytes(write) if future else 0
+            yield write, size
+
+
+def held_bytes(write: FolderWrite) -> int:
+    """The bytes a write holds in memory until it is uploaded (local files are on disk)."""
+    return sum(len(body) for body in write.files.values() if isinstance(body, bytes))
 
 
 def run_days(context: dg.OutputContext) -> list[dt.date]:

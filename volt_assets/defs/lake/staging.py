@@ -11,7 +11,7 @@ import datetime as dt
 import itertools
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +39,14 @@ from volt_assets.lib.partitions import context_days
 from volt_assets.lib.raw_files import read_text_batches
 from volt_assets.lib.store import FolderWrite
 from volt_assets.lib.table_config import TableConfig
-from volt_assets.lib.transform import StagingBuilder, StagingDay, parquet_bytes
+from volt_assets.lib.transform import ChunkBuilder, StagingDay, parquet_bytes
 
 PART = "part-00000.parquet"
-PREFETCH_DAYS = 2  # raw days downloading while one is built
+PREFETCH_DAYS = 6  # raw days downloading while others are built (a day is two small GETs)
+# Days built in one pass: the parse and the rule book cost per batch, not per day, and a
+# group's rows are held until its days are written, so the group is bounded in bytes too.
+CHUNK_DAYS = 31
+CHUNK_BYTES = 8 << 20  # gzip raw parts
 
 
 @dataclass
@@ -88,20 +92,45 @@ def prefetched(
             yield fetched
 
 
-def build_day(config: TableConfig, raw_day: RawDay) -> StagingDay:
-    """Build staging + quarantine for D from raw D (the parts are removed once read)."""
-    extracted_at = {}
-    for extraction in raw_day.manifest.get("extractions", []):
-        when = dt.datetime.fromisoformat(extraction["extracted_at"])
-        for name in extraction.get("files", []):
-            extracted_at[f"{raw_day.day.isoformat()}-{name}"] = when
-    builder = StagingBuilder(config, extracted_at)
-    exact = any(e.get("long_numbers", True) for e in raw_day.manifest.get("extractions", []))
-    for batch in read_text_batches(config, raw_day.paths, exact=exact):
+def chunks(raw_days: Iterable[RawDay]) -> Iterator[list[RawDay]]:
+    """Consecutive raw days in groups of at most CHUNK_DAYS days and about CHUNK_BYTES of parts
+    (a day bigger than that is a group of its own): staging builds a group in one pass."""
+    chunk: list[RawDay] = []
+    size = 0
+    for raw_day in raw_days:
+        day_bytes = sum(p.stat().st_size for p in raw_day.paths)
+        if chunk and (size + day_bytes > CHUNK_BYTES or len(chunk) >= CHUNK_DAYS):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(raw_day)
+        size += day_bytes
+    if chunk:
+        yield chunk
+
+
+def build_chunk(config: TableConfig, raw_days: list[RawDay]) -> list[StagingDay]:
+    """Build staging + quarantine for consecutive days from their raw days, in one read of
+    their parts (which are removed once read); one StagingDay per day, in order."""
+    extracted_at: dict[str, dt.datetime] = {}
+    day_of_file: dict[str, str] = {}
+    exact: list[Path] = []
+    for raw_day in raw_days:
+        day = raw_day.day.isoformat()
+        for extraction in raw_day.manifest.get("extractions", []):
+            when = dt.datetime.fromisoformat(extraction["extracted_at"])
+            for name in extraction.get("files", []):
+                extracted_at[f"{day}-{name}"] = when
+        day_of_file.update({p.name: day for p in raw_day.paths})
+        if any(e.get("long_numbers", True) for e in raw_day.manifest.get("extractions", [])):
+            exact += raw_day.paths
+    builder = ChunkBuilder(config, [r.day.isoformat() for r in raw_days], day_of_file, extracted_at)
+    paths = [p for raw_day in raw_days for p in raw_day.paths]
+    for batch in read_text_batches(config, paths, exact=exact):
         builder.add(batch)
-    for path in raw_day.paths:
+    for path in paths:
         path.unlink()
-    return builder.finish(raw_day.deletes)
+    built = builder.finish({r.day.isoformat(): r.deletes for r in raw_days})
+    return [built[r.day.isoformat()] for r in raw_days]
 
 
 def cursor_range(table: pa.Table, cursor: str) -> tuple[str | None, str | None]:
@@ -180,11 +209,12 @@ def staging_writes(
     `stats`."""
     per_day: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
-        for raw_day in prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days):
-            built = build_day(config, raw_day)
-            per_day[raw_day.day.isoformat()] = built.counts
-            quality.observe(raw_day.day, built, raw_day.manifest)
-            yield from day_writes(config, raw_day, built)
+        fetched = prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days)
+        for chunk in chunks(fetched):
+            for raw_day, built in zip(chunk, build_chunk(config, chunk), strict=True):
+                per_day[raw_day.day.isoformat()] = built.counts
+                quality.observe(raw_day.day, built, raw_day.manifest)
+                yield from day_writes(config, raw_day, built)
     totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
     stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
 

@@ -41,7 +41,6 @@ from volt_assets.lib.table_config import TableConfig
 RECONCILIATION = "source_reconciliation"
 FILES = "files_present"
 DRIFT = "schema_drift"
-FETCH_ROWS = 50_000  # source rows per round trip (server-side cursor: memory stays bounded)
 SEP = "\x1f"  # joins key and cursor into one version id (no key or timestamp holds it)
 
 
@@ -219,26 +218,22 @@ class RawQuality:
         as_of = dt.datetime.fromisoformat(manifest["extracted_at"])
         query = reconcile_query(config, day, as_of)
         source_rows, missing, samples = 0, 0, []
-        with conn.cursor(name=f"volt_reconcile_{config.name}") as cur:
-            cur.itersize = FETCH_ROWS
-            cur.execute(query)
-            while rows := cur.fetchmany(FETCH_ROWS):
-                source_rows += len(rows)
-                pks = pa.array([r[0] for r in rows], pa.string())
-                cursors = pa.array([r[1] for r in rows], pa.string())
-                absent = pc.invert(pc.is_in(_version_ids(pks, cursors), value_set=captured))
-                n = pc.sum(absent).as_py() or 0
-                if n:
-                    missing += n
-                    for pk, cursor in zip(
-                        pc.filter(pks, absent).to_pylist()[:20],
-                        pc.filter(cursors, absent).to_pylist(),
-                    ):
-                        if len(samples) < 20:
-                            samples.append(
-                                Sample(pk, f"{config.cursor} {cursor} is in the source, not in raw")
-                            )
-        conn.rollback()  # end the read-only transaction the named cursor needed
+        for batch in ex.copied_pairs(conn, query):
+            pks, cursors = batch.column(0), batch.column(1)
+            source_rows += batch.num_rows
+            absent = pc.invert(pc.is_in(_version_ids(pks, cursors), value_set=captured))
+            n = pc.sum(absent).as_py() or 0
+            if n:
+                missing += n
+                for pk, cursor in zip(
+                    pc.filter(pks, absent).to_pylist()[:20],
+                    pc.filter(cursors, absent).to_pylist()[:20],
+                    strict=True,
+                ):
+                    if len(samples) < 20:
+                        samples.append(
+                            Sample(pk, f"{config.cursor} {cursor} is in the source, not in raw")
+                        )
         row_count = manifest.get("row_count")
         notes = []
         if missing:

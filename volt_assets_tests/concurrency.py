@@ -7,6 +7,8 @@ share (`test_concurrent_runs.py`: two CLI processes; `test_dev_backfill.py`: `da
 - `FolderGate`: the test itself holds the writer locks of the last day's raw folders, so a
   run reaching them surely waits there (and logs `WAITED`) however slowly it started: the
   overlap a concurrency test needs is made certain instead of hoped for.
+- `overlap`: on the project's instance, the gate is kept on one table until the other run's
+  step of that table is blocked by Dagster's pool: both runs are surely inside at once.
 - `assert_same_as_sequential`: the lake and the marts of a twin equal the sequential run's
   (up to capture clocks), and a manifest-following reader trips over nothing.
 """
@@ -18,7 +20,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from volt_assets.lib.locks import folder_lock
 from volt_assets.lib.table_config import load_tables
 from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, without_env
-from volt_assets_tests.faults.runs import IN_PROCESS
+from volt_assets_tests.faults.runs import IN_PROCESS, wait_until
 from volt_assets_tests.pipeline import SUITE_TODAY
 from volt_assets_tests.test_marts import LAKE, MARTS
 
@@ -115,6 +117,29 @@ def waited_table(log: str) -> str | None:
     """The table of the first raw folder a run's log says it waits for (None: no such line)."""
     found = WAITED_FOR.search(log)
     return found.group(1) if found else None
+
+
+def overlap(gate: FolderGate, logs: Callable[[], list[str]], timeout: float = 600) -> str:
+    """Make runs on the project's instance (concurrency pools) overlap for certain, whichever
+    starts first. The first run to log that it waits for the test's lock holds that table's
+    pool while it waits: the gate frees the other tables, and keeps that one until every
+    other run has logged that the table's pool blocks its step. The table.
+    `logs()` gives each run's log so far (and fails when a run has ended)."""
+
+    def first_waiter() -> tuple[int, str] | None:
+        found = [(i, table) for i, text in enumerate(logs()) if (table := waited_table(text))]
+        return found[0] if found else None
+
+    holder, table = wait_until(first_waiter, timeout, interval=1, what=f"a run logging {WAITED!r}")
+    gate.keep_only(table)
+    blocked = f"{POOL_WAIT}lake_{table}"
+    wait_until(
+        lambda: all(blocked in text for i, text in enumerate(logs()) if i != holder),
+        timeout,
+        interval=1,
+        what=f"the other runs logging {blocked!r}",
+    )
+    return table
 
 
 class FolderGate:

@@ -11,10 +11,10 @@ API exactly as the UI does:
 The daemon cannot be made to tick at a chosen time; the UI's Test schedule is how an operator
 does it, and its run is the one the daemon's tick would create (same job, tags, run config).
 
-The overlap is made certain, not hoped for: the test holds the last day's raw folders until
-the backfill's run waits in one table's raw step (holding that table's pool), then frees the
-other tables' until the tick's run logs that the pool blocks its step of that table. Both end
-well, every layer is written, and the lake and the marts equal the sequential run's.
+The overlap is made certain, not hoped for (`concurrency.overlap`): the test holds the last
+day's raw folders until one run waits in a table's raw step, holding that table's pool, and
+keeps that folder until the other run logs that the pool blocks its step of that table. Both
+end well, every layer is written, and the lake and the marts equal the sequential run's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -36,11 +37,9 @@ from volt_assets.instance_config import prepare_dagster_home
 from volt_assets.stack import free_port
 from volt_assets_tests.concurrency import (
     DAYS,
-    POOL_WAIT,
-    WAITED,
     FolderGate,
     assert_same_as_sequential,
-    waited_table,
+    overlap,
 )
 from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, without_env
 from volt_assets_tests.faults.runs import wait_until
@@ -69,6 +68,10 @@ ASSETS = "{ assetNodes { assetKey { path } isPartitioned } }"
 REPOSITORIES = (
     "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 )
+SCHEDULE_JOB = """
+query($selector: ScheduleSelector!) {
+  scheduleOrError(scheduleSelector: $selector) { ... on Schedule { pipelineName } }
+}"""
 DRY_RUN = """
 mutation($selector: ScheduleSelector!, $timestamp: Float) {
   scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
@@ -112,8 +115,11 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # GraphQL's errors come with a 4xx/5xx: show them
+        raise AssertionError(f"{exc}: {exc.read().decode(errors='replace')[:3000]}") from None
     assert "errors" not in answer, answer
     return answer["data"]
 
@@ -179,16 +185,22 @@ def launch_backfill(port: int) -> tuple[str, list[dict]]:
     return launched["backfillId"], selection
 
 
-def launch_tick(port: int, at: dt.datetime) -> str:
-    """Test schedule, then Launch all: the schedule's run request for its tick after `at`,
-    launched as the UI's EvaluateScheduleDialog does. The run id."""
+def schedule_selector(port: int) -> tuple[dict, str]:
+    """The UI's address of `volt_daily_schedule`, and the job it runs."""
     repository = graphql(port, REPOSITORIES)["repositoriesOrError"]["nodes"][0]
-    location = repository["location"]["name"]
     selector = {
-        "repositoryLocationName": location,
+        "repositoryLocationName": repository["location"]["name"],
         "repositoryName": repository["name"],
         "scheduleName": SCHEDULE,
     }
+    schedule = graphql(port, SCHEDULE_JOB, {"selector": selector})["scheduleOrError"]
+    return selector, schedule["pipelineName"]
+
+
+def launch_tick(port: int, at: dt.datetime) -> str:
+    """Test schedule, then Launch all: the schedule's run request for its tick after `at`,
+    launched as the UI's EvaluateScheduleDialog does. The run id."""
+    selector, job = schedule_selector(port)
     tick = graphql(port, DRY_RUN, {"selector": selector, "timestamp": at.timestamp()})
     result = tick["scheduleDryRun"]
     assert result["__typename"] == "DryRunInstigationTick", result
@@ -198,13 +210,13 @@ def launch_tick(port: int, at: dt.datetime) -> str:
     tags = {tag["key"]: tag["value"] for tag in request["tags"]}
     # the tick's days overlap the backfill's: yesterday and the day before
     assert (tags[RANGE_START], tags[RANGE_END]) == (DAYS[-2].isoformat(), DAYS[-1].isoformat())
-    tags["dagster/schedule_name"] = SCHEDULE  # as the daemon's tick tags its runs
+    assert tags["dagster/schedule_name"] == SCHEDULE  # the daemon's tick tags its runs alike
     params = {
         "runConfigData": request["runConfigYaml"],
         "selector": {
-            "jobName": request["jobName"],
-            "repositoryLocationName": location,
-            "repositoryName": repository["name"],
+            "jobName": request["jobName"] or job,  # the UI's fallback too
+            "repositoryLocationName": selector["repositoryLocationName"],
+            "repositoryName": selector["repositoryName"],
             "assetSelection": request["assetSelection"] or [],
             "assetCheckSelection": request["assetChecks"] or [],
         },
@@ -242,27 +254,21 @@ def run_status(port: int, run_id: str) -> str | None:
     return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
 
+def running_logs(port: int, backfill_id: str, tick_run: str) -> list[str]:
+    """The backfill's and the tick's logs so far; either having ended is a failure."""
+    assert backfill_status(port, backfill_id) is None, backfill_status(port, backfill_id)
+    tick_log = run_log(port, tick_run)
+    assert run_status(port, tick_run) is None, tick_log[-3000:]
+    return [backfill_log(port, backfill_id), tick_log]
+
+
 def overlap_backfill_and_tick(port: int, twin: Twin) -> tuple[str, list[dict], str]:
-    """Launch both so that the tick's run is surely held back by the backfill's (module doc).
-    The backfill's id and asset selection, and the tick's run id."""
+    """Launch both, and make them overlap for certain (module doc). The backfill's id and
+    asset selection, and the tick's run id."""
     with FolderGate(twin, DAYS[-1]) as gate:
         backfill_id, selection = launch_backfill(port)
-        table = wait_until(
-            lambda: waited_table(backfill_log(port, backfill_id)),
-            TIMEOUT,
-            interval=2,
-            what=f"the backfill's run logging {WAITED!r}",
-        )
-        gate.keep_only(table)  # that table's raw step waits on, holding the table's pool
         tick_run = launch_tick(port, TICK)
-        blocked = f"{POOL_WAIT}lake_{table}"
-        wait_until(
-            lambda: blocked in run_log(port, tick_run) or run_status(port, tick_run),
-            TIMEOUT,
-            interval=2,
-            what=f"the tick's run logging {blocked!r}",
-        )
-        assert blocked in run_log(port, tick_run), run_status(port, tick_run)
+        overlap(gate, lambda: running_logs(port, backfill_id, tick_run), TIMEOUT)
     return backfill_id, selection, tick_run
 
 

@@ -61,7 +61,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def shop(pg_server, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
+def concurrent_shop(pg_server, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     """The concurrency tests' seeded shop and its sequential run, built once for the session:
     `(template twin, expected snapshot, scratch folder)`. Clone the template, never write it."""
     home = tmp_path_factory.mktemp("concurrent")

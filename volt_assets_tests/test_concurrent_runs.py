@@ -63,8 +63,8 @@ def prepare_instance(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_two_runs_started_together_write_as_one(shop, pg_server, s3_endpoint):
-    template, expected, home = shop
+def test_two_runs_started_together_write_as_one(concurrent_shop, pg_server, s3_endpoint):
+    template, expected, home = concurrent_shop
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "together")
         try:
@@ -93,8 +93,10 @@ def cli_logs(runs: list[tuple[subprocess.Popen, Path]]) -> list[str]:
     return logs
 
 
-def test_a_day_run_during_a_backfill_on_the_projects_instance(shop, pg_server, s3_endpoint):
-    template, expected, home = shop
+def test_a_day_run_during_a_backfill_on_the_projects_instance(
+    concurrent_shop, pg_server, s3_endpoint
+):
+    template, expected, home = concurrent_shop
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "staggered")
         prepare_dagster_home(twin.env["DAGSTER_HOME"], environ={})  # as `make dev` does

@@ -294,9 +294,9 @@ def run_both(twin: Twin, log: Path) -> list[dict]:
 
 
 def test_ui_backfill_during_a_schedule_tick_writes_as_one_sequential_run(
-    shop, pg_server, s3_endpoint
+    concurrent_shop, pg_server, s3_endpoint
 ):
-    template, expected, home = shop
+    template, expected, home = concurrent_shop
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "dev")
         try:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from volt_assets import stack
+from volt_assets_tests import concurrency
 from volt_assets_tests.pipeline import SUITE_TODAY, BucketAndDatabase, create_source_schema
 
 
@@ -57,6 +58,15 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield handle.url
     finally:
         stack.stop_s3(handle)
+
+
+@pytest.fixture(scope="session")
+def concurrent_shop(pg_server, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
+    """The concurrency tests' seeded shop and its sequential run, built once for the session:
+    `(template twin, expected snapshot, scratch folder)`. Clone the template, never write it."""
+    home = tmp_path_factory.mktemp("concurrent")
+    with concurrency.sequential_shop(pg_server, s3_endpoint, home) as (template, expected):
+        yield template, expected, home
 
 
 @pytest.fixture

@@ -1,71 +1,40 @@
 """Runs at the same time: two `dagster asset materialize` processes on one DAGSTER_HOME over the
 same days end with the lake and the marts of one sequential run.
 
-Each case starts from the same seeded shop (a twin database and bucket). The sequential run
-is the reference; the lakes are compared with the fault harness (`faults.lake.compare`: every
-object, manifest, raw line and Parquet byte, up to capture clocks), the marts row for row.
-The waiting itself is asserted: a test of "no duplicate" that never overlapped proves nothing.
-- started together, on an instance without pool limits, while the test itself holds the last
-  day's raw folders until both runs wait for them: the writer locks alone keep the runs apart;
-- staggered, a backfill of the three days and the last day alone, on the project's
-  dagster.yaml (concurrency pools): Dagster's pools keep the steps apart, the locks stay
-  behind them.
+Each case starts from the same seeded shop (a twin database and bucket, `concurrency.py`), whose
+sequential run is the reference: the lakes are compared object by object, manifest, raw line
+and Parquet byte (up to capture clocks), the marts row for row. The overlap itself is made
+certain and asserted: the test holds the last day's raw folders (`FolderGate`), a test of
+"no duplicate" that never overlapped proves nothing.
+- started together, on an instance without pool limits: both runs wait for the test's locks,
+  then the writer locks alone keep them apart;
+- staggered, a backfill of the three days and, 1.5 s later, the last day alone, on the
+  project's dagster.yaml (concurrency pools): the first run to reach the test's locks waits
+  there holding its table's pool until the other run's step of that table is blocked by the
+  pool (`concurrency.overlap`); Dagster's pools keep the steps apart, the locks stay behind.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from volt_assets import stack
-from volt_assets.lib.locks import folder_lock
-from volt_assets.lib.table_config import load_tables
-from volt_assets.settings import project_root
-from volt_assets_tests.faults import dataset, lake
-from volt_assets_tests.faults.env import clone_twin, drop_twin, make_twin, without_env
-from volt_assets_tests.faults.runs import IN_PROCESS
-from volt_assets_tests.pipeline import SUITE_TODAY
-from volt_assets_tests.test_marts import LAKE, MARTS
-
-DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
-RANGE = f"{DAYS[0]}...{DAYS[-1]}"
-SELECT = ",".join(LAKE + MARTS)
-TABLES = list(load_tables())
-WAITED = "waiting for lock"  # the writer locks' log line
-POOL_WAIT = "Step blocked by limit for pool volt_"  # Dagster's, when a pool holds a step back
-
-
-def cli(env: dict[str, str], partition: str, cwd: Path) -> subprocess.Popen:
-    """`dagster asset materialize` as a user types it (a range, or one day)."""
-    flag = "--partition-range" if "..." in partition else "--partition"
-    cwd.mkdir(parents=True, exist_ok=True)
-    out = open(cwd / "cli.log", "wb")
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "volt_assets",
-            "--select",
-            SELECT,
-            flag,
-            partition,
-            "--config-json",
-            IN_PROCESS,
-        ],
-        env={**os.environ, **env},
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+from volt_assets.instance_config import prepare_dagster_home
+from volt_assets_tests.concurrency import (
+    DAYS,
+    POOL_WAIT,
+    RANGE,
+    WAITED,
+    FolderGate,
+    assert_same_as_sequential,
+    cli,
+    finish,
+    overlap,
+)
+from volt_assets_tests.faults.env import clone_twin, drop_twin, without_env
 
 
 def wait_for_lines(runs: list[tuple[subprocess.Popen, Path]], text: str, timeout: float = 600):
@@ -94,67 +63,19 @@ def prepare_instance(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def finish(process: subprocess.Popen, cwd: Path) -> str:
-    code = process.wait(600)
-    log = (cwd / "cli.log").read_text(errors="replace")
-    assert code == 0, log[-3000:]
-    return log
-
-
-@pytest.fixture(scope="module")
-def shop(pg_server, s3_endpoint, tmp_path_factory):
-    """The seeded shop (template twin) and its sequential run (reference twin)."""
-    home = tmp_path_factory.mktemp("concurrent")
-    base = {
-        "AWS_ACCESS_KEY_ID": stack.S3_DUMMY_KEY,
-        "AWS_SECRET_ACCESS_KEY": stack.S3_DUMMY_KEY,
-        "AWS_DEFAULT_REGION": stack.S3_REGION,
-        "VOLT_PARTITIONS_START": "2026-01-01",
-        "VOLT_TODAY": SUITE_TODAY,
-        "VOLT_USE_STACK": "0",
-        "VOLT_IMAGES_DIR": str(home),
-    }
-    with without_env():
-        template = make_twin(pg_server, s3_endpoint, base, home / "template")
-        conn = template.connect()
-        dataset.seed(conn, DAYS)
-        conn.close()
-        reference = clone_twin(pg_server, s3_endpoint, template, home / "reference")
-        finish(cli(reference.env, RANGE, home / "reference" / "run"), home / "reference" / "run")
-        expected = lake.snapshot(reference)
-        yield template, expected, home
-        for twin in (template, reference):
-            drop_twin(pg_server, twin)
-
-
-def assert_same_as_sequential(twin, expected) -> None:
-    assert lake.problems(twin) == []
-    assert lake.orphans(twin) == []
-    assert lake.compare(expected, lake.snapshot(twin)) == []
-
-
-def test_two_runs_started_together_write_as_one(shop, pg_server, s3_endpoint):
-    template, expected, home = shop
+def test_two_runs_started_together_write_as_one(concurrent_shop, pg_server, s3_endpoint):
+    template, expected, home = concurrent_shop
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "together")
         try:
-            # The test holds the raw folders of the last day until both runs wait for them, so
-            # the two runs are surely inside the lake at the same time, however slowly each starts.
-            gate = twin.connect()
-            gate.autocommit = True
-            with gate.cursor() as cur:
-                for table in TABLES:
-                    cur.execute(
-                        "SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                        (folder_lock("raw", table, DAYS[-1]),),
-                    )
             prepare_instance(twin.env)
-            runs = [
-                (cli(twin.env, RANGE, home / "together" / f"run{i}"), home / "together" / f"run{i}")
-                for i in (1, 2)
-            ]
-            wait_for_lines(runs, WAITED)
-            gate.close()  # frees the test's locks: the runs go on, one after the other per folder
+            with FolderGate(twin, DAYS[-1]):
+                runs = [
+                    (cli(twin.env, RANGE, home / "together" / f"r{i}"), home / "together" / f"r{i}")
+                    for i in (1, 2)
+                ]
+                wait_for_lines(runs, WAITED)
+            # the gate is open: the runs go on, one after the other per folder
             logs = [finish(p, cwd) for p, cwd in runs]
             assert all(WAITED in log for log in logs)
             assert_same_as_sequential(twin, expected)
@@ -162,24 +83,35 @@ def test_two_runs_started_together_write_as_one(shop, pg_server, s3_endpoint):
             drop_twin(pg_server, twin)
 
 
-def test_a_day_run_during_a_backfill_on_the_projects_instance(shop, pg_server, s3_endpoint):
-    template, expected, home = shop
+def cli_logs(runs: list[tuple[subprocess.Popen, Path]]) -> list[str]:
+    """Each run's log so far; a run that ended is a failure, with its log."""
+    logs = []
+    for process, cwd in runs:
+        text = (cwd / "cli.log").read_text(errors="replace") if (cwd / "cli.log").exists() else ""
+        assert process.poll() is None, text[-3000:]
+        logs.append(text)
+    return logs
+
+
+def test_a_day_run_during_a_backfill_on_the_projects_instance(
+    concurrent_shop, pg_server, s3_endpoint
+):
+    template, expected, home = concurrent_shop
     with without_env():
         twin = clone_twin(pg_server, s3_endpoint, template, home / "staggered")
-        dagster_home = Path(twin.env["DAGSTER_HOME"])
-        (dagster_home / "dagster.yaml").write_text(
-            (project_root() / "dagster.yaml").read_text(), encoding="utf-8"
-        )
+        prepare_dagster_home(twin.env["DAGSTER_HOME"], environ={})  # as `make dev` does
+        backfill_dir, tick_dir = home / "staggered" / "backfill", home / "staggered" / "tick"
         try:
             prepare_instance(twin.env)
-            backfill = cli(twin.env, RANGE, home / "staggered" / "backfill")
-            time.sleep(1.5)
-            tick = cli(twin.env, DAYS[-1].isoformat(), home / "staggered" / "tick")
-            logs = [
-                finish(backfill, home / "staggered" / "backfill"),
-                finish(tick, home / "staggered" / "tick"),
-            ]
-            assert any(POOL_WAIT in log for log in logs), "the runs never overlapped"
+            with FolderGate(twin, DAYS[-1]) as gate:
+                backfill = cli(twin.env, RANGE, backfill_dir)
+                time.sleep(1.5)
+                tick = cli(twin.env, DAYS[-1].isoformat(), tick_dir)
+                table = overlap(
+                    gate, lambda: cli_logs([(backfill, backfill_dir), (tick, tick_dir)])
+                )
+            logs = [finish(backfill, backfill_dir), finish(tick, tick_dir)]
+            assert any(f"{POOL_WAIT}lake_{table}" in log for log in logs)
             assert_same_as_sequential(twin, expected)
         finally:
             drop_twin(pg_server, twin)

@@ -42,7 +42,7 @@ stack-up: $(STAMP)
 stack-down: $(STAMP)
 	$(BIN)/volt-assets stack down
 
-## make bench: extraction against the peers and the limits (bench/RESULTS.md)
+## make bench: the lake against its floors (Dagster alone, the server's JSON) and targets (bench/RESULTS.md)
 ## BENCH_ARGS="--quick" for a smoke run; "--rows 5000000" for a bigger table
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml

@@ -31,6 +31,14 @@ TOOLS = {
 }
 
 
+def load_text(start, end) -> str:
+    """The machine's load average around the run: other work on its cores shows here."""
+    if not start:
+        return "load average not recorded."
+    text = f"load average (1 min) {start[0]:.2f} when the run started"
+    return text + (f", {end[0]:.2f} when it finished." if end else ".")
+
+
 def _f(value, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -116,7 +124,7 @@ def header(results: dict) -> list[str]:
         "## Machine and versions",
         "",
         f"- {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM, {m.get('os')}; "
-        "shared and noisy (other engineers' test suites ran at the same time).",
+        + load_text(m.get("load_at_start"), results.get("load_at_end")),
         f"- Python {m.get('python')}, PostgreSQL {m.get('postgres')}, S3: moto {v.get('moto')} "
         "server on 127.0.0.1 (in-memory, single process: every tool pays its cost alike).",
         "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val),

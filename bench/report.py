@@ -8,11 +8,12 @@ The hand-written analysis lives in bench/ANALYSIS.md and is appended as it is.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from bench import targets
 from bench.common import OUT, ROOT
+from bench.targets import f as _f
+from bench.targets import mb as _mb
 
 MB = 2**20
 TOOLS = {
@@ -37,16 +38,6 @@ def load_text(start, end) -> str:
         return "load average not recorded."
     text = f"load average (1 min) {start[0]:.2f} when the run started"
     return text + (f", {end[0]:.2f} when it finished." if end else ".")
-
-
-def _f(value, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:,.{digits}f}"
-
-
-def _mb(value) -> str:
-    return "—" if not value else f"{value / MB:,.0f}"
 
 
 def seconds_of(entry: dict | None, tool: str) -> float | None:

@@ -19,7 +19,6 @@ import datetime as dt
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,13 +28,12 @@ from volt_assets.lib.locks import folder_lock
 from volt_assets.lib.table_config import load_tables
 from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, without_env
-from volt_assets_tests.faults.runs import IN_PROCESS, wait_until
+from volt_assets_tests.faults.runs import materialize_argv, wait_until
 from volt_assets_tests.pipeline import SUITE_TODAY
 from volt_assets_tests.test_marts import LAKE, MARTS
 
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"
-SELECT = ",".join(LAKE + MARTS)
 TABLES = list(load_tables())
 WAITED = "waiting for lock"  # the writer locks' log line
 POOL_WAIT = "Step blocked by limit for pool volt_"  # Dagster's, when a pool holds a step back
@@ -44,23 +42,10 @@ WAITED_FOR = re.compile(r"waiting for lock 'volt_assets/raw/(\w+)/")
 
 def cli(env: dict[str, str], partition: str, cwd: Path) -> subprocess.Popen:
     """`dagster asset materialize` as a user types it (a range, or one day); log in cwd/cli.log."""
-    flag = "--partition-range" if "..." in partition else "--partition"
     cwd.mkdir(parents=True, exist_ok=True)
     out = open(cwd / "cli.log", "wb")
     return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "volt_assets",
-            "--select",
-            SELECT,
-            flag,
-            partition,
-            "--config-json",
-            IN_PROCESS,
-        ],
+        materialize_argv(LAKE + MARTS, partition),
         env={**os.environ, **env},
         cwd=cwd,
         stdin=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ beforehand, and the developer's `.volt/` stack is never touched.
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,13 @@ import pytest
 from volt_assets import stack
 from volt_assets_tests import concurrency
 from volt_assets_tests.pipeline import SUITE_TODAY, BucketAndDatabase, create_source_schema
+
+# A suite started as a background job of a non-interactive shell (`make test &` in a script)
+# inherits SIGINT ignored, and so would every process it starts: `dagster dev` would ignore the
+# Ctrl-C and a code server the SIGTERM (Dagster maps it to SIGINT) that the tests send. A handler
+# of our own is reset to the default in each child, so the children see what a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass

@@ -175,7 +175,12 @@ def test_the_docker_workspace_loads_from_the_code_server_compose_starts(compose,
         assert validated.returncode == 0, validated.stdout + validated.stderr
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a code server behind a failed test
+            proc.wait()
+            raise
 
 
 def test_the_checkout_workspace_loads(tmp_path):

@@ -51,6 +51,24 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def materialize_argv(select: list[str], partition: str, in_process: bool = True) -> list[str]:
+    """`dagster asset materialize` of `select` as a user types it, for one day or a range
+    (`D1...D2`), in the run's own process unless `in_process` is False."""
+    flag = "--partition-range" if "..." in partition else "--partition"
+    args = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "volt_assets",
+        "--select",
+        ",".join(select),
+        flag,
+        partition,
+    ]
+    return args + (["--config-json", IN_PROCESS] if in_process else [])
+
+
 class CliRun:
     """`dagster asset materialize` in a process group of its own."""
 
@@ -62,19 +80,7 @@ class CliRun:
         cwd: Path,
         in_process: bool = True,
     ):
-        self.args = [
-            str(Path(sys.executable).parent / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "volt_assets",
-            "--select",
-            ",".join(select),
-            "--partition",
-            partition,
-        ]
-        if in_process:
-            self.args += ["--config-json", IN_PROCESS]
+        self.args = materialize_argv(select, partition, in_process)
         self.env = {**os.environ, **env}
         self.cwd = cwd
         self.stdout_path = cwd / "cli.stdout"

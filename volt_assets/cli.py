@@ -24,7 +24,7 @@ COMMANDS = {
         "print a presigned URL of a component's picture",
     ),
     "serve": (
-        "volt_assets.defs.images.service",
+        "volt_assets.image_service",
         "serve presigned picture URLs over HTTP for the Volt API",
     ),
     "bucket": (

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from volt_assets import cli
 from volt_assets.defs.images.presign import Presigner
-from volt_assets.defs.images.service import create_app
+from volt_assets.image_service import create_app
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + b"route picture " * 50
 VOLT_ASSETS = str(Path(sys.executable).parent / "volt-assets")

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from volt_assets import cli, stack
 from volt_assets.defs.images.presign import Presigner
-from volt_assets.defs.images.service import create_app
+from volt_assets.image_service import create_app
 
 TOKEN = "t0ken-for-tests-5b1f0c"
 PICTURE = b"\x89PNG\r\n\x1a\n" + b"picture bytes " * 100  # stored as-is: presign never reads it

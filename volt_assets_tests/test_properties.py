@@ -20,6 +20,8 @@ refused rows are attributed to rules.
 | rows valid by their declared types and the refuse rules are never refused | rules.validate        |
 | staging's latest-per-key is independent of row order and batch splits,    |                       |
 | and raw rows = staged + quarantined + superseded                          | lake.staging          |
+| a version set marks absent exactly the (pk, cursor) pairs it lacks: integer |                       |
+| keys and ISO instants (packed), text keys, and a mix of both, any chunking | lake.version_set      |
 | any JSON object, compact or spaced: each member's text is cut out exactly, |                       |
 | and the chunk test flags every text holding a 16-digit number              | lake.exact_json       |
 """
@@ -619,3 +621,46 @@ def test_days_built_together_equal_each_day_built_alone(rows, cuts):
         assert built[day].staging.equals(expected.staging), day
         assert built[day].quarantine.equals(expected.quarantine), day
         assert built[day].counts == expected.counts, day
+
+
+_int_pks = st.integers(min_value=-(2**40), max_value=2**40).map(str)
+_iso_cursors = st.datetimes(
+    min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)
+).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+_pairs = st.tuples(
+    st.one_of(_int_pks, st.sampled_from(["007", "7", "+7", "-0", "0", " 7"]), st.text(max_size=6)),
+    st.one_of(_iso_cursors, st.sampled_from(["2026-01-02", "2026-01-02T00:00:00.000000Z"])),
+)
+
+
+@NO_DEADLINE
+@given(
+    held=st.lists(_pairs, max_size=40),
+    asked=st.lists(_pairs, max_size=40),
+    chunk=st.integers(min_value=1, max_value=7),
+)
+def test_a_version_set_marks_absent_exactly_the_versions_it_lacks(held, asked, chunk):
+    from volt_assets.lib.version_set import VersionSet
+
+    # some asked versions are held, some differ from a held one only in how it is written
+    asked += held[::2] + [("0" + p, c) for p, c in held[1::3]] + [(p, c[:10]) for p, c in held]
+    pks = pa.chunked_array(
+        [
+            pa.array([p for p, _ in held[i : i + chunk]], pa.string())
+            for i in range(0, len(held), chunk)
+        ]
+        or [pa.array([], pa.string())]
+    )
+    cursors = pa.chunked_array(
+        [
+            pa.array([c for _, c in held[i : i + chunk]], pa.string())
+            for i in range(0, len(held), chunk)
+        ]
+        or [pa.array([], pa.string())]
+    )
+    versions = VersionSet(pks, cursors)
+    mask = versions.absent(
+        pa.array([p for p, _ in asked], pa.string()), pa.array([c for _, c in asked], pa.string())
+    )
+    assert len(versions) == len(held)
+    assert mask.to_pylist() == [pair not in set(held) for pair in asked]

@@ -177,7 +177,8 @@ def _read_versions_csv(path: Path) -> pa.Table:
         return VERSIONS_CSV_SCHEMA.empty_table()
     return pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=VERSIONS_CSV_SCHEMA.names),
+        # one thread: parallel blocks bought little on two columns and held several at once
+        read_options=pacsv.ReadOptions(column_names=VERSIONS_CSV_SCHEMA.names, use_threads=False),
         parse_options=VERSIONS_CSV_PARSE,
         convert_options=VERSIONS_CSV_CONVERT,
     )
@@ -199,7 +200,7 @@ def copied_pairs(
         reader = pacsv.open_csv(
             f,
             read_options=pacsv.ReadOptions(
-                column_names=VERSIONS_CSV_SCHEMA.names, block_size=block_bytes
+                column_names=VERSIONS_CSV_SCHEMA.names, block_size=block_bytes, use_threads=False
             ),
             parse_options=VERSIONS_CSV_PARSE,
             convert_options=VERSIONS_CSV_CONVERT,

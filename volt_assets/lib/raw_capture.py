@@ -30,21 +30,22 @@ from volt_assets.lib.layout import (
     sidecar_name,
 )
 from volt_assets.lib.partitions import capture_window
-from volt_assets.lib.store import MULTIPART_BYTES, FolderWrite, LakeStore, folder_manifest
+from volt_assets.lib.store import FolderWrite, LakeStore, folder_manifest
 from volt_assets.lib.table_config import TableConfig, arrow_type
-from volt_assets.lib.transform import parquet_bytes
+from volt_assets.lib.transform import HELD_BYTES, parquet_body, parquet_bytes
+from volt_assets.lib.version_set import VersionSet
 
 HISTORY_READERS = 8  # raw days read at once when hard-delete detection gathers the known keys
-VERSIONS_SCHEMA = pa.schema([("pk", pa.string()), ("cursor", pa.string()), ("file", pa.string())])
+# `file` names the capture of each version: a handful of values over a million rows, so a
+# dictionary (4 bytes a row instead of the name's ~30)
+VERSIONS_SCHEMA = pa.schema(
+    [("pk", pa.string()), ("cursor", pa.string()), ("file", pa.dictionary(pa.int32(), pa.string()))]
+)
 DELETES_SCHEMA = pa.schema([("pk", pa.string()), ("noticed_at", pa.timestamp("us", tz="UTC"))])
 
 
 class MassDeleteRefused(Exception):
     """More of the known keys vanished than `max_delete_share` allows: nothing is tombstoned."""
-
-
-def _version_ids(versions: pa.Table) -> pa.Array:
-    return pc.binary_join_element_wise(versions["pk"], versions["cursor"], "\x1f")
 
 
 def capture_stamp(extracted_at: dt.datetime) -> str:
@@ -54,8 +55,10 @@ def capture_stamp(extracted_at: dt.datetime) -> str:
 
 def new_versions(extracted: pa.Table, captured: pa.Table) -> pa.Table:
     """The extracted (pk, cursor) versions raw does not hold yet (`captured`), in their order."""
-    is_new = pc.invert(pc.is_in(_version_ids(extracted), value_set=_version_ids(captured)))
-    return extracted.filter(is_new)
+    held = VersionSet(captured["pk"], captured["cursor"])
+    return extracted.filter(
+        held.absent(extracted["pk"].combine_chunks(), extracted["cursor"].combine_chunks())
+    )
 
 
 def tag_versions(versions: pa.Table, stem: str) -> pa.Table:
@@ -64,7 +67,9 @@ def tag_versions(versions: pa.Table, stem: str) -> pa.Table:
         {
             "pk": versions["pk"],
             "cursor": versions["cursor"],
-            "file": pa.array([stem] * versions.num_rows, pa.string()),
+            "file": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(versions.num_rows, np.int32)), pa.array([stem])
+            ),
         },
         schema=VERSIONS_SCHEMA,
     )
@@ -185,7 +190,9 @@ class RawCapture:
         self.rows_added = 0  # versions this run captured that raw did not have yet
         self.manifests: dict[dt.date, dict] = {}
         self.versions: pa.Table = VERSIONS_SCHEMA.empty_table()
-        self.keys_by_day: dict[dt.date, pa.Array] = {}  # distinct keys of the days captured
+        # the key column of each day captured (its distinct keys are taken only when a run
+        # reaching the present looks for hard deletes)
+        self.keys_by_day: dict[dt.date, pa.ChunkedArray] = {}
 
     def read_manifest(self, prefix: str) -> dict | None:
         if self.listed is not None and prefix + MANIFEST not in self.listed:
@@ -194,14 +201,18 @@ class RawCapture:
 
     def _remember(self, day: dt.date, manifest: dict, versions: pa.Table) -> None:
         self.manifests[day], self.versions = manifest, versions
-        self.keys_by_day[day] = self._keys_of(versions["pk"].combine_chunks())
+        self.keys_by_day[day] = versions["pk"]
 
     def _key_type(self) -> tuple[pa.DataType, bool]:
         key_type = arrow_type(self.config.columns[self.config.primary_key])
         return (key_type, True) if pa.types.is_integer(key_type) else (pa.string(), False)
 
     def _keys_of(self, values: pa.Array) -> pa.Array:
-        return pc.unique(values.drop_null().cast(self._key_type()[0]))
+        key_type, integer_keys = self._key_type()
+        keys = values.drop_null().cast(key_type)
+        if integer_keys:  # sorting integers: no hash table beside a million keys
+            return pa.array(np.unique(keys.to_numpy()), key_type)
+        return pc.unique(keys)
 
     def extract_days(
         self, days: list[dt.date], workdir: Path
@@ -318,12 +329,14 @@ class RawCapture:
         new_manifest = raw_manifest(
             self.config, day, window, manifest or {}, versions, extraction, columns, superseded
         )
-        # Parts small enough for one PUT travel as bytes: the IO manager may still be uploading
-        # them when this generator has moved on and removed its temporary files.
-        files: dict[str, bytes | Path] = {
-            p.name: p.read_bytes() if p.stat().st_size < MULTIPART_BYTES else p for p in paths
-        }
-        files[sidecar_name(RAW_VERSIONS, stamp)] = parquet_bytes(versions)
+        # A normal day's parts travel as bytes: the IO manager may still be uploading them when
+        # this generator has moved on and removed its temporary files. A big day's go from disk.
+        held = sum(p.stat().st_size for p in paths) < HELD_BYTES
+        files: dict[str, bytes | Path] = {p.name: p.read_bytes() if held else p for p in paths}
+        index = sidecar_name(RAW_VERSIONS, stamp)
+        files[index] = (
+            parquet_body(versions, paths[0].parent / index) if paths else parquet_bytes(versions)
+        )
         self.rows_added += extraction["rows_added"]
         self._remember(day, folder_manifest(files, new_manifest), versions)
         return FolderWrite(
@@ -350,7 +363,8 @@ class RawCapture:
         """(keys raw d holds, when d <= `day`; keys tombstoned in d, if it has any)."""
         prefix = partition_prefix("raw", self.config.name, d)
         if d in self.keys_by_day:  # captured by this run: its keys are in hand
-            manifest, known = self.manifests[d], self.keys_by_day[d]
+            manifest = self.manifests[d]
+            known = self._keys_of(self.keys_by_day[d].combine_chunks())
         else:
             manifest = self.store.read_manifest(prefix)
             known = None

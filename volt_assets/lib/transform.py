@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +23,17 @@ from volt_assets.lib.rules import Validated, validate
 from volt_assets.lib.table_config import REASONS_TYPE, TableConfig
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+# Rows per row group: the writer buffers a whole row group's pages, so a million-row file is
+# written in bounded memory, and readers can skip by the groups' statistics.
+ROW_GROUP_ROWS = 128 * 1024
 
 
 EXTRACTED_AT = pa.timestamp("us", tz="UTC")
+
+# A day's files up to this size travel to the uploader as bytes, so S3's latency overlaps the
+# next days' work; bigger ones go from local files, uploaded before the run moves on (memory
+# stays bounded on a heavy day or the lake's opening snapshot).
+HELD_BYTES = 8 << 20
 
 # Valid rows gathered before they are folded into one row per key: a bound on memory when a
 # day updates a few keys a million times, and few folds (each copies the day's table) otherwise.
@@ -215,5 +224,14 @@ def parquet_options(schema: pa.Schema) -> dict:
 def parquet_bytes(table: pa.Table) -> bytes:
     """zstd Parquet, byte-identical for identical tables (no timestamps in the file)."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, **parquet_options(table.schema))
+    pq.write_table(table, sink, row_group_size=ROW_GROUP_ROWS, **parquet_options(table.schema))
     return sink.getvalue()
+
+
+def parquet_body(table: pa.Table, path: Path) -> bytes | Path:
+    """`parquet_bytes(table)`, or for a big table the same file written at `path` (uploaded
+    from disk: a million rows' file is not held in memory until S3 has it)."""
+    if table.nbytes < HELD_BYTES:
+        return parquet_bytes(table)
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **parquet_options(table.schema))
+    return path

@@ -37,11 +37,11 @@ from volt_assets.lib.layout import (
 from volt_assets.lib.partitions import capture_window
 from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import TableConfig
+from volt_assets.lib.version_set import VersionSet
 
 RECONCILIATION = "source_reconciliation"
 FILES = "files_present"
 DRIFT = "schema_drift"
-SEP = "\x1f"  # joins key and cursor into one version id (no key or timestamp holds it)
 
 
 def raw_check_specs(config: TableConfig) -> list[dg.AssetCheckSpec]:
@@ -67,10 +67,6 @@ def raw_check_specs(config: TableConfig) -> list[dg.AssetCheckSpec]:
             ),
         ),
     ]
-
-
-def _version_ids(pks: pa.Array, cursors: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(pks, cursors, SEP)
 
 
 class RawQuality:
@@ -110,11 +106,7 @@ class RawQuality:
             note = f"not reconciled: the source's {config.cursor}/{config.primary_key} drifted (see schema_drift)"
             self.reconciled[day] = DayOutcome(0, 0, WARN, note=note)
             return
-        captured = (
-            None
-            if versions is None
-            else _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
-        )
+        captured = None if versions is None else VersionSet(versions["pk"], versions["cursor"])
         self.reconciled[day] = self.session.run(
             lambda conn: self._reconcile_day(conn, day, manifest, captured)
         )
@@ -196,19 +188,19 @@ class RawQuality:
         )
 
     # --- source_reconciliation ----------------------------------------------------------------------
-    def _captured(self, day: dt.date, manifest: dict) -> pa.Array:
+    def _captured(self, day: dt.date, manifest: dict) -> VersionSet:
         name = listed_sidecar(manifest, RAW_VERSIONS)
         if name is None:
-            return pa.array([], pa.string())
+            return VersionSet(pa.array([], pa.string()), pa.array([], pa.string()))
         prefix = partition_prefix("raw", self.config.name, day)
         versions = pq.read_table(
             pa.BufferReader(self.store.read_listed(prefix, manifest, name)),
             columns=["pk", "cursor"],
         )
-        return _version_ids(versions["pk"].combine_chunks(), versions["cursor"].combine_chunks())
+        return VersionSet(versions["pk"], versions["cursor"])
 
     def _reconcile_day(
-        self, conn, day: dt.date, manifest: dict | None, captured: pa.Array | None
+        self, conn, day: dt.date, manifest: dict | None, captured: VersionSet | None
     ) -> DayOutcome:
         config = self.config
         if manifest is None:
@@ -221,7 +213,7 @@ class RawQuality:
         for batch in ex.copied_pairs(conn, query):
             pks, cursors = batch.column(0), batch.column(1)
             source_rows += batch.num_rows
-            absent = pc.invert(pc.is_in(_version_ids(pks, cursors), value_set=captured))
+            absent = captured.absent(pks, cursors)
             n = pc.sum(absent).as_py() or 0
             if n:
                 missing += n

@@ -663,4 +663,6 @@ def test_a_version_set_marks_absent_exactly_the_versions_it_lacks(held, asked, c
         pa.array([p for p, _ in asked], pa.string()), pa.array([c for _, c in asked], pa.string())
     )
     assert len(versions) == len(held)
+    nothing = versions.absent(pa.array([], pa.string()), pa.array([], pa.string()))
+    assert mask.type == nothing.type == pa.bool_()  # a filter, even when nothing is asked
     assert mask.to_pylist() == [pair not in set(held) for pair in asked]

@@ -100,4 +100,4 @@ class VersionSet:
             else:
                 at = min(int(np.searchsorted(self.sorted, one)[0]), self.size - 1)
                 mask.append(bool(self.sorted[at] != one[0]))
-        return pa.array(mask)
+        return pa.array(mask, pa.bool_())

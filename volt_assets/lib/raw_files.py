@@ -40,7 +40,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
     if con is None:
         con = duckdb.connect()
         # bounded memory whatever the day's size; DuckDB spills to its temp directory
-        con.execute("SET memory_limit = '256MB'")
+        con.execute("SET memory_limit = '64MB'")
         con.execute(
             "SET threads = 1"
         )  # the IO manager's upload threads run beside it; a second parse thread bought little and cost ~35 MB

@@ -19,13 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from volt_assets.lib.memory import release_memory
 from volt_assets.lib.rules import Validated, validate
+from volt_assets.lib.spill import DaySpill, write_latest
 from volt_assets.lib.table_config import REASONS_TYPE, TableConfig
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 # Rows per row group: the writer buffers a whole row group's pages, so a million-row file is
 # written in bounded memory, and readers can skip by the groups' statistics.
-ROW_GROUP_ROWS = 128 * 1024
+ROW_GROUP_ROWS = 64 * 1024
 
 
 EXTRACTED_AT = pa.timestamp("us", tz="UTC")
@@ -38,6 +40,8 @@ HELD_BYTES = 8 << 20
 # Valid rows gathered before they are folded into one row per key: a bound on memory when a
 # day updates a few keys a million times, and few folds (each copies the day's table) otherwise.
 FOLD_ROWS = 250_000
+# Valid rows of one day held in memory (as Arrow) before the day goes on in a local file
+SPILL_BYTES = 16 << 20
 
 
 def latest_per_key(table: pa.Table, key: str, order: list[str]) -> pa.Table:
@@ -55,20 +59,39 @@ def latest_per_key(table: pa.Table, key: str, order: list[str]) -> pa.Table:
 
 @dataclass
 class StagingDay:
-    staging: pa.Table
+    staging: pa.Table | Path  # a Parquet file for a day built through its spill
     quarantine: pa.Table
     counts: dict = field(default_factory=dict)
 
 
-class StagingBuilder:
-    """Feed it raw text batches; `finish()` returns the staging and quarantine tables."""
+def staging_columns(staging: pa.Table | Path, columns: list[str]) -> pa.Table:
+    """Some columns of a day's staging, in memory or in its file (read for those alone)."""
+    if isinstance(staging, Path):
+        return pq.read_table(staging, columns=columns)
+    return staging.select(columns)
 
-    def __init__(self, config: TableConfig, extracted_at: dict[str, dt.datetime]):
+
+class StagingBuilder:
+    """Feed it raw text batches; `finish()` returns the staging and quarantine tables.
+
+    With a `spill_dir`, a day whose valid rows outgrow SPILL_BYTES goes on in a local file
+    (spill.py), and its staging is returned as a Parquet file there."""
+
+    def __init__(
+        self,
+        config: TableConfig,
+        extracted_at: dict[str, dt.datetime],
+        spill_dir: Path | None = None,
+        name: str = "day",
+    ):
         self.config = config
         self.extracted_at = extracted_at  # part file name -> when it was captured
         self.latest: pa.Table | None = None  # one row per key, by key
         self.pending: list[pa.Table] = []  # valid rows not folded into `latest` yet
         self.pending_rows = 0
+        self.pending_bytes = 0
+        self.spill_dir, self.name = spill_dir, name
+        self.spill: DaySpill | None = None
         self.quarantined: list[pa.Table] = []
         self.raw_rows = 0
         self.valid_rows = 0
@@ -105,55 +128,87 @@ class StagingBuilder:
         valid = valid.append_column("_extracted_at", extracted.filter(accepted))
         self.pending.append(valid)
         self.pending_rows += valid.num_rows
-        if self.pending_rows >= FOLD_ROWS:
+        self.pending_bytes += valid.nbytes
+        held = self.pending_bytes + (self.latest.nbytes if self.latest is not None else 0)
+        if self.spill_dir is not None and (self.spill is not None or held > SPILL_BYTES):
+            if self.spill is None or self.pending_bytes > SPILL_BYTES:
+                self._spill()
+        elif self.pending_rows >= FOLD_ROWS:
             self._fold()
+
+    def _spill(self) -> None:
+        """Move the rows held in memory to the day's spill file, in the order they came."""
+        parts = ([self.latest] if self.latest is not None else []) + self.pending
+        self.latest, self.pending, self.pending_rows, self.pending_bytes = None, [], 0, 0
+        if self.spill is None:
+            path = self.spill_dir / f"{self.name}-valid.parquet"
+            self.spill = DaySpill(path, parts[0].schema, self.config.primary_key, self._latest)
+        for part in parts:
+            self.spill.add(part)
 
     def _fold(self) -> None:
         """Fold the pending rows into `latest` (one row per key)."""
         if not self.pending:
             return
         parts = ([self.latest] if self.latest is not None else []) + self.pending
-        self.pending, self.pending_rows = [], 0
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        self.latest = self._latest(pa.concat_tables(parts))
+
+    def _latest(self, table: pa.Table) -> pa.Table:
+        """One row per key of `table`, by key: its latest valid version."""
         config = self.config
-        self.latest = latest_per_key(
-            pa.concat_tables(parts), config.primary_key, [config.cursor, "_extracted_at"]
-        )
+        return latest_per_key(table, config.primary_key, [config.cursor, "_extracted_at"])
 
     def finish(self, deletes: pa.Table | None = None) -> StagingDay:
         """Close the day; `deletes` (pk, noticed_at) become tombstones that win over versions."""
         config = self.config
-        self._fold()
         schema = config.staging_schema()
+        ended = tombstone_rows(config, deletes)
+        tombstones = 0 if ended is None else ended.num_rows
+        if self.spill is not None:
+            self._spill()
+            release_memory()  # what validating the day freed, before the merge
+            out = self.spill_dir / f"{self.name}-staging.parquet"
+            options = parquet_options(schema)
+            rows = write_latest(self.spill, out, schema, ended, options, ROW_GROUP_ROWS)
+            return self._day(out, rows - tombstones, tombstones)
+        self._fold()
         latest = self.latest.cast(schema) if self.latest is not None else schema.empty_table()
-        superseded = self.valid_rows - latest.num_rows
-        tombstones = 0
-        if deletes is not None and deletes.num_rows:
-            pk_type = schema.field(config.primary_key).type
-            keys = deletes["pk"].cast(pk_type)
-            kept = latest.filter(pc.invert(pc.is_in(latest[config.primary_key], value_set=keys)))
-            superseded += latest.num_rows - kept.num_rows  # versions a noticed delete ends
-            latest = kept
-            columns = {f.name: pa.nulls(deletes.num_rows, f.type) for f in schema}
-            columns[config.primary_key] = keys
-            columns["_deleted"] = pa.array([True] * deletes.num_rows, pa.bool_())
-            columns["_extracted_at"] = deletes["noticed_at"].cast(pa.timestamp("us", tz="UTC"))
-            latest = pa.concat_tables([latest, pa.table(columns, schema=schema)]).sort_by(
-                config.primary_key
-            )
-            tombstones = deletes.num_rows
+        if ended is not None:
+            gone = ended[config.primary_key]
+            latest = latest.filter(pc.invert(pc.is_in(latest[config.primary_key], value_set=gone)))
+            latest = pa.concat_tables([latest, ended]).sort_by(config.primary_key)
+        return self._day(latest, latest.num_rows - tombstones, tombstones)
+
+    def _day(self, staging: pa.Table | Path, kept: int, tombstones: int) -> StagingDay:
+        """The day built: `kept` valid versions staged, beside `tombstones`."""
         quarantine = (
             pa.concat_tables(self.quarantined)
             if self.quarantined
-            else config.quarantine_schema().empty_table()
+            else self.config.quarantine_schema().empty_table()
         )
         counts = {
             "raw_rows": self.raw_rows,
-            "staged_rows": latest.num_rows - tombstones,
+            "staged_rows": kept,
             "quarantined_rows": quarantine.num_rows,
-            "superseded_rows": superseded,
+            # older versions, and the versions a noticed delete ends
+            "superseded_rows": self.valid_rows - kept,
             "tombstones": tombstones,
         }
-        return StagingDay(staging=latest, quarantine=quarantine, counts=counts)
+        return StagingDay(staging=staging, quarantine=quarantine, counts=counts)
+
+
+def tombstone_rows(config: TableConfig, deletes: pa.Table | None) -> pa.Table | None:
+    """Noticed hard deletes (pk, noticed_at) as staging rows: the key, `_deleted`, the time
+    noticed; None when there are none."""
+    if deletes is None or not deletes.num_rows:
+        return None
+    schema = config.staging_schema()
+    columns = {f.name: pa.nulls(deletes.num_rows, f.type) for f in schema}
+    columns[config.primary_key] = deletes["pk"].cast(schema.field(config.primary_key).type)
+    columns["_deleted"] = pa.array([True] * deletes.num_rows, pa.bool_())
+    columns["_extracted_at"] = deletes["noticed_at"].cast(EXTRACTED_AT)
+    return pa.table(columns, schema=schema)
 
 
 def per_file(batch: pa.RecordBatch, values: dict, type_: pa.DataType) -> pa.Array:
@@ -190,10 +245,15 @@ class ChunkBuilder:
     365-day run pays the parse and the rule book per batch, not per day."""
 
     def __init__(
-        self, config: TableConfig, days: list[str], day_of_file: dict[str, str], extracted_at: dict
+        self,
+        config: TableConfig,
+        days: list[str],
+        day_of_file: dict[str, str],
+        extracted_at: dict,
+        spill_dir: Path | None = None,
     ):
         self.config, self.extracted_at, self.day_of_file = config, extracted_at, day_of_file
-        self.builders = {d: StagingBuilder(config, extracted_at) for d in days}
+        self.builders = {d: StagingBuilder(config, extracted_at, spill_dir, d) for d in days}
 
     def add(self, batch: pa.RecordBatch) -> None:
         result = validate(self.config, pa.Table.from_batches([batch]).drop_columns(["_file"]))

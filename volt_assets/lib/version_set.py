@@ -27,6 +27,8 @@ def _whole(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 def _packed(pks: pa.Array, cursors: pa.Array) -> np.ndarray | None:
     """Each version as one 16-byte record, or None when a value is not an integer key and an
     instant as extraction renders them (or is null)."""
+    if not len(pks):
+        return np.empty(0, "V16")
     if pks.null_count or cursors.null_count:
         return None
     # only canonical texts: "007" and "7", or an instant written two ways, are different

@@ -35,6 +35,7 @@ from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUna
 from volt_assets.lib import extract as ex
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
+from volt_assets.lib.memory import release_memory
 from volt_assets.lib.partitions import context_days, reaches_present
 from volt_assets.lib.raw_capture import MassDeleteRefused, RawCapture
 from volt_assets.lib.store import FolderWrite, LakeStore, folder_manifest
@@ -170,8 +171,10 @@ def raw_writes(
             extracted = capture.extract_days(chunk, workdir)
             for day in chunk:
                 write = capture.capture(day, workdir, extracted.pop(day, None))
+                release_memory()  # what reading the day freed, before reconciling it
                 quality.observe(day, capture.manifests[day], capture.versions)
                 yield write
+                release_memory()  # the day's versions and parts, before the next day's read
                 for p in workdir.glob(f"{day.isoformat()}-*/*"):
                     p.unlink()  # keep the disk bounded too
                 for p in workdir.glob(f"days-*/{day.isoformat()}/*"):

@@ -35,11 +35,17 @@ from volt_assets.defs.quality.staging_checks import StagingQuality, staging_chec
 from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
+from volt_assets.lib.memory import release_memory
 from volt_assets.lib.partitions import context_days
 from volt_assets.lib.raw_files import read_text_batches
 from volt_assets.lib.store import FolderWrite
 from volt_assets.lib.table_config import TableConfig
-from volt_assets.lib.transform import ChunkBuilder, StagingDay, parquet_bytes
+from volt_assets.lib.transform import (
+    ChunkBuilder,
+    StagingDay,
+    parquet_bytes,
+    staging_columns,
+)
 
 PART = "part-00000.parquet"
 PREFETCH_DAYS = 6  # raw days downloading while others are built (a day is two small GETs)
@@ -108,9 +114,10 @@ def chunks(raw_days: Iterable[RawDay]) -> Iterator[list[RawDay]]:
         yield chunk
 
 
-def build_chunk(config: TableConfig, raw_days: list[RawDay]) -> list[StagingDay]:
+def build_chunk(config: TableConfig, raw_days: list[RawDay], workdir: Path) -> list[StagingDay]:
     """Build staging + quarantine for consecutive days from their raw days, in one read of
-    their parts (which are removed once read); one StagingDay per day, in order."""
+    their parts (which are removed once read); one StagingDay per day, in order. A day too
+    big for memory is built through a file in `workdir` (its staging is then that file)."""
     extracted_at: dict[str, dt.datetime] = {}
     day_of_file: dict[str, str] = {}
     exact: list[Path] = []
@@ -123,7 +130,9 @@ def build_chunk(config: TableConfig, raw_days: list[RawDay]) -> list[StagingDay]
         day_of_file.update({p.name: day for p in raw_day.paths})
         if any(e.get("long_numbers", True) for e in raw_day.manifest.get("extractions", [])):
             exact += raw_day.paths
-    builder = ChunkBuilder(config, [r.day.isoformat() for r in raw_days], day_of_file, extracted_at)
+    builder = ChunkBuilder(
+        config, [r.day.isoformat() for r in raw_days], day_of_file, extracted_at, workdir
+    )
     paths = [p for raw_day in raw_days for p in raw_day.paths]
     for batch in read_text_batches(config, paths, exact=exact):
         builder.add(batch)
@@ -133,11 +142,12 @@ def build_chunk(config: TableConfig, raw_days: list[RawDay]) -> list[StagingDay]
     return [built[r.day.isoformat()] for r in raw_days]
 
 
-def cursor_range(table: pa.Table, cursor: str) -> tuple[str | None, str | None]:
+def cursor_range(staging: pa.Table | Path, cursor: str) -> tuple[str | None, str | None]:
     """The day's cursor range as ISO-8601 UTC text, like raw's (tombstones carry no cursor)."""
-    if cursor not in table.column_names:
+    names = staging.column_names if isinstance(staging, pa.Table) else pq.read_schema(staging).names
+    if cursor not in names:
         return None, None
-    bounds = pc.min_max(table[cursor])
+    bounds = pc.min_max(staging_columns(staging, [cursor])[cursor])
     return _iso(bounds["min"].as_py()), _iso(bounds["max"].as_py())
 
 
@@ -211,10 +221,13 @@ def staging_writes(
     with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
         fetched = prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days)
         for chunk in chunks(fetched):
-            for raw_day, built in zip(chunk, build_chunk(config, chunk), strict=True):
+            for raw_day, built in zip(chunk, build_chunk(config, chunk, Path(tmp)), strict=True):
                 per_day[raw_day.day.isoformat()] = built.counts
                 quality.observe(raw_day.day, built, raw_day.manifest)
                 yield from day_writes(config, raw_day, built)
+                if isinstance(built.staging, Path):  # uploaded before the run moved on
+                    built.staging.unlink()
+            release_memory()
     totals = {k: sum(c[k] for c in per_day.values()) for k in next(iter(per_day.values()), {})}
     stats["metadata"] = {f"total_{k}": dg.MetadataValue.int(v) for k, v in totals.items()}
 
@@ -231,9 +244,11 @@ def day_writes(config: TableConfig, raw_day: RawDay, built: StagingDay) -> list[
     staging = FolderWrite(
         day=day,
         prefix=partition_prefix("staging", config.name, day),
-        files={PART: parquet_bytes(built.staging)},
+        files={
+            PART: built.staging if isinstance(built.staging, Path) else parquet_bytes(built.staging)
+        },
         manifest={**manifest, "layer": "staging"},
-        rows=built.staging.num_rows,
+        rows=built.counts["staged_rows"] + built.counts["tombstones"],
         cursor_range=cursor_range(built.staging, config.cursor),
         metadata=built.counts,  # raw_rows, staged_rows, quarantined_rows, ... of the day
     )

@@ -33,10 +33,11 @@ from volt_assets.defs.quality.rulebook import (
     unique_names,
 )
 from volt_assets.lib.layout import layer_prefix
+from volt_assets.lib.memory import release_memory
 from volt_assets.lib.rules import broken_mask
 from volt_assets.lib.store import LakeStore
 from volt_assets.lib.table_config import TableConfig
-from volt_assets.lib.transform import StagingDay
+from volt_assets.lib.transform import StagingDay, staging_columns
 
 ACCOUNTING = "row_accounting"
 
@@ -89,16 +90,21 @@ class StagingQuality:
             GATE: gate_day(config, counts, hits),
             ACCOUNTING: self._accounting(counts, raw_manifest),
         }
-        # tombstones (a noticed hard delete) carry only the key: nothing to judge
-        live = built.staging.filter(pc.is_valid(built.staging[config.cursor]))
         for rule, refuse in staging_rules(config):
             if refuse:
                 found = hits[rule.name]
                 failing, rows, samples = found.rows, counts["raw_rows"], found.samples
             else:
+                # the rule's column alone (a day in a file is read a column at a time);
+                # tombstones (a noticed hard delete) carry only the key: nothing to judge
+                names = list(dict.fromkeys([config.primary_key, config.cursor, rule.column]))
+                table = staging_columns(built.staging, names)
+                live = table.filter(pc.is_valid(table[config.cursor]))
                 broken = broken_mask(rule, live[rule.column], now=self.now)
                 failing, rows = pc.sum(broken).as_py() or 0, live.num_rows
                 samples = sample_rows(config, live, broken, rule) if failing else []
+                del table, live, broken
+                release_memory()  # a big day's columns, one rule after another
             outcomes[rule.name] = DayOutcome(
                 failing, rows, judge(config, rule, failing, rows), samples
             )

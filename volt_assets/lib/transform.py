@@ -2,7 +2,8 @@
 
 Streams the raw parts in batches: each batch is cleaned, typed and judged (`rules.validate`);
 refused rows go to quarantine with all their reasons; valid rows are folded into the latest
-version per key, so memory follows the day's distinct keys, not its lines. Every raw line
+version per key, so memory follows the day's distinct keys, not its lines; a day whose keys
+outgrow SPILL_BYTES goes on in a local file (spill.py), so memory stays bounded. Every raw line
 ends in exactly one of staging, quarantine or "superseded" (an older valid version of a key
 that has a newer valid one), and the counts say so.
 """

@@ -564,12 +564,12 @@ def test_a_mass_delete_above_ten_percent_changes_nothing_and_ten_percent_is_tomb
 
 
 def test_raw_parts_roll_over_at_the_part_limit_on_line_ends(volt_env, monkeypatch):
-    """256 MB parts in production; lowered to 4 KiB here, a day of ~25 KiB becomes several
+    """8 MB parts in production; lowered to 4 KiB here, a day of ~25 KiB becomes several
     parts, each finished on a line end, none bigger than the limit plus the chunk that crossed
     it, no line lost."""
     from volt_assets.lib import extract as ex
 
-    assert ex.PART_BYTES == 256 * 1024 * 1024  # the README's figure
+    assert ex.PART_BYTES == 8 * 1024 * 1024  # the README's figure
     limit, chunk = 4096, 512  # rows are compressed in chunks of FLUSH_BYTES (1 MiB in production)
     monkeypatch.setattr(ex, "PART_BYTES", limit)
     monkeypatch.setattr(ex, "FLUSH_BYTES", chunk)

@@ -27,7 +27,9 @@ from psycopg2 import sql
 from volt_assets.lib.exact_json import may_hold_long_numbers
 from volt_assets.lib.table_config import TableConfig, arrow_type, postgres_type_family
 
-PART_BYTES = 256 * 1024 * 1024  # uncompressed bytes per raw part file
+# Uncompressed bytes per raw part file. Staging's DuckDB holds memory in proportion to the JSON
+# one query reads (bench/ANALYSIS.md), and it reads a big day a few parts at a time.
+PART_BYTES = 8 * 1024 * 1024
 FLUSH_BYTES = 1 << 20  # rows gathered before they are compressed
 ISO_UTC = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 # CSV with a quote and delimiter byte that JSON text never holds (row_to_json escapes

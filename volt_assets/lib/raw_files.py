@@ -22,6 +22,10 @@ from volt_assets.lib.exact_json import exact_values
 from volt_assets.lib.table_config import TableConfig
 
 BATCH_ROWS = 20_000
+# gzip bytes of parts read by one query: DuckDB holds memory in proportion to what a query
+# reads (~100 MB for a 108 MB day in one query, ~60 MB a part at a time), while a query costs a
+# few milliseconds, so a group of small days is still one query
+QUERY_BYTES = 1 << 20
 
 
 def _columns_spec(config: TableConfig, columns: list[str]) -> str:
@@ -66,7 +70,6 @@ def read_text_batches(
     json_columns = [c for c in columns if c in config.json_columns]
     exact_paths = paths if exact is True else exact or []
     exact_texts = exact_values(exact_paths, json_columns) if json_columns else {}
-    files = [str(p) for p in paths]
     query = (
         "SELECT {select}, parse_filename(filename) AS _file FROM read_json(?, format='newline_delimited', "
         "columns={spec}, filename=true, maximum_object_size=16777216)"
@@ -74,19 +77,36 @@ def read_text_batches(
         select=", ".join(f'"{c}"::VARCHAR AS "{c}"' for c in columns),
         spec=_columns_spec(config, columns),
     )
-    # A cursor of the shared connection: its own result, closed when the batches are done.
-    cur = _connection().cursor()
     lines: dict[str, int] = {}  # part -> lines read so far (DuckDB keeps the files' line order)
-    try:
-        for batch in cur.sql(query, params=[files]).to_arrow_reader(batch_rows):
-            if batch.num_rows:
-                yield (
-                    _with_exact_texts(batch, exact_texts, json_columns, lines)
-                    if exact_texts
-                    else batch
-                )
-    finally:
-        cur.close()
+    for group in _query_groups(paths):
+        # A cursor of the shared connection: its own result, closed when the batches are done.
+        cur = _connection().cursor()
+        try:
+            files = [str(p) for p in group]
+            for batch in cur.sql(query, params=[files]).to_arrow_reader(batch_rows):
+                if batch.num_rows:
+                    yield (
+                        _with_exact_texts(batch, exact_texts, json_columns, lines)
+                        if exact_texts
+                        else batch
+                    )
+        finally:
+            cur.close()
+
+
+def _query_groups(paths: list[Path]) -> Iterator[list[Path]]:
+    """Consecutive parts in groups of about QUERY_BYTES (a bigger part is a group alone)."""
+    group: list[Path] = []
+    size = 0
+    for path in paths:
+        part = path.stat().st_size
+        if group and size + part > QUERY_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(path)
+        size += part
+    if group:
+        yield group
 
 
 def _with_exact_texts(

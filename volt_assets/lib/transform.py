@@ -28,7 +28,7 @@ from volt_assets.lib.table_config import REASONS_TYPE, TableConfig
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 # Rows per row group: the writer buffers a whole row group's pages, so a million-row file is
 # written in bounded memory, and readers can skip by the groups' statistics.
-ROW_GROUP_ROWS = 64 * 1024
+ROW_GROUP_ROWS = 32 * 1024
 
 
 EXTRACTED_AT = pa.timestamp("us", tz="UTC")
@@ -42,7 +42,7 @@ HELD_BYTES = 8 << 20
 # day updates a few keys a million times, and few folds (each copies the day's table) otherwise.
 FOLD_ROWS = 250_000
 # Valid rows of one day held in memory (as Arrow) before the day goes on in a local file
-SPILL_BYTES = 16 << 20
+SPILL_BYTES = 8 << 20
 
 
 def latest_per_key(table: pa.Table, key: str, order: list[str]) -> pa.Table:

@@ -334,6 +334,7 @@ def start_postgres(
 
     port = port or free_port()
     sock_dir = _socket_dir(pg_dir, owner)
+    _clear_stale_socket_locks(sock_dir)
     server_options = f"-h {HOST} -p {port} -k {shlex.quote(str(sock_dir))}"
     error = _run_pg_tool(
         "pg_ctl",
@@ -433,6 +434,23 @@ def _clear_stale_pid(pg_dir: Path) -> None:
     if pid_file.exists() and _postmaster(pg_dir) is None:
         print(f"removing the stale {pid_file} (its server is gone)", flush=True)
         pid_file.unlink(missing_ok=True)
+
+
+def _clear_stale_socket_locks(sock_dir: Path) -> None:
+    """Remove the socket lock files of a killed server whose process is gone or a zombie.
+
+    PostgreSQL refuses to start while a socket's lock file names a process that still exists,
+    and a SIGKILLed postmaster stays a zombie until its new parent reaps it (in a container
+    whose init never does, for good): `_clear_stale_pid` already treats it as gone."""
+    for lock in sock_dir.glob(".s.PGSQL.*.lock"):
+        try:
+            pid = int(lock.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _cmdline(pid) is None:
+            print(f"removing the stale {lock.name} (its server is gone)", flush=True)
+            lock.unlink(missing_ok=True)
+            lock.with_suffix("").unlink(missing_ok=True)  # the socket itself
 
 
 def _set_password(sock_dir: Path, port: int, password: str) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +238,34 @@ def test_volt_env_gives_a_fresh_database_and_bucket(volt_env) -> None:
     volt_env.s3.put_object(Bucket=volt_env.bucket, Key="raw/x/dt=2026-01-01/a.jsonl", Body=b"{}\n")
     assert volt_env.list_keys("raw/") == ["raw/x/dt=2026-01-01/a.jsonl"]
     assert volt_env.read_object("raw/x/dt=2026-01-01/a.jsonl") == b"{}\n"
+
+
+def test_postgres_starts_over_the_socket_lock_of_a_killed_server_left_a_zombie(
+    tmp_path: Path,
+) -> None:
+    """A SIGKILLed postmaster stays a zombie until its parent reaps it; PostgreSQL counts a
+    zombie as alive and refused to start over its socket lock. `start_postgres` removes it."""
+    pg_dir = tmp_path / "pg"
+    pg = stack.start_postgres(pg_dir)
+    port = pg.port
+    stack.stop_postgres(pg_dir)
+    owner = stack._pg_owner(pg_dir)  # the server's OS user: its zombie answers kill(pid, 0)
+    as_owner = {"user": owner[0], "group": owner[1]} if owner else {}
+    zombie = subprocess.Popen(["sleep", "60"], **as_owner)
+    zombie.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:  # killed, never reaped
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    lock = pg_dir / f".s.PGSQL.{port}.lock"
+    lock.write_text(f"{zombie.pid}\n{pg_dir / 'data'}\n")
+    try:
+        pg = stack.start_postgres(pg_dir, port=port)
+        try:
+            with pg.admin_cursor() as cur:
+                cur.execute("SELECT 1")
+                assert cur.fetchone() == (1,)
+        finally:
+            stack.stop_postgres(pg_dir)
+    finally:
+        zombie.wait()

@@ -12,8 +12,9 @@ they stay in the raw files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +23,7 @@ from volt_assets.lib.exact_json import exact_values
 from volt_assets.lib.table_config import TableConfig
 
 BATCH_ROWS = 20_000
+T = TypeVar("T")
 # gzip bytes of parts read by one query: DuckDB holds memory in proportion to what a query
 # reads (~100 MB for a 108 MB day in one query, ~60 MB a part at a time), while a query costs a
 # few milliseconds, so a group of small days is still one query
@@ -78,7 +80,7 @@ def read_text_batches(
         spec=_columns_spec(config, columns),
     )
     lines: dict[str, int] = {}  # part -> lines read so far (DuckDB keeps the files' line order)
-    for group in _query_groups(paths):
+    for group in grouped_by_size(paths, lambda p: p.stat().st_size, QUERY_BYTES):
         # A cursor of the shared connection: its own result, closed when the batches are done.
         cur = _connection().cursor()
         try:
@@ -94,17 +96,21 @@ def read_text_batches(
             cur.close()
 
 
-def _query_groups(paths: list[Path]) -> Iterator[list[Path]]:
-    """Consecutive parts in groups of about QUERY_BYTES (a bigger part is a group alone)."""
-    group: list[Path] = []
+def grouped_by_size(
+    items: Iterable[T], size_of: Callable[[T], int], max_bytes: int, max_items: int | None = None
+) -> Iterator[list[T]]:
+    """Consecutive items in groups of about `max_bytes` (by `size_of`) and at most `max_items`;
+    an item bigger than `max_bytes` is a group of its own."""
+    group: list[T] = []
     size = 0
-    for path in paths:
-        part = path.stat().st_size
-        if group and size + part > QUERY_BYTES:
+    for item in items:
+        item_bytes = size_of(item)
+        full = max_items is not None and len(group) >= max_items
+        if group and (size + item_bytes > max_bytes or full):
             yield group
             group, size = [], 0
-        group.append(path)
-        size += part
+        group.append(item)
+        size += item_bytes
     if group:
         yield group
 

@@ -37,7 +37,7 @@ from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
 from volt_assets.lib.memory import release_memory
 from volt_assets.lib.partitions import context_days
-from volt_assets.lib.raw_files import read_text_batches
+from volt_assets.lib.raw_files import grouped_by_size, read_text_batches
 from volt_assets.lib.store import FolderWrite
 from volt_assets.lib.table_config import TableConfig
 from volt_assets.lib.transform import (
@@ -101,17 +101,11 @@ def prefetched(
 def chunks(raw_days: Iterable[RawDay]) -> Iterator[list[RawDay]]:
     """Consecutive raw days in groups of at most CHUNK_DAYS days and about CHUNK_BYTES of parts
     (a day bigger than that is a group of its own): staging builds a group in one pass."""
-    chunk: list[RawDay] = []
-    size = 0
-    for raw_day in raw_days:
-        day_bytes = sum(p.stat().st_size for p in raw_day.paths)
-        if chunk and (size + day_bytes > CHUNK_BYTES or len(chunk) >= CHUNK_DAYS):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(raw_day)
-        size += day_bytes
-    if chunk:
-        yield chunk
+
+    def day_bytes(raw_day: RawDay) -> int:
+        return sum(p.stat().st_size for p in raw_day.paths)
+
+    return grouped_by_size(raw_days, day_bytes, CHUNK_BYTES, CHUNK_DAYS)
 
 
 def build_chunk(config: TableConfig, raw_days: list[RawDay], workdir: Path) -> list[StagingDay]:

@@ -550,6 +550,68 @@ def test_a_day_built_through_its_spill_file_is_the_day_built_in_memory(rows, spl
     assert spilled.counts == in_memory.counts
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 30),
+            st.sampled_from(["A-1", "A-2", "b", None]),  # few SKUs: duplicates, and null twice
+            st.sampled_from(["fuses", "cables", "Lamps", None]),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=50,
+    ),
+    st.lists(st.integers(1, 20), min_size=1, max_size=4),
+)
+def test_a_day_in_a_file_is_judged_as_the_same_day_in_memory(rows, splits):
+    """The `checks` rules of a day built through its file (read a row group at a time, its
+    duplicates found by DuckDB) give the failing rows, rows judged and samples of the same
+    day held in memory."""
+    from volt_assets.defs.quality.staging_checks import StagingQuality, staging_rules
+
+    config = table("electrical_components")
+    strings = components(
+        id=[str(k) for k, *_ in rows],
+        sku=[s for _, s, _, _ in rows],
+        category=[c for _, _, c, _ in rows],
+        updated_at=[f"2026-01-02T00:00:{s:02d}.000000Z" for *_, s in rows],
+    ).append_column("_file", pa.array(["capture-0"] * len(rows), pa.string()))
+    captures = {"capture-0": dt.datetime(2026, 1, 2, 23, tzinfo=UTC)}
+
+    def built(spill_dir):
+        builder, start = StagingBuilder(config, captures, spill_dir), 0
+        for size in splits + [len(rows)]:
+            batch = strings.slice(start, size).combine_chunks()
+            if batch.num_rows:
+                builder.add(batch.to_batches()[0])
+            start += size
+        return builder.finish(None)
+
+    quality = StagingQuality(config, store=None, now=dt.datetime(2026, 6, 1, tzinfo=UTC))
+    checks = [rule for rule, refuse in staging_rules(config) if not refuse]
+    assert {"unique", "in_set"} <= {r.rule for r in checks}  # the premise: both kinds judged
+    in_memory = [quality._judge(built(None).staging, rule) for rule in checks]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        mock.patch.object(transform, "SPILL_BYTES", 0),
+        mock.patch.object(transform, "ROW_GROUP_ROWS", 3),  # judged three rows at a time
+    ):
+        day = built(Path(tmp))
+        assert isinstance(day.staging, Path)
+        in_file = [quality._judge(day.staging, rule) for rule in checks]
+    assert in_file == in_memory
+    # independently: the SKU of each key's latest row (the first read among equals), the
+    # duplicated ones counted row by row
+    latest = {}
+    for key, sku, _, second in rows:
+        if key not in latest or second > latest[key][0]:
+            latest[key] = (second, sku)
+    held = [sku for _, sku in latest.values()]
+    sku_rule = checks.index(next(r for r in checks if r.column == "sku"))
+    assert in_file[sku_rule][:2] == (sum(held.count(s) > 1 for s in held), len(held))
+
+
 json_numbers = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.decimals(min_value=-(10**20), max_value=10**20, places=12).map(lambda d: format(d, "f")),

@@ -194,6 +194,12 @@ class RawCapture:
         # reaching the present looks for hard deletes)
         self.keys_by_day: dict[dt.date, pa.ChunkedArray] = {}
 
+    def take_versions(self) -> pa.Table:
+        """The versions index of the day just captured, no longer held here (a big day's is
+        tens of MB, let go once its check has what it needs)."""
+        versions, self.versions = self.versions, VERSIONS_SCHEMA.empty_table()
+        return versions
+
     def read_manifest(self, prefix: str) -> dict | None:
         if self.listed is not None and prefix + MANIFEST not in self.listed:
             return None  # the run's listing shows no such folder

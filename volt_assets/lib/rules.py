@@ -155,9 +155,15 @@ def _scalar(number, type_: pa.DataType) -> pa.Scalar:
 
 
 def broken_mask(
-    rule: Rule, values: pa.ChunkedArray | pa.Array, now: dt.datetime | None = None
+    rule: Rule,
+    values: pa.ChunkedArray | pa.Array,
+    now: dt.datetime | None = None,
+    duplicated: pa.Array | None = None,
 ) -> pa.Array:
-    """True where a row-level rule is broken (null counts as broken except where noted)."""
+    """True where a row-level rule is broken (null counts as broken except where noted).
+
+    `duplicated`: for `unique` judged a slice at a time, the values held more than once by the
+    whole day (found beforehand); otherwise `values` are the whole day."""
     kind = rule.rule
     if kind == "not_null":
         return pc.is_null(values)
@@ -180,10 +186,17 @@ def broken_mask(
             pc.invert(pc.is_in(values, value_set=pa.array(rule.values, values.type))), False
         )
     if kind == "unique":
-        counts = pc.value_counts(values)
-        dupes = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-        return pc.fill_null(pc.is_in(values, value_set=dupes), False)
+        if duplicated is None:
+            duplicated = duplicated_values(values)
+        return pc.fill_null(pc.is_in(values, value_set=duplicated.cast(values.type)), False)
     raise ValueError(f"rule {kind!r} is not a row rule")
+
+
+def duplicated_values(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The values held more than once; null counts as a value (two nulls are a duplicate), as
+    in `transform.file_duplicates`."""
+    counts = pc.value_counts(values)
+    return pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
 
 
 def describe(rule: Rule, value) -> str:

@@ -51,42 +51,74 @@ class DaySpill:
 
 
 class _Run:
-    """The unread rows of one run, a row group at a time."""
+    """The unread rows of one run, a row group at a time, each read only once the merge
+    reaches it. `first` and `last` are the smallest and greatest keys of the group in hand
+    (None: null keys, which sort last), from the file's statistics until it is read: runs of
+    keys that grow with the cursor hardly overlap, so the merge holds a few runs' rows, not
+    one group of every run."""
 
     def __init__(self, file: pq.ParquetFile, groups: range, key: str):
-        self.file, self.groups, self.key, self.head = file, iter(groups), key, None
-        self.refill()
+        self.file, self.groups, self.key = file, iter(groups), key
+        self.column = file.schema_arrow.get_field_index(key)
+        # statistics are exact for integer and text keys; others are read to be compared
+        key_type = file.schema_arrow.field(key).type
+        self.use_stats = pa.types.is_integer(key_type) or pa.types.is_string(key_type)
+        self.group: int | None = None
+        self.head: pa.Table | None = None  # the group's rows, once read
+        self._next()
 
-    def refill(self) -> None:
-        while self.head is None or not self.head.num_rows:
-            group = next(self.groups, None)
-            if group is None:
-                self.head = None
-                return
-            self.head = self.file.read_row_group(group)
+    @property
+    def done(self) -> bool:
+        return self.group is None
 
-    def last_key(self):
-        """The greatest key of the held rows (None: they end in null keys, which sort last)."""
-        return self.head[self.key][self.head.num_rows - 1].as_py()
+    def _next(self) -> None:
+        self.group, self.head = next(self.groups, None), None
+        if self.group is None:
+            return
+        stats = self.file.metadata.row_group(self.group).column(self.column).statistics
+        if self.use_stats and stats is not None and stats.has_min_max and not stats.null_count:
+            self.first, self.last = stats.min, stats.max
+        else:
+            self._read()
+
+    def _read(self) -> None:
+        self.head = self.file.read_row_group(self.group)
+        if self.head.num_rows:
+            self._bounds()
+        else:
+            self._next()
+
+    def _bounds(self) -> None:
+        keys = self.head[self.key]
+        self.first, self.last = keys[0].as_py(), keys[len(keys) - 1].as_py()
 
     def drain(self) -> list[pa.Table]:
         """Every row left, in order."""
         left = []
-        while self.head is not None:
+        while not self.done:
             left.append(self.take_through(None))
         return left
 
-    def take_through(self, bound) -> pa.Table:
-        """The held rows with key <= `bound` (all of them for None), and refill if emptied."""
+    def take_through(self, bound) -> pa.Table | None:
+        """The rows with key <= `bound` (all of the group for None) of the group in hand,
+        moving to the next group once it is emptied; None when there are none."""
+        if bound is not None and (self.first is None or self.first > bound):
+            return None
+        if self.head is None:
+            self._read()
+            if self.done:
+                return None
         keys = self.head[self.key]
         n = (
             self.head.num_rows
-            if bound is None
+            if bound is None or (self.last is not None and self.last <= bound)
             else pc.sum(pc.fill_null(pc.less_equal(keys, bound), False)).as_py() or 0
         )
         taken, self.head = self.head.slice(0, n), self.head.slice(n)
-        if not self.head.num_rows:
-            self.refill()
+        if self.head.num_rows:
+            self._bounds()
+        else:
+            self._next()
         return taken
 
 
@@ -96,17 +128,18 @@ def merged(spill: DaySpill, tombstones: pa.Table | None) -> Iterator[pa.Table]:
     file = pq.ParquetFile(spill.path)
     runs = [_Run(file, groups, spill.key) for groups in spill.runs]
     ends = Tombstones(tombstones, spill.key)
-    while any(r.head is not None for r in runs):
-        live = [r for r in runs if r.head is not None]
-        known = [k for k in (r.last_key() for r in live) if k is not None]
+    while any(not r.done for r in runs):
+        live = [r for r in runs if not r.done]
+        known = [r.last for r in live if r.last is not None]
         if not known:  # only rows with a null key are left: each stands alone, as in memory
-            rest = [table for run in live for table in run.drain()]
+            rest = [table for run in live for table in run.drain() if table is not None]
             yield ends.placed(spill.fold(pa.concat_tables(rest)), None)
             break
         # every run's later rows have greater keys than its held ones: the rows up to the
         # smallest held maximum are complete
         bound = min(known)
-        latest = spill.fold(pa.concat_tables([r.take_through(bound) for r in live]))
+        taken = [t for t in (r.take_through(bound) for r in live) if t is not None]
+        latest = spill.fold(pa.concat_tables(taken))
         yield ends.placed(latest, bound)
         release_memory()
     rest = ends.placed(None, None)

@@ -35,7 +35,7 @@ from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUna
 from volt_assets.lib import extract as ex
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
-from volt_assets.lib.memory import release_memory
+from volt_assets.lib.memory import release_garbage, release_memory
 from volt_assets.lib.partitions import context_days, reaches_present
 from volt_assets.lib.raw_capture import MassDeleteRefused, RawCapture
 from volt_assets.lib.store import FolderWrite, LakeStore, folder_manifest
@@ -163,6 +163,7 @@ def raw_writes(
 ):
     """The run's folder writes, one day at a time: late rows of the days before, each day,
     then (a run reaching the present) the tombstones; the run's figures land in `stats`."""
+    release_garbage()
     with tempfile.TemporaryDirectory(prefix=f"volt-raw-{config.name}-") as tmp:
         workdir = Path(tmp)
         yield from late_writes(config, days[0], capture, workdir, stats, log)
@@ -172,7 +173,7 @@ def raw_writes(
             for day in chunk:
                 write = capture.capture(day, workdir, extracted.pop(day, None))
                 release_memory()  # what reading the day freed, before reconciling it
-                quality.observe(day, capture.manifests[day], capture.versions)
+                quality.observe(day, capture.manifests[day], capture.take_versions())
                 yield write
                 release_memory()  # the day's versions and parts, before the next day's read
                 for p in workdir.glob(f"{day.isoformat()}-*/*"):

@@ -107,6 +107,7 @@ class RawQuality:
             self.reconciled[day] = DayOutcome(0, 0, WARN, note=note)
             return
         captured = None if versions is None else VersionSet(versions["pk"], versions["cursor"])
+        del versions  # the set is all the reconciliation needs (the caller holds no copy)
         self.reconciled[day] = self.session.run(
             lambda conn: self._reconcile_day(conn, day, manifest, captured)
         )

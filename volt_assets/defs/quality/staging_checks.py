@@ -17,12 +17,14 @@ Checks that can end in ERROR are blocking: an ERROR day stops the marts in the s
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from volt_assets.defs.quality.gate import GATE, gate_check_spec, gate_day
-from volt_assets.defs.quality.outcome import ERROR, DayOutcome, Sample, Tally
+from volt_assets.defs.quality.outcome import ERROR, MAX_SAMPLES, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import LAYER, ReportWriter
 from volt_assets.defs.quality.rulebook import (
     LAKE_RULES,
@@ -33,11 +35,10 @@ from volt_assets.defs.quality.rulebook import (
     unique_names,
 )
 from volt_assets.lib.layout import layer_prefix
-from volt_assets.lib.memory import release_memory
 from volt_assets.lib.rules import broken_mask
 from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import TableConfig
-from volt_assets.lib.transform import StagingDay, staging_columns
+from volt_assets.lib.table_config import Rule, TableConfig
+from volt_assets.lib.transform import StagingDay, file_duplicates, staging_slices
 
 ACCOUNTING = "row_accounting"
 
@@ -95,16 +96,7 @@ class StagingQuality:
                 found = hits[rule.name]
                 failing, rows, samples = found.rows, counts["raw_rows"], found.samples
             else:
-                # the rule's column alone (a day in a file is read a column at a time);
-                # tombstones (a noticed hard delete) carry only the key: nothing to judge
-                names = list(dict.fromkeys([config.primary_key, config.cursor, rule.column]))
-                table = staging_columns(built.staging, names)
-                live = table.filter(pc.is_valid(table[config.cursor]))
-                broken = broken_mask(rule, live[rule.column], now=self.now)
-                failing, rows = pc.sum(broken).as_py() or 0, live.num_rows
-                samples = sample_rows(config, live, broken, rule) if failing else []
-                del table, live, broken
-                release_memory()  # a big day's columns, one rule after another
+                failing, rows, samples = self._judge(built.staging, rule)
             outcomes[rule.name] = DayOutcome(
                 failing, rows, judge(config, rule, failing, rows), samples
             )
@@ -114,6 +106,25 @@ class StagingQuality:
         for name, outcome in outcomes.items():
             self.tallies[name].add(day, outcome)
         return outcomes
+
+    def _judge(self, staging: pa.Table | Path, rule: Rule) -> tuple[int, int, list[Sample]]:
+        """(failing, rows, samples) of a `checks` rule on a day's staging rows: the rule's
+        columns alone, a day in a file a row group at a time. Tombstones (a noticed hard
+        delete) carry only the key: nothing to judge."""
+        config = self.config
+        names = list(dict.fromkeys([config.primary_key, config.cursor, rule.column]))
+        duplicated = None
+        if rule.rule == "unique" and isinstance(staging, Path):
+            duplicated = file_duplicates(staging, rule.column, config.cursor)
+        failing, rows, samples = 0, 0, []
+        for table in staging_slices(staging, names):
+            live = table.filter(pc.is_valid(table[config.cursor]))
+            broken = broken_mask(rule, live[rule.column], now=self.now, duplicated=duplicated)
+            found = pc.sum(broken).as_py() or 0
+            failing, rows = failing + found, rows + live.num_rows
+            if found and len(samples) < MAX_SAMPLES:
+                samples += sample_rows(config, live, broken, rule)[: MAX_SAMPLES - len(samples)]
+        return failing, rows, samples
 
     def _accounting(self, counts: dict, manifest: dict | None) -> DayOutcome:
         raw = counts["raw_rows"]

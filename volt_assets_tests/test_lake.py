@@ -601,3 +601,41 @@ def test_raw_parts_roll_over_at_the_part_limit_on_line_ends(volt_env, monkeypatc
     manifest = json.loads(volt_env.read_object(prefix + "_manifest.json"))
     assert set(parts) == {prefix + n for n in manifest["files"] if n.endswith(".jsonl.gz")}
     assert len(staging_rows(volt_env, "electrical_components", "2026-01-02")) == 60
+
+
+def test_a_part_this_process_uploaded_is_read_back_from_local_disk(volt_env, tmp_path):
+    """Staging downloads the parts raw uploaded moments before in the same process: the exact
+    version it asks for comes from a local copy, with no GET; another version (the key written
+    again by another writer) comes from S3; the oldest copies go past the limit."""
+    from volt_assets.lib import local_copies
+    from volt_assets.lib.store import LakeStore
+
+    s3, bucket = volt_env.s3, volt_env.bucket
+    gets: list[str] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: gets.append(params["Key"])
+    )
+    store = LakeStore(s3, bucket)
+    key = "raw/t/dt=2026-01-02/part-1-00000.jsonl.gz"
+    written = tmp_path / "written.jsonl.gz"
+    written.write_bytes(gzip.compress(b'{"id": 1}\n'))
+    _, version = store.put(key, written)
+    written.unlink()  # raw removes its files once a day is written: the copy stays
+    got = store.download(key, tmp_path / "read.jsonl.gz", version_id=version)
+    assert got.read_bytes() == gzip.compress(b'{"id": 1}\n') and gets == []
+
+    # taken once: asked again, and for a version another writer made, it is S3's
+    assert store.download(key, tmp_path / "again.jsonl.gz", version_id=version).exists()
+    other = s3.put_object(Bucket=bucket, Key=key, Body=b"other")["VersionId"]
+    assert store.download(key, tmp_path / "other", version_id=other).read_bytes() == b"other"
+    assert gets == [key, key]
+
+    copies = local_copies.LocalCopies(limit=10)
+    copies.keep(bucket, "a", "v1", b"123456")
+    copies.keep(bucket, "b", "v1", b"7890")
+    copies.keep(bucket, "c", "v1", b"xy")  # 12 bytes: the oldest goes
+    assert not copies.take(bucket, "a", "v1", tmp_path / "a")
+    assert (
+        copies.take(bucket, "b", "v1", tmp_path / "b") and (tmp_path / "b").read_bytes() == b"7890"
+    )
+    assert not copies.take(bucket, "c", "v2", tmp_path / "c")  # another version: not this copy

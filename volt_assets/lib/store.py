@@ -36,7 +36,11 @@ from botocore.exceptions import (
 from urllib3.exceptions import ProtocolError
 
 from volt_assets.lib.layout import MANIFEST, day_of_prefix, listed_version, s3_uri
+from volt_assets.lib.local_copies import LOCAL_COPIES
 
+# Files readers download whole (raw's parts, for staging): this process keeps a local copy of
+# each it uploads, for a step that reads it back (only of a known version)
+DOWNLOADED = (".jsonl.gz", ".jsonl")
 MULTIPART_BYTES = 64 * 1024 * 1024  # local files this big go up in parts (boto3's upload_file)
 COPY_CHUNK = 1 << 20
 # A GET's body cut mid-stream: botocore retried the request, not the read.
@@ -179,7 +183,10 @@ class LakeStore:
         self, key: str, path: Path, attempts: int = 3, version_id: str | None = None
     ) -> Path:
         """Stream an object (the version `version_id` when given) to a local file (one GET; a
-        connection cut mid-body starts over)."""
+        connection cut mid-body starts over), or move this process's copy of that version
+        there (`local_copies.py`)."""
+        if version_id and LOCAL_COPIES.take(self.bucket, key, version_id, path):
+            return path
         for attempt in range(1, attempts + 1):
             body = self._call("get_object", Key=key, **_version(version_id))["Body"]
             try:
@@ -256,6 +263,8 @@ class LakeStore:
             self.uploaded.pop(key, None)
             return size, None
         self.uploaded[key] = version_id
+        if key.endswith(DOWNLOADED):
+            LOCAL_COPIES.keep(self.bucket, key, version_id, body)
         return size, version_id
 
     def write_folder(

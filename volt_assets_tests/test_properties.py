@@ -612,6 +612,43 @@ def test_a_day_in_a_file_is_judged_as_the_same_day_in_memory(rows, splits):
     assert in_file[sku_rule][:2] == (sum(held.count(s) > 1 for s in held), len(held))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4), st.text(st.characters(blacklist_characters="\n"), max_size=30)
+        ),
+        max_size=60,
+    ).map(sorted),  # lines in cursor order
+    st.integers(1, 200),
+)
+def test_day_parts_give_each_day_its_own_lines_whatever_the_blocks(lines, flush_bytes):
+    """COPY's rows, each led by its day, routed a block at a time: each day's parts hold
+    exactly its lines without the prefix, in order; days before the first go to the first."""
+    first = dt.date(2026, 1, 2)
+    rows = [
+        f'{dt.date(2026, 1, 1) + dt.timedelta(days=d)}{{"v": {json.dumps(text)}}}\n'.encode()
+        for d, text in lines
+    ]
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(ex, "FLUSH_BYTES", flush_bytes):
+        sink = ex.DayParts(Path(tmp), "part", first)
+        for row in rows:
+            sink.write(row)
+        sink.close()
+        got = {
+            day: b"".join(gzip.decompress(p.read_bytes()) for p in writer.paths)
+            for day, writer in sink.writers.items()
+        }
+    expected: dict[dt.date, bytes] = {}
+    for row in rows:
+        day = max(dt.date.fromisoformat(row[:10].decode()), first)
+        expected[day] = expected.get(day, b"") + row[10:]
+    assert got == expected
+    assert {d: w.rows for d, w in sink.writers.items()} == {
+        d: text.count(b"\n") for d, text in expected.items()
+    }
+
+
 json_numbers = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.decimals(min_value=-(10**20), max_value=10**20, places=12).map(lambda d: format(d, "f")),

@@ -1,7 +1,8 @@
 """Handing memory back between the phases of a big day.
 
 Arrow's allocator (mimalloc) keeps what Arrow frees for Arrow's own reuse. DuckDB, NumPy and
-Python allocate elsewhere, so without this each phase's peak stacks on the one before: a
+Python allocate elsewhere (DuckDB's own memory goes back when its database closes:
+`raw_files.release_duckdb`), so without this each phase's peak stacks on the one before: a
 day's peak would be the sum of its phases rather than the largest of them.
 """
 
@@ -23,9 +24,9 @@ def release_memory() -> None:
 
 def release_garbage() -> None:
     """Collect what the steps before left in reference cycles, then release: once as a step
-        starts. In one process, staging's step began with ~60 MB of the raw step's day still held
-        by cycles (its generators and their frames) that only a full collection frees, and what
-    they freed stayed in glibc's heaps (another ~60 MB) until trimmed."""
+    starts. In one process, staging's step began with ~60 MB of the raw step's day still held
+    by cycles (its generators and their frames) that only a full collection frees, and what
+    they freed stayed in glibc's heaps (another ~60 MB) until trimmed. Costs ~0.15 s."""
     gc.collect()
     release_memory()
     if _trim is not None:

@@ -184,14 +184,17 @@ class RawCapture:
         log,
         actual: dict[str, str] | None = None,
         listed: set[str] | None = None,
+        notices_deletes: bool = False,
     ):
         self.config, self.session, self.store, self.log = config, session, store, log
         self.actual, self.listed = actual, listed
+        # a run reaching the present looks for hard deletes once its days are captured
+        self.notices_deletes = notices_deletes
         self.rows_added = 0  # versions this run captured that raw did not have yet
         self.manifests: dict[dt.date, dict] = {}
         self.versions: pa.Table = VERSIONS_SCHEMA.empty_table()
-        # the key column of each day captured (its distinct keys are taken only when a run
-        # reaching the present looks for hard deletes)
+        # the key column of each day captured, for a run that notices deletes (its distinct
+        # keys are taken only then); other runs keep none: a 5M-row year's keys are ~55 MB
         self.keys_by_day: dict[dt.date, pa.ChunkedArray] = {}
 
     def take_versions(self) -> pa.Table:
@@ -207,7 +210,8 @@ class RawCapture:
 
     def _remember(self, day: dt.date, manifest: dict, versions: pa.Table) -> None:
         self.manifests[day], self.versions = manifest, versions
-        self.keys_by_day[day] = versions["pk"]
+        if self.notices_deletes:
+            self.keys_by_day[day] = versions["pk"]
 
     def _key_type(self) -> tuple[pa.DataType, bool]:
         key_type = arrow_type(self.config.columns[self.config.primary_key])

@@ -142,7 +142,15 @@ def capture_days(
         context.log.warning(f"schema drift in {config.name}: {drift.describe()}")
     first = days[0] - dt.timedelta(days=config.lookback_days if config.incremental else 0)
     listed = set(store.list_days_objects(layer_prefix("raw", config.name), first, days[-1]))
-    capture = RawCapture(config, session, store, context.log, actual=actual, listed=listed)
+    capture = RawCapture(
+        config,
+        session,
+        store,
+        context.log,
+        actual=actual,
+        listed=listed,
+        notices_deletes=reaches_present(days[-1]),
+    )
     quality = RawQuality(config, session, store, drift, context.log)
     stats: dict = {"late_rows": 0}
     writes = raw_writes(config, days, capture, quality, drift, stats, context.log)
@@ -182,7 +190,7 @@ def raw_writes(
                     p.unlink()
         # Only a run reaching the present notices hard deletes: a re-run of a past day
         # keeps the tombstones it had and never gains deletes made after it.
-        tombstones = notice_deletes(capture, days[-1]) if reaches_present(days[-1]) else None
+        tombstones = notice_deletes(capture, days[-1]) if capture.notices_deletes else None
         if tombstones is not None:
             stats["deletes"] = tombstones.manifest["deletes"]["count"]
             quality.manifests[days[-1]] = folder_manifest(tombstones.files, tombstones.manifest)

@@ -33,7 +33,7 @@ from volt_assets.lib.store import FolderWrite, LakeStore
 # while a burst of small days uploads.
 WRITERS = 16
 PENDING_WRITES = 64
-PENDING_BYTES = 64 << 20
+PENDING_BYTES = 32 << 20
 DETAILED_WRITES = 6  # folder writes logged one by one (a day's raw, staging and quarantine)
 PROGRESS_SECONDS = 10.0
 

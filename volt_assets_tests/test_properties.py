@@ -480,13 +480,18 @@ def build(rows: list[tuple], splits: list[int], spill_dir=None, deletes=None):
         ],
         name=[f"v{s}" for _, s, _, _ in rows],
     ).append_column("_file", pa.array([f"capture-{c}" for *_, c in rows], pa.string()))
+    return fed(builder, strings, splits).finish(deletes)
+
+
+def fed(builder: StagingBuilder, strings: pa.Table, splits: list[int]) -> StagingBuilder:
+    """`builder` given the rows of `strings` in batches of the sizes `splits`, then the rest."""
     start = 0
-    for size in splits + [len(rows)]:
+    for size in splits + [len(strings)]:
         batch = strings.slice(start, size).combine_chunks()
         if batch.num_rows:
             builder.add(batch.to_batches()[0])
         start += size
-    return builder.finish(deletes)
+    return builder
 
 
 @settings(max_examples=60, deadline=None)
@@ -580,13 +585,7 @@ def test_a_day_in_a_file_is_judged_as_the_same_day_in_memory(rows, splits):
     captures = {"capture-0": dt.datetime(2026, 1, 2, 23, tzinfo=UTC)}
 
     def built(spill_dir):
-        builder, start = StagingBuilder(config, captures, spill_dir), 0
-        for size in splits + [len(rows)]:
-            batch = strings.slice(start, size).combine_chunks()
-            if batch.num_rows:
-                builder.add(batch.to_batches()[0])
-            start += size
-        return builder.finish(None)
+        return fed(StagingBuilder(config, captures, spill_dir), strings, splits).finish(None)
 
     quality = StagingQuality(config, store=None, now=dt.datetime(2026, 6, 1, tzinfo=UTC))
     checks = [rule for rule, refuse in staging_rules(config) if not refuse]

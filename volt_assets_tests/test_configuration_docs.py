@@ -7,7 +7,7 @@ from volt_assets import settings
 from volt_assets_tests.pipeline import root
 
 # Names of settings: what the code's string literals and the instance templates' `env:` name.
-NAME = r"(?:VOLT|AWS|POSTGRES|MARTS|S3|DAGSTER)_[A-Z0-9_]+"
+NAME = r"(?:VOLT|AWS|POSTGRES|MARTS|S3|DAGSTER|ARROW)_[A-Z0-9_]+"
 
 
 def variables_read_by_the_code() -> set[str]:

@@ -1,8 +1,10 @@
 """`.env` is read as dotenv reads it (python-dotenv, as Docker Compose does): inline comments,
 quotes and `export`; and what the stack writes reads back the same in dotenv and in a shell."""
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,25 @@ def test_a_value_that_cannot_be_written_safely_is_refused_without_showing_it(tmp
         settings.write_env_file(tmp_path / "x.env", {"POSTGRES_PASSWORD": "q'\"$ecret"})
     assert "POSTGRES_PASSWORD" in str(raised.value) and "ecret" not in str(raised.value)
     assert not (tmp_path / "x.env").exists()
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "system"), ("jemalloc", "jemalloc")])
+def test_arrow_allocates_from_glibc_unless_the_user_chose(tmp_path, chosen, expected):
+    """The package's import comes before pyarrow's, so the default reaches Arrow's own pool."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = (
+        "import volt_assets, pyarrow, pyarrow.compute as pc;"
+        "pc.sort_indices(pyarrow.array(range(100000)));"
+        "print(pyarrow.default_memory_pool().backend_name,"
+        " pyarrow.mimalloc_memory_pool().bytes_allocated())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    backend, mimalloc_bytes = out.stdout.split()
+    assert backend == expected
+    if expected == "system":
+        assert mimalloc_bytes == "0"

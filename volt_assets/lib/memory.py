@@ -1,9 +1,12 @@
-"""Handing memory back between the phases of a big day.
+"""The allocator Arrow uses, and handing memory back between the phases of a big day.
 
-Arrow's allocator (mimalloc) keeps what Arrow frees for Arrow's own reuse. DuckDB, NumPy and
-Python allocate elsewhere (DuckDB's own memory goes back when its database closes:
-`raw_files.release_duckdb`), so without this each phase's peak stacks on the one before: a
-day's peak would be the sum of its phases rather than the largest of them.
+Arrow allocates from glibc's malloc, as Python and NumPy do, rather than from its bundled
+mimalloc (ARROW_DEFAULT_MEMORY_POOL=system, a default of `settings.py`, read by Arrow as
+pyarrow is imported): on the 1M-row opening snapshot and the 200,000-row heavy day, mimalloc's
+retained pages cost 20-45 MB more peak RSS at the same speed (bench/ANALYSIS.md). DuckDB allocates apart
+(its memory goes back when its database closes: `raw_files.release_duckdb`). Without handing
+freed memory back, each phase's peak would stack on the one before: a day's peak would be the
+sum of its phases rather than the largest of them.
 """
 
 import ctypes
@@ -18,7 +21,8 @@ _trim = getattr(ctypes.CDLL(_libc_name), "malloc_trim", None) if _libc_name else
 
 
 def release_memory() -> None:
-    """Return the memory Arrow has freed to the system (microseconds when there is none)."""
+    """Return the memory Arrow has freed to the system (with glibc's pool, `malloc_trim`:
+    microseconds when there is none)."""
     pa.default_memory_pool().release_unused()
 
 
@@ -29,5 +33,5 @@ def release_garbage() -> None:
     they freed stayed in glibc's heaps (another ~60 MB) until trimmed. Costs ~0.15 s."""
     gc.collect()
     release_memory()
-    if _trim is not None:
-        _trim(0)
+    if _trim is not None and pa.default_memory_pool().backend_name != "system":
+        _trim(0)  # glibc's heaps: trimmed already when they are Arrow's pool too

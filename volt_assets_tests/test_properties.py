@@ -587,7 +587,7 @@ def test_a_day_in_a_file_is_judged_as_the_same_day_in_memory(rows, splits):
     def built(spill_dir):
         return fed(StagingBuilder(config, captures, spill_dir), strings, splits).finish(None)
 
-    quality = StagingQuality(config, store=None, now=dt.datetime(2026, 6, 1, tzinfo=UTC))
+    quality = StagingQuality(config, store=None, days=[], now=dt.datetime(2026, 6, 1, tzinfo=UTC))
     checks = [rule for rule, refuse in staging_rules(config) if not refuse]
     assert {"unique", "in_set"} <= {r.rule for r in checks}  # the premise: both kinds judged
     in_memory = [quality._judge(built(None).staging, rule) for rule in checks]

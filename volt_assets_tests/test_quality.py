@@ -447,3 +447,64 @@ def test_drift_is_named_before_extraction(volt_env, source, monkeypatch):
     assert warned and failed and warned[0] < failed[0], texts
     said = texts[warned[0]][1]
     assert "column dropped: updated_at" in said and "column added: changed_at" in said, said
+
+
+def test_a_days_report_takes_one_put_per_step_and_keeps_a_concurrent_runs_checks(volt_env):
+    """A run's raw and staging steps write each day's report with one PUT and no read (the
+    run's days listed once). A step of another run that writes the same report between this
+    step's read and its write is not overwritten: the conditional PUT loses, is read again and
+    merged, and both runs' checks are in the report."""
+    from volt_assets import stack
+    from volt_assets.defs.quality.outcome import DayOutcome
+    from volt_assets.defs.quality.report import WRITTEN, ReportWriter, write_report
+
+    s3, bucket = volt_env.s3, volt_env.bucket
+    calls: list[tuple[str, str]] = []  # (operation, key or error code)
+    s3.meta.events.register(
+        "before-parameter-build.s3",
+        lambda params, model, **_: calls.append((model.name, params.get("Key", ""))),
+    )
+    s3.meta.events.register(
+        "after-call.s3.PutObject",
+        lambda parsed, **_: calls.append(("PutObject!", parsed.get("Error", {}).get("Code", ""))),
+    )
+    days = [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
+    passed = DayOutcome(failing=0, rows=10, verdict=None)
+    for layer in ("raw", "staging"):
+        writer = ReportWriter(LakeStore(s3, bucket), "electrical_components", days)
+        for day in days:
+            writer.submit("electrical_components", day, layer, {f"{layer}_check": passed})
+        writer.uris()
+    reads = [c for c in calls if c[0] in ("GetObject", "HeadObject")]
+    puts = [c for c in calls if c[0] == "PutObject"]
+    assert reads == [] and len(puts) == 4
+    assert [c[0] for c in calls].count("ListObjectsV2") == 2
+
+    # Another run's step (its own process: its own client, nothing cached) writes day 1's
+    # report just after this step took its version to merge into.
+    other = LakeStore(stack.s3_client(volt_env.env["AWS_ENDPOINT_URL"]), bucket)
+    cut_in: list[str] = []
+
+    def other_run_writes_first(params, **_):
+        if not cut_in and params["Key"].endswith("report.json"):
+            with WRITTEN.lock:
+                saved = dict(WRITTEN.reports)
+                WRITTEN.reports.clear()  # the other process knows nothing of this one's writes
+            cut_in.append(
+                write_report(other, "electrical_components", days[0], "raw", {"late": passed})
+            )
+            with WRITTEN.lock:
+                WRITTEN.reports.update(saved)
+
+    s3.meta.events.register("before-parameter-build.s3.PutObject", other_run_writes_first)
+    calls.clear()
+    write_report(
+        LakeStore(s3, bucket), "electrical_components", days[0], "staging", {"mine": passed}
+    )
+    assert cut_in and ("PutObject!", "PreconditionFailed") in calls  # the write did collide
+    report = read_report(LakeStore(s3, bucket), "electrical_components", days[0])
+    assert sorted(report["checks"]) == ["late", "mine", "raw_check", "staging_check"]
+    assert (
+        report["checks"]["late"]["layer"] == "raw"
+        and report["checks"]["mine"]["layer"] == "staging"
+    )

@@ -46,6 +46,9 @@ COPY_CHUNK = 1 << 20
 # A GET's body cut mid-stream: botocore retried the request, not the read.
 STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, ProtocolError)
 
+# A conditional PUT that lost: the condition failed, or another conditional write was under way
+CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
 # Errors no retry can fix: say what to fix and stop.
 FATAL_CODES = {
     "NoSuchBucket": "the bucket {bucket!r} does not exist at the configured endpoint: create it "
@@ -75,6 +78,10 @@ class FolderWrite:
     unchanged: bool = (
         False  # nothing to write (the folder stays as it is); still accounted for the day
     )
+
+
+class WriteConflict(Exception):
+    """A conditional PUT lost: the object changed (or appeared) since the writer read it."""
 
 
 class LakeError(dg.Failure):
@@ -136,6 +143,10 @@ class LakeStore:
 
     def list_days_objects(self, layer: str, first: dt.date, last: dt.date) -> dict[str, int]:
         """Key -> size of every object in the `dt=` folders of days [first, last] under `layer`."""
+        return {o["Key"]: o["Size"] for o in self.days_objects(layer, first, last)}
+
+    def days_objects(self, layer: str, first: dt.date, last: dt.date) -> list[dict]:
+        """The listing entries (Key, Size, ETag, ...) of the `dt=` folders of [first, last]."""
         # "dt=D" sorts just before every key of "dt=D/", and "dt=D0" just after ("0" follows "/")
         objects = self.list_objects(
             layer,
@@ -153,7 +164,7 @@ class LakeStore:
                 and folder == f"dt={day.isoformat()}"
             )
 
-        return {o["Key"]: o["Size"] for o in objects if in_range(o["Key"])}
+        return [o for o in objects if in_range(o["Key"])]
 
     def list_days(self, prefix: str) -> list[dt.date]:
         """The `dt=` folders directly under a layer prefix, oldest first."""
@@ -170,6 +181,16 @@ class LakeStore:
             if not page.get("IsTruncated"):
                 return sorted(days)
             token = page["NextContinuationToken"]
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """An object's current body and ETag (what a conditional PUT names), or None if absent."""
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise (explain(exc, self.bucket) or exc) from None
+        return answer["Body"].read(), answer["ETag"]
 
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         """An object's body: the version `version_id` when given, else the current one."""
@@ -266,6 +287,23 @@ class LakeStore:
         if key.endswith(DOWNLOADED):
             LOCAL_COPIES.keep(self.bucket, key, version_id, body)
         return size, version_id
+
+    def put_if(self, key: str, body: bytes, content_type: str, etag: str | None) -> str:
+        """PUT only over the version read (`etag`), or only where there is none (None): S3's
+        conditional writes, so two writers that read the same version cannot both replace it.
+        Returns the new ETag; raises WriteConflict when another writer came first. An endpoint
+        without conditional writes (501) gets a plain PUT."""
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        args = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type}
+        try:
+            return self.client.put_object(**args, **condition)["ETag"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in CONFLICT_CODES:
+                raise WriteConflict(key) from None
+            if code not in ("NotImplemented", "501"):
+                raise (explain(exc, self.bucket) or exc) from None
+        return self._call("put_object", Key=key, Body=body, ContentType=content_type)["ETag"]
 
     def write_folder(
         self,

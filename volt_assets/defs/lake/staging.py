@@ -199,7 +199,7 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
 def build_days(config: TableConfig, raw: LakePartitions, days: list[dt.date]):
     """The staging asset's body: the output (its writes streamed to the IO manager), then the
     quality checks judged on the days as they streamed past."""
-    quality = StagingQuality(config, raw.store)
+    quality = StagingQuality(config, raw.store, days)
     stats: dict = {}
     writes = staging_writes(config, raw, days, quality, stats)
     yield dg.Output(LakeOutput(writes=writes, stats=stats))

@@ -132,7 +132,7 @@ class RawQuality:
             if days
             else {}
         )
-        reports = ReportWriter(self.store)
+        reports = ReportWriter(self.store, self.config.name, days)
         for day in days:
             outcomes = {
                 RECONCILIATION: self.reconciled[day],

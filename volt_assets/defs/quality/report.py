@@ -3,25 +3,28 @@
 `quality/{name}/dt=YYYY-MM-DD/report.json` in the lake bucket: per check, the verdict of that
 day, the counts, up to 20 sample keys with their reasons and when it was checked. Raw, staging
 and the standalone checks each run in their own step, so each one replaces only its own
-checks' entries and keeps the others' (the steps of one table and day run one after another:
-raw, then staging, then the checks that depend on staging). The refused rows themselves, with
-every reason, stay in `quarantine/{table}/dt=D/`.
+checks' entries and keeps the others'. Each write is conditional on the version it merged into
+(S3's If-Match / If-None-Match): steps of two runs writing one day's report at once both land,
+whichever order they take. The refused rows themselves, with every reason, stay in
+`quarantine/{table}/dt=D/`.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+import threading
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from botocore.exceptions import ClientError
-
 from volt_assets.defs.quality.outcome import DayOutcome
-from volt_assets.lib.layout import partition_prefix
-from volt_assets.lib.store import LakeStore
+from volt_assets.lib.layout import layer_prefix, partition_prefix
+from volt_assets.lib.store import LakeError, LakeStore, WriteConflict
 
 REPORT = "report.json"
 LAYER = "quality"
+WRITE_ATTEMPTS = 8
 
 
 def report_key(name: str, day: dt.date) -> str:
@@ -29,12 +32,46 @@ def report_key(name: str, day: dt.date) -> str:
 
 
 def read_report(store: LakeStore, name: str, day: dt.date) -> dict | None:
-    try:
-        return json.loads(store.get_bytes(report_key(name, day)))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
+    got = store.get_tagged(report_key(name, day))
+    return json.loads(got[0]) if got else None
+
+
+class _Written:
+    """The reports this process last wrote or read, with their ETags (process-wide, as a run's
+    raw and staging steps each make their own store): the next step's write names that ETag
+    instead of reading the report back, and a write by anyone else in between makes it lose."""
+
+    def __init__(self, most: int = 4096):
+        self.lock = threading.Lock()
+        self.most = most  # the oldest go first: a report is a few kilobytes
+        self.reports: OrderedDict[tuple[str, str], tuple[str, dict]] = OrderedDict()
+
+    def get(self, store: LakeStore, key: str) -> tuple[str, dict] | None:
+        with self.lock:
+            return self.reports.get((store.bucket, key))
+
+    def keep(self, store: LakeStore, key: str, etag: str, report: dict) -> None:
+        with self.lock:
+            self.reports[(store.bucket, key)] = (etag, report)
+            self.reports.move_to_end((store.bucket, key))
+            while len(self.reports) > self.most:
+                self.reports.popitem(last=False)
+
+
+WRITTEN = _Written()
+ABSENT = ""  # a listing of the run's days shows no report: write it where there is none
+
+
+def _current(store: LakeStore, key: str, listed: str | None) -> tuple[str | None, dict | None]:
+    """The report to merge into and its ETag (None, None: there is none). `listed`: its ETag
+    in a listing of the run's days (ABSENT: not there), None when not listed."""
+    known = WRITTEN.get(store, key)
+    if listed == ABSENT:
+        return None, None
+    if known is not None and listed in (None, known[0]):
+        return known[0], copy.deepcopy(known[1])
+    got = store.get_tagged(key)
+    return (got[1], json.loads(got[0])) if got else (None, None)
 
 
 def write_report(
@@ -45,10 +82,42 @@ def write_report(
     outcomes: dict[str, DayOutcome],
     extra: dict | None = None,
     blocking: frozenset[str] = frozenset(),
+    listed: str | None = None,
 ) -> str:
     """Merge this step's checks of one day into the day's report; returns the S3 URI.
-    `blocking` names the checks whose ERROR stops what is downstream."""
-    report = read_report(store, name, day) or {"name": name, "dt": day.isoformat(), "checks": {}}
+    `blocking` names the checks whose ERROR stops what is downstream; `listed` as `_current`.
+
+    The PUT is conditional on the version merged into: when another run's step wrote the
+    report in between, this one reads it again and merges into that (never losing the other
+    layer's checks), up to WRITE_ATTEMPTS times."""
+    key = report_key(name, day)
+    etag, report = _current(store, key, listed)
+    for _ in range(WRITE_ATTEMPTS):
+        merged = _merged(report, name, day, layer, outcomes, extra, blocking)
+        body = json.dumps(merged, indent=2, sort_keys=False, default=str).encode()
+        try:
+            WRITTEN.keep(store, key, store.put_if(key, body, "application/json", etag), merged)
+            return store.uri(key)
+        except WriteConflict:
+            got = store.get_tagged(key)
+            etag, report = (got[1], json.loads(got[0])) if got else (None, None)
+    raise LakeError(
+        f"the quality report {store.uri(key)} changed under this run {WRITE_ATTEMPTS} times "
+        "in a row: other runs are writing the same day's checks; retry once they are done"
+    )
+
+
+def _merged(
+    report: dict | None,
+    name: str,
+    day: dt.date,
+    layer: str,
+    outcomes: dict[str, DayOutcome],
+    extra: dict | None,
+    blocking: frozenset[str],
+) -> dict:
+    """`report` (or a new one) with this step's checks in place of their earlier entries."""
+    report = report or {"name": name, "dt": day.isoformat(), "checks": {}}
     checked_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for check_name, outcome in outcomes.items():
         report["checks"][check_name] = {
@@ -62,20 +131,24 @@ def write_report(
     verdicts = [c["verdict"] for c in report["checks"].values()]
     report["verdict"] = "ERROR" if "ERROR" in verdicts else "WARN" if "WARN" in verdicts else "PASS"
     report["checks"] = dict(sorted(report["checks"].items()))
-    body = json.dumps(report, indent=2, sort_keys=False, default=str).encode()
-    key = report_key(name, day)
-    store.put(key, body, "application/json")
-    return store.uri(key)
+    return report
 
 
 class ReportWriter:
-    """Writes a run's day reports in the background (a GET and a PUT each), a few at a time,
-    while the step goes on; `uris()` waits for them all (and raises the first failure)."""
+    """Writes a run's day reports in the background (one PUT each, see `write_report`), a few at
+    a time, while the step goes on; `uris()` waits for them all (and raises the first failure).
 
-    def __init__(self, store: LakeStore, workers: int = 4):
+    `days`: the run's days, whose reports are listed once (one request per 1,000 days) rather
+    than read one by one: a day without a report is written with no read at all."""
+
+    def __init__(self, store: LakeStore, name: str, days: list[dt.date], workers: int = 4):
         self.store = store
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="volt-report")
         self.futures: list[Future] = []
+        self.listed: dict[str, str] = {}
+        if days:
+            found = store.days_objects(layer_prefix(LAYER, name), min(days), max(days))
+            self.listed = {o["Key"]: o["ETag"] for o in found if o["Key"].endswith(REPORT)}
 
     def submit(
         self,
@@ -86,8 +159,11 @@ class ReportWriter:
         extra: dict | None = None,
         blocking: frozenset[str] = frozenset(),
     ) -> None:
+        listed = self.listed.get(report_key(name, day), ABSENT)
         self.futures.append(
-            self.pool.submit(write_report, self.store, name, day, layer, outcomes, extra, blocking)
+            self.pool.submit(
+                write_report, self.store, name, day, layer, outcomes, extra, blocking, listed
+            )
         )
 
     def uris(self) -> list[str]:

@@ -72,14 +72,20 @@ def staging_check_specs(config: TableConfig, key: dg.AssetKey) -> list[dg.AssetC
 class StagingQuality:
     """Judges each staging day as it is built; `results()` gives the run's check results."""
 
-    def __init__(self, config: TableConfig, store: LakeStore, now: dt.datetime | None = None):
+    def __init__(
+        self,
+        config: TableConfig,
+        store: LakeStore,
+        days: list[dt.date],
+        now: dt.datetime | None = None,
+    ):
         self.config, self.store = config, store
         self.now = now or dt.datetime.now(dt.UTC)  # one `now` for the whole run
         self.key = dg.AssetKey(["staging", config.name])
         specs = staging_check_specs(config, self.key)
         self.tallies = {s.name: Tally(s.name, self.key) for s in specs}
         self.blocking = frozenset(s.name for s in specs if s.blocking)
-        self.reports = ReportWriter(store)
+        self.reports = ReportWriter(store, config.name, days)
 
     def observe(
         self, day: dt.date, built: StagingDay, raw_manifest: dict | None

@@ -639,3 +639,30 @@ def test_a_part_this_process_uploaded_is_read_back_from_local_disk(volt_env, tmp
         copies.take(bucket, "b", "v1", tmp_path / "b") and (tmp_path / "b").read_bytes() == b"7890"
     )
     assert not copies.take(bucket, "c", "v2", tmp_path / "c")  # another version: not this copy
+
+
+def test_a_manifest_this_process_wrote_is_not_read_back_while_it_is_current(volt_env):
+    """Staging lists the run's raw days once and takes a manifest its own raw step wrote from
+    memory; one another writer replaced since (a new ETag in the listing) is read from S3."""
+    from volt_assets.defs.lake.io_manager import LakePartitions
+    from volt_assets.lib.store import LakeStore
+
+    s3, bucket = volt_env.s3, volt_env.bucket
+    gets: list[str] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: gets.append(params["Key"])
+    )
+    store = LakeStore(s3, bucket)
+    days = [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
+    raw = LakePartitions(store, "raw", "t", days)
+    for day in days:
+        store.write_folder(raw.prefix(day), {"part-00000.jsonl": b'{"id": 1}\n'}, {"rows": 1})
+    etags = raw.manifest_etags(days)
+    assert sorted(etags) == days
+    assert [raw.manifest(day, etags[day])["rows"] for day in days] == [1, 1] and gets == []
+
+    key = raw.prefix(days[1]) + "_manifest.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=b'{"rows": 2, "files": {}}')  # another writer
+    etags = raw.manifest_etags(days)
+    assert [raw.manifest(day, etags[day])["rows"] for day in days] == [1, 2] and gets == [key]
+    assert raw.manifest_etags([dt.date(2026, 1, 4)]) == {}

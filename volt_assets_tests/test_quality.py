@@ -456,7 +456,7 @@ def test_a_days_report_takes_one_put_per_step_and_keeps_a_concurrent_runs_checks
     merged, and both runs' checks are in the report."""
     from volt_assets import stack
     from volt_assets.defs.quality.outcome import DayOutcome
-    from volt_assets.defs.quality.report import WRITTEN, ReportWriter, write_report
+    from volt_assets.defs.quality.report import ReportWriter, write_report
 
     s3, bucket = volt_env.s3, volt_env.bucket
     calls: list[tuple[str, str]] = []  # (operation, key or error code)
@@ -480,21 +480,15 @@ def test_a_days_report_takes_one_put_per_step_and_keeps_a_concurrent_runs_checks
     assert reads == [] and len(puts) == 4
     assert [c[0] for c in calls].count("ListObjectsV2") == 2
 
-    # Another run's step (its own process: its own client, nothing cached) writes day 1's
-    # report just after this step took its version to merge into.
+    # Another run's step (its own client) writes day 1's report just after this step took
+    # the version it merges into.
     other = LakeStore(stack.s3_client(volt_env.env["AWS_ENDPOINT_URL"]), bucket)
     cut_in: list[str] = []
 
     def other_run_writes_first(params, **_):
         if not cut_in and params["Key"].endswith("report.json"):
-            with WRITTEN.lock:
-                saved = dict(WRITTEN.reports)
-                WRITTEN.reports.clear()  # the other process knows nothing of this one's writes
-            cut_in.append(
-                write_report(other, "electrical_components", days[0], "raw", {"late": passed})
-            )
-            with WRITTEN.lock:
-                WRITTEN.reports.update(saved)
+            late = {"late": passed}
+            cut_in.append(write_report(other, "electrical_components", days[0], "raw", late))
 
     s3.meta.events.register("before-parameter-build.s3.PutObject", other_run_writes_first)
     calls.clear()

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import ProtocolError
 
+from volt_assets.lib.known_objects import KNOWN_OBJECTS
 from volt_assets.lib.layout import MANIFEST, day_of_prefix, listed_version, s3_uri
 from volt_assets.lib.local_copies import LOCAL_COPIES
 
@@ -190,7 +191,15 @@ class LakeStore:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise (explain(exc, self.bucket) or exc) from None
-        return answer["Body"].read(), answer["ETag"]
+        body = answer["Body"].read()
+        KNOWN_OBJECTS.keep(self.bucket, key, answer["ETag"], body)
+        return body, answer["ETag"]
+
+    def known(self, key: str, etag: str | None) -> bytes | None:
+        """The body of `key` this process last wrote or read, if it is the version `etag` (as a
+        listing shows it); None: read it from S3."""
+        known = KNOWN_OBJECTS.get(self.bucket, key)
+        return known[1] if known is not None and etag is not None and known[0] == etag else None
 
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:
         """An object's body: the version `version_id` when given, else the current one."""
@@ -237,8 +246,11 @@ class LakeStore:
         except ClientError:
             return None
 
-    def read_manifest(self, prefix: str) -> dict | None:
-        """The manifest of a partition folder, or None when the folder was never completed."""
+    def read_manifest(self, prefix: str, etag: str | None = None) -> dict | None:
+        """The manifest of a partition folder, or None when the folder was never completed.
+        `etag`: the manifest's in a listing, whose version this process may hold already."""
+        if (body := self.known(prefix + MANIFEST, etag)) is not None:
+            return json.loads(body)
         try:
             return json.loads(self.get_bytes(prefix + MANIFEST))
         except ClientError as exc:
@@ -279,6 +291,8 @@ class LakeStore:
                 )
         except ClientError as exc:
             raise (explain(exc, self.bucket) or exc) from None
+        if key.endswith(MANIFEST) and isinstance(body, bytes):  # a later step reads it
+            KNOWN_OBJECTS.keep(self.bucket, key, answer["ETag"], body)
         version_id = answer.get("VersionId")
         if version_id in (None, "null"):  # "null": a bucket whose versioning is suspended
             self.uploaded.pop(key, None)
@@ -294,16 +308,18 @@ class LakeStore:
         Returns the new ETag; raises WriteConflict when another writer came first. An endpoint
         without conditional writes (501) gets a plain PUT."""
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        args = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type}
+        args = {"Key": key, "Body": body, "ContentType": content_type}
         try:
-            return self.client.put_object(**args, **condition)["ETag"]
+            new_etag = self.client.put_object(Bucket=self.bucket, **args, **condition)["ETag"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in CONFLICT_CODES:
                 raise WriteConflict(key) from None
             if code not in ("NotImplemented", "501"):
                 raise (explain(exc, self.bucket) or exc) from None
-        return self._call("put_object", Key=key, Body=body, ContentType=content_type)["ETag"]
+            new_etag = self._call("put_object", **args)["ETag"]
+        KNOWN_OBJECTS.keep(self.bucket, key, new_etag, body)
+        return new_etag
 
     def write_folder(
         self,

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from volt_assets.defs.catalog import ROW_COUNT
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import layer_prefix, listed_version, partition_prefix
+from volt_assets.lib.layout import MANIFEST, layer_prefix, listed_version, partition_prefix
 from volt_assets.lib.partitions import UTC, days_between
 from volt_assets.lib.store import FolderWrite, LakeStore
 
@@ -58,8 +58,18 @@ class LakePartitions:
     def prefix(self, day: dt.date) -> str:
         return partition_prefix(self.layer, self.name, day)
 
-    def manifest(self, day: dt.date) -> dict | None:
-        return self.store.read_manifest(self.prefix(day))
+    def manifest(self, day: dt.date, etag: str | None = None) -> dict | None:
+        """The day's manifest (`etag`: as `manifest_etags` listed it)."""
+        return self.store.read_manifest(self.prefix(day), etag)
+
+    def manifest_etags(self, days: list[dt.date]) -> dict[dt.date, str]:
+        """The ETags of the days' manifests, in one listing: a manifest this process wrote
+        with that ETag (the run's raw step, moments before) is then not read back."""
+        if not days:
+            return {}
+        wanted = {self.prefix(day) + MANIFEST: day for day in days}
+        found = self.store.days_objects(layer_prefix(self.layer, self.name), min(days), max(days))
+        return {wanted[o["Key"]]: o["ETag"] for o in found if o["Key"] in wanted}
 
     def download(
         self, day: dt.date, names: Iterable[str], directory: Path, manifest: dict | None = None

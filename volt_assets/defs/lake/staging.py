@@ -66,9 +66,12 @@ class RawDay:
     deletes: pa.Table | None
 
 
-def fetch_raw_day(config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path) -> RawDay:
-    """Download raw D: the files its manifest lists (a folder without one is an error)."""
-    manifest = raw.manifest(day)
+def fetch_raw_day(
+    config: TableConfig, raw: LakePartitions, day: dt.date, workdir: Path, etag: str | None = None
+) -> RawDay:
+    """Download raw D: the files its manifest lists (a folder without one is an error).
+    `etag`: the manifest's, as the run's listing showed it."""
+    manifest = raw.manifest(day, etag)
     if manifest is None:
         raise missing_partition(f"raw/{config.name}", day)
     parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
@@ -218,7 +221,8 @@ def staging_writes(
     release_garbage()
     per_day: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix=f"volt-staging-{config.name}-") as tmp:
-        fetched = prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp)), days)
+        etags = raw.manifest_etags(days)  # one listing: manifests raw just wrote are not read back
+        fetched = prefetched(lambda d: fetch_raw_day(config, raw, d, Path(tmp), etags.get(d)), days)
         for chunk in chunks(fetched):
             for raw_day, built in zip(chunk, build_chunk(config, chunk, Path(tmp)), strict=True):
                 per_day[raw_day.day.isoformat()] = built.counts

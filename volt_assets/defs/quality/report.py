@@ -11,14 +11,12 @@ whichever order they take. The refused rows themselves, with every reason, stay 
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
-import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from volt_assets.defs.quality.outcome import DayOutcome
+from volt_assets.lib.known_objects import KNOWN_OBJECTS
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.store import LakeError, LakeStore, WriteConflict
 
@@ -36,40 +34,19 @@ def read_report(store: LakeStore, name: str, day: dt.date) -> dict | None:
     return json.loads(got[0]) if got else None
 
 
-class _Written:
-    """The reports this process last wrote or read, with their ETags (process-wide, as a run's
-    raw and staging steps each make their own store): the next step's write names that ETag
-    instead of reading the report back, and a write by anyone else in between makes it lose."""
-
-    def __init__(self, most: int = 4096):
-        self.lock = threading.Lock()
-        self.most = most  # the oldest go first: a report is a few kilobytes
-        self.reports: OrderedDict[tuple[str, str], tuple[str, dict]] = OrderedDict()
-
-    def get(self, store: LakeStore, key: str) -> tuple[str, dict] | None:
-        with self.lock:
-            return self.reports.get((store.bucket, key))
-
-    def keep(self, store: LakeStore, key: str, etag: str, report: dict) -> None:
-        with self.lock:
-            self.reports[(store.bucket, key)] = (etag, report)
-            self.reports.move_to_end((store.bucket, key))
-            while len(self.reports) > self.most:
-                self.reports.popitem(last=False)
-
-
-WRITTEN = _Written()
 ABSENT = ""  # a listing of the run's days shows no report: write it where there is none
 
 
 def _current(store: LakeStore, key: str, listed: str | None) -> tuple[str | None, dict | None]:
     """The report to merge into and its ETag (None, None: there is none). `listed`: its ETag
     in a listing of the run's days (ABSENT: not there), None when not listed."""
-    known = WRITTEN.get(store, key)
     if listed == ABSENT:
         return None, None
+    # what this process wrote or read last (known_objects.py): the conditional PUT still
+    # loses if another writer replaced it since
+    known = KNOWN_OBJECTS.get(store.bucket, key)
     if known is not None and listed in (None, known[0]):
-        return known[0], copy.deepcopy(known[1])
+        return known[0], json.loads(known[1])
     got = store.get_tagged(key)
     return (got[1], json.loads(got[0])) if got else (None, None)
 
@@ -96,7 +73,7 @@ def write_report(
         merged = _merged(report, name, day, layer, outcomes, extra, blocking)
         body = json.dumps(merged, indent=2, sort_keys=False, default=str).encode()
         try:
-            WRITTEN.keep(store, key, store.put_if(key, body, "application/json", etag), merged)
+            store.put_if(key, body, "application/json", etag)
             return store.uri(key)
         except WriteConflict:
             got = store.get_tagged(key)

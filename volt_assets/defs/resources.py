@@ -12,7 +12,7 @@ import psycopg2
 from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 
-from volt_assets.lib.store import LakeStore
+from volt_assets.lib.store import LakeStore, send_small_bodies_at_once
 
 # Connection errors no retry can fix (psycopg2's first line), and what to check for each.
 PERMANENT_PG_ERRORS = {
@@ -130,7 +130,7 @@ def pooled_client(s3: S3Resource):
 @functools.lru_cache(maxsize=4)
 def _client(profile, region, use_ssl, verify, endpoint, key_id, secret, token, max_attempts):
     session = boto3.session.Session(profile_name=profile)
-    return session.client(
+    client = session.client(
         "s3",
         region_name=region,
         use_ssl=use_ssl,
@@ -144,6 +144,8 @@ def _client(profile, region, use_ssl, verify, endpoint, key_id, secret, token, m
             max_pool_connections=S3_CONNECTIONS,
         ),
     )
+    send_small_bodies_at_once(client)
+    return client
 
 
 def env_or_none(name: str):

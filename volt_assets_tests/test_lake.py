@@ -694,3 +694,7 @@ def test_the_pipelines_client_sends_small_bodies_without_waiting_for_100_continu
     client.put_object(Bucket=volt_env.bucket, Key="big", Body=big)
     assert sent == [("PUT", None), ("PUT", b"100-continue")]
     assert volt_env.read_object("small") == small and volt_env.read_object("big") == big
+    # requests that never asked (a multipart upload's start, a batch delete) go as they were
+    upload = client.create_multipart_upload(Bucket=volt_env.bucket, Key="parts")
+    client.abort_multipart_upload(Bucket=volt_env.bucket, Key="parts", UploadId=upload["UploadId"])
+    client.delete_objects(Bucket=volt_env.bucket, Delete={"Objects": [{"Key": "small"}]})

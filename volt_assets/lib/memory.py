@@ -2,11 +2,11 @@
 
 Arrow allocates from glibc's malloc, as Python and NumPy do, rather than from its bundled
 mimalloc (ARROW_DEFAULT_MEMORY_POOL=system, a default of `settings.py`, read by Arrow as
-pyarrow is imported): on the 1M-row opening snapshot and the 200,000-row heavy day, mimalloc's
-retained pages cost 20-45 MB more peak RSS at the same speed (bench/ANALYSIS.md). DuckDB allocates apart
-(its memory goes back when its database closes: `raw_files.release_duckdb`). Without handing
-freed memory back, each phase's peak would stack on the one before: a day's peak would be the
-sum of its phases rather than the largest of them.
+pyarrow is imported): on the 1M-row opening snapshot and the 200,000-row heavy day, mimalloc
+kept 20-45 MB more peak RSS at the same speed (bench/ANALYSIS.md). DuckDB allocates apart (its
+memory goes back when its database closes: `raw_files.release_duckdb`). Without handing freed
+memory back, each phase's peak would stack on the one before: a day's peak would be the sum of
+its phases rather than the largest of them.
 """
 
 import ctypes

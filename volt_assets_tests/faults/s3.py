@@ -15,6 +15,8 @@ Faults:
 A request the proxy cannot parse is a bug of the proxy, not an injected fault: it is kept in
 `proxy_errors`, and leaving the `with` block raises when there is any.
 - `only`: a regex on "METHOD /path" limiting which requests may be faulted;
+- `fail_after(method, path_regex, times)`: the first `times` matching requests are forwarded
+  and answered 503 SlowDown whatever the RNG says (a write that surely happened unseen);
 - `hold(method, path_regex)`: the first matching request is held (not forwarded) until
   `release()`; `Hold.hit` is set when it arrives. Tests kill a run at that exact point: the
   request never reaches S3 when its client died meanwhile. The proxy checks this after the
@@ -225,6 +227,7 @@ class S3FaultProxy:
         self.exchanges: list[Exchange] = []
         self.proxy_errors: list[str] = []  # parsing failures of the proxy itself (must stay empty)
         self._holds: list[Hold] = []
+        self._forced: list[list] = []  # [method, compiled path regex, requests left]
         self._lock = threading.Lock()
         self._clients: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -248,6 +251,10 @@ class S3FaultProxy:
         return Counter(e.fault for e in self.injected)
 
     # --- control ----------------------------------------------------------------------------
+    def fail_after(self, method: str, path_regex: str, times: int = 1) -> None:
+        with self._lock:
+            self._forced.append([method.upper(), re.compile(path_regex), times])
+
     def hold(self, method: str, path_regex: str) -> Hold:
         hold = Hold(method.upper(), re.compile(path_regex))
         with self._lock:
@@ -271,6 +278,10 @@ class S3FaultProxy:
         if self.only is not None and not self.only.search(f"{request.method} {request.path}"):
             return "pass", None
         with self._lock:
+            for forced in self._forced:
+                if forced[2] and forced[0] == request.method and forced[1].search(request.path):
+                    forced[2] -= 1
+                    return "after", ERRORS[2]
             roll = self.rng.random()
             if roll < self.error_rate:
                 error = self.rng.choice(self.errors)

@@ -211,10 +211,15 @@ class LakeStore:
         KNOWN_OBJECTS.keep(self.bucket, key, answer["ETag"], body)
         return body, answer["ETag"]
 
+    def last_known(self, key: str) -> tuple[str, bytes] | None:
+        """The ETag and body of `key` as this process last wrote or read it (known_objects.py),
+        current or not."""
+        return KNOWN_OBJECTS.get(self.bucket, key)
+
     def known(self, key: str, etag: str | None) -> bytes | None:
         """The body of `key` this process last wrote or read, if it is the version `etag` (as a
         listing shows it); None: read it from S3."""
-        known = KNOWN_OBJECTS.get(self.bucket, key)
+        known = self.last_known(key)
         return known[1] if known is not None and etag is not None and known[0] == etag else None
 
     def get_bytes(self, key: str, version_id: str | None = None) -> bytes:

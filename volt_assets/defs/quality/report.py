@@ -16,7 +16,6 @@ import json
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from volt_assets.defs.quality.outcome import DayOutcome
-from volt_assets.lib.known_objects import KNOWN_OBJECTS
 from volt_assets.lib.layout import layer_prefix, partition_prefix
 from volt_assets.lib.store import LakeError, LakeStore, WriteConflict
 
@@ -42,11 +41,16 @@ def _current(store: LakeStore, key: str, listed: str | None) -> tuple[str | None
     in a listing of the run's days (ABSENT: not there), None when not listed."""
     if listed == ABSENT:
         return None, None
-    # what this process wrote or read last (known_objects.py): the conditional PUT still
-    # loses if another writer replaced it since
-    known = KNOWN_OBJECTS.get(store.bucket, key)
+    # what this process wrote or read last: the conditional PUT still loses if another writer
+    # replaced it since
+    known = store.last_known(key)
     if known is not None and listed in (None, known[0]):
         return known[0], json.loads(known[1])
+    return _fetched(store, key)
+
+
+def _fetched(store: LakeStore, key: str) -> tuple[str | None, dict | None]:
+    """The report's current ETag and content from S3 ((None, None): there is none)."""
     got = store.get_tagged(key)
     return (got[1], json.loads(got[0])) if got else (None, None)
 
@@ -76,8 +80,7 @@ def write_report(
             store.put_if(key, body, "application/json", etag)
             return store.uri(key)
         except WriteConflict:
-            got = store.get_tagged(key)
-            etag, report = (got[1], json.loads(got[0])) if got else (None, None)
+            etag, report = _fetched(store, key)
     raise LakeError(
         f"the quality report {store.uri(key)} changed under this run {WRITE_ATTEMPTS} times "
         "in a row: other runs are writing the same day's checks; retry once they are done"

@@ -31,7 +31,7 @@ demo: $(STAMP)
 ## `make stack-down` stops it.
 dev: $(STAMP)
 	$(BIN)/volt-assets stack up
-	$(BIN)/python -m volt_assets.instance_config "$(DAGSTER_HOME)"
+	$(BIN)/python -m volt_assets.devstack.instance_config "$(DAGSTER_HOME)"
 	@trap 'true' INT; $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT); \
 	  echo "Dagster stopped. The stack keeps running (every write it answered is on disk):"; \
 	  $(BIN)/volt-assets stack status; echo "Stop it with: make stack-down"

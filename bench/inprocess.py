@@ -23,7 +23,7 @@ def main() -> None:
     from volt_assets.defs.lake.raw import build_raw_asset
     from volt_assets.defs.lake.staging import build_staging_asset
     from volt_assets.defs.resources import shared_resources
-    from volt_assets.lib.table_config import load_tables
+    from volt_assets.lib.config.table_config import load_tables
 
     config = load_tables()["electrical_components"]
     assets = [build_raw_asset(config), build_staging_asset(config)]

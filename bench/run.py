@@ -105,7 +105,7 @@ class Bench:
         return (time.monotonic() - self.started) / 60
 
     def env(self, db: str, bucket: str) -> dict[str, str]:
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         drop = ("POSTGRES_", "AWS_", "VOLT_", "DAGSTER_", "S3_", "MARTS_", "DESTINATION__", "PG")
         env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
@@ -132,7 +132,7 @@ class Bench:
         return env
 
     def bucket(self, name: str) -> str:
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         stack.ensure_bucket(self.client, name)
         return name
@@ -188,7 +188,7 @@ class Bench:
 
     # ------------------------------------------------------------------ the stack
     def start_stack(self) -> None:
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         OUT.mkdir(parents=True, exist_ok=True)
         stack.stop_postgres(OUT / "pg")  # a server left by an interrupted bench of our own
@@ -207,8 +207,8 @@ class Bench:
         """bench/out/dagster_home through the project's own instance_config: PostgreSQL storage
         (a deployed instance, deploy/dagster.postgres.yaml) in database `dagster` of the bench's
         server, or with --dagster-storage sqlite the developer default (SQLite files)."""
-        from volt_assets import stack
-        from volt_assets.instance_config import prepare_dagster_home
+        from volt_assets.devstack import stack
+        from volt_assets.devstack.instance_config import prepare_dagster_home
 
         environ = {}
         if self.args.dagster_storage == "postgres":
@@ -230,13 +230,13 @@ class Bench:
             # for the seeding's bulk load only; queries run with the server defaults, as in the stack
             for setting, value in (("max_wal_size", "'4GB'"), ("checkpoint_timeout", "'30min'")):
                 cur.execute(f"ALTER SYSTEM SET {setting} = {value}")
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         stack.stop_postgres(OUT / "pg")
         self.pg = stack.start_postgres(OUT / "pg", port=self.pg.port, password=self.pg.password)
 
     def stop_stack(self) -> None:
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         if self.s3 is not None:
             try:
@@ -252,7 +252,7 @@ class Bench:
     def seed_db(
         self, db: str, rows: int, heavy_rows: int, extra_tables: bool = False, dirty: bool = True
     ) -> None:
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         stack.ensure_database(self.pg, db)
         self.log(f"seeding {rows:,} components into {db}")
@@ -275,7 +275,7 @@ class Bench:
         """EXPLAIN (ANALYZE, BUFFERS) of the project's own extraction query for two days."""
         from psycopg2 import sql
 
-        from volt_assets.lib.partitions import day_window
+        from volt_assets.lib.config.partitions import day_window
 
         conn = self.pg.connect(db)
         out = {}
@@ -388,7 +388,7 @@ class Bench:
 
     def psql(self, section: str, tool: str, db: str, query: str, expected_rows: int) -> None:
         """The bundled psql running one `\\copy ... TO '/dev/null'` (what the server can send)."""
-        from volt_assets import stack
+        from volt_assets.devstack import stack
 
         env = self.env(db, "unused")
         env["PGPASSWORD"] = self.pg.password
@@ -490,12 +490,12 @@ class Bench:
         """The SELECT of the project's raw COPY for a day (None: the whole table). Should the
         lake's code no longer offer `extract_query(config, columns, window)`, a row_to_json of
         every column in cursor order stands in, and the results say so."""
-        from volt_assets.lib.partitions import day_window
+        from volt_assets.lib.config.partitions import day_window
 
         window = day_window(day) if day else None
         try:
-            from volt_assets.lib import extract as ex
-            from volt_assets.lib.table_config import load_tables
+            from volt_assets.lib.capture import extract as ex
+            from volt_assets.lib.config.table_config import load_tables
 
             config = load_tables()[TABLE]
             actual = ex.source_columns(conn, TABLE)
@@ -739,7 +739,7 @@ def git_state() -> dict:
     return {"commit": git("rev-parse", "--short", "HEAD") or "?", "dirty": bool(dirty)}
 
 
-PG_MAJOR = 18  # volt_assets.stack.PG_MAJOR, not imported: the bench's process stays light
+PG_MAJOR = 18  # volt_assets.devstack.stack.PG_MAJOR, not imported: the bench's process stays light
 
 
 def machine() -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from volt_assets.source_schema import drop_source_tables, ensure_source_schema
+from volt_assets.seeding.source_schema import drop_source_tables, ensure_source_schema
 
 CATEGORIES = [
     "cables",

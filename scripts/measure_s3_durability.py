@@ -3,7 +3,7 @@
     .venv/bin/python scripts/measure_s3_durability.py [--objects 100000] [--recorder 2000]
 
 Writes N small objects (1 KiB, lake-like keys, a versioned bucket) through the durable server
-(`volt_assets.s3_server`), SIGKILLs it, starts it again and times until it answers with every
+(`volt_assets.devstack.s3_server`), SIGKILLs it, starts it again and times until it answers with every
 object (what `volt-assets stack up` waits for), then reports disk use. With --recorder M it
 also measures moto's own request recorder (MOTO_ENABLE_RECORDING) on M objects: its log size
 and the time to replay it into a fresh server, the alternative the README compares.
@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from volt_assets import stack
+from volt_assets.devstack import stack
 
 BUCKET = "volt-measure-lake"
 
@@ -60,7 +60,7 @@ def count_objects(url: str) -> int:
 def fill_directly(data: Path, count: int) -> None:
     """The state `count` HTTP writes would leave, made in-process through moto's backend and the
     server's own journal format (a shared machine writes ~60 objects/s over HTTP)."""
-    from volt_assets import s3_server
+    from volt_assets.devstack import s3_server
 
     backend = s3_server._backend()
     bucket = backend.create_bucket(BUCKET, stack.S3_REGION)

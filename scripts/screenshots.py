@@ -516,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         env = stack_env(state, env)
         env["VOLT_PARTITIONS_START"] = start.isoformat()
 
-        from volt_assets.instance_config import prepare_dagster_home
-        from volt_assets.stack import free_port
+        from volt_assets.devstack.instance_config import prepare_dagster_home
+        from volt_assets.devstack.stack import free_port
 
         prepare_dagster_home(env["DAGSTER_HOME"], environ=env)
         run(

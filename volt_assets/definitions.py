@@ -3,7 +3,7 @@
 Dagster's project layout: each domain is a folder of `volt_assets/defs/` (`lake`, `marts`,
 `images`, `landing`, `quality`, `operations`, and `resources.py` for the shared resources), and
 `dg.load_from_defs_folder` loads every module in it. Nothing is picked by name, so a domain
-cannot be skipped silently; `volt_assets_tests/test_definitions.py` pins the full list.
+cannot be skipped silently; `volt_assets_tests/integration/test_definitions.py` pins the full list.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ DEFAULTS = {
     "S3_BUCKET_NAME": "volt-data-lake",
     "AWS_DEFAULT_REGION": "eu-central-1",
     "AWS_RETRY_MODE": "standard",  # botocore's retries with backoff for 500/503/SlowDown
-    # Arrow on glibc's malloc, not its mimalloc: 20-45 MB lower peaks on big days (lib/memory.py);
+    # Arrow on glibc's malloc, not its mimalloc: 20-45 MB lower peaks on big days (lib/process_memory.py);
     # read as pyarrow is imported, which the package's import comes before
     "ARROW_DEFAULT_MEMORY_POOL": "system",
 }

@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from volt_assets import stack
-from volt_assets.lib.locks import folder_lock
-from volt_assets.lib.table_config import load_tables
+from volt_assets.devstack import stack
+from volt_assets.lib.config.table_config import load_tables
+from volt_assets.lib.store.writer_locks import folder_lock
 from volt_assets_tests.faults import dataset, lake
 from volt_assets_tests.faults.env import Twin, clone_twin, drop_twin, make_twin, without_env
 from volt_assets_tests.faults.runs import materialize_argv, wait_until
+from volt_assets_tests.integration.marts.test_marts import LAKE, MARTS
 from volt_assets_tests.pipeline import SUITE_TODAY
-from volt_assets_tests.test_marts import LAKE, MARTS
 
 DAYS = [dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"

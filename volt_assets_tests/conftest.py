@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from volt_assets import stack
+from volt_assets.devstack import stack
 from volt_assets_tests import concurrency
 from volt_assets_tests.pipeline import SUITE_TODAY, BucketAndDatabase, create_source_schema
 

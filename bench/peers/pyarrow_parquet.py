@@ -15,7 +15,7 @@ import time
 
 from bench.common import TABLE, emit, pg_url, window_where
 
-# volt_assets.lib.transform.parquet_options (not imported: that would load dagster into this process)
+# volt_assets.lib.staging.transform.parquet_options (not imported: that would load dagster into this process)
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from volt_assets.lib import catalog, table_config
-from volt_assets.lib.table_config import TableConfig
+from volt_assets.lib.config import catalog, table_config
+from volt_assets.lib.config.table_config import TableConfig
 from volt_assets.settings import project_root
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -41,14 +41,14 @@ ATHENA_DATABASE = "volt_lake"  # sql/athena/: one table per layer and source tab
 MART_PII = {"users_mart": ("email",)}  # mart columns holding personal data
 
 # The modules that decide what a layer's partitions hold (their source is part of its code version).
-RAW_CODE = ("defs/lake/raw.py", "lib/extract.py")
+RAW_CODE = ("defs/lake/raw.py", "lib/capture/extract.py")
 STAGING_CODE = (
     "defs/lake/staging.py",
-    "lib/transform.py",
-    "lib/rules.py",
-    "lib/raw_files.py",
-    "lib/exact_json.py",
-    "lib/table_config.py",
+    "lib/staging/transform.py",
+    "lib/staging/rules.py",
+    "lib/staging/raw_reader.py",
+    "lib/capture/exact_json.py",
+    "lib/config/table_config.py",
 )
 MART_CODE = ("defs/marts/history.py",)  # plus the mart's own module and DDL file
 IMAGES_CODE = ("defs/images/assets.py", "defs/images/upload.py")

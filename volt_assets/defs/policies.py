@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from volt_assets.lib.partitions import daily_partitions
+from volt_assets.lib.config.partitions import daily_partitions
 
 # A year of days runs as one run (one dt= folder per day all the same): --partition-range
 # on the CLI and UI backfills both need every selected asset to have this policy.
@@ -25,7 +25,7 @@ LAKE_IO_MANAGER = "lake_io_manager"
 def lake_pool(table: str) -> str:
     """The Dagster concurrency pool of a table's raw and staging steps: with the instance's
     `concurrency: pools: default_limit: 1` (dagster.yaml), two runs never write one table's
-    lake folders at once; the writer locks (lib/locks.py) hold even without it."""
+    lake folders at once; the writer locks (lib/store/writer_locks.py) hold even without it."""
     return f"volt_lake_{table}"
 
 

@@ -12,7 +12,7 @@ import psycopg2
 from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 
-from volt_assets.lib.store import LakeStore, send_small_bodies_at_once
+from volt_assets.lib.store.lake_store import LakeStore, send_small_bodies_at_once
 
 # Connection errors no retry can fix (psycopg2's first line), and what to check for each.
 PERMANENT_PG_ERRORS = {

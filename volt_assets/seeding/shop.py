@@ -23,8 +23,12 @@ from psycopg2 import sql
 from volt_assets.seeding import dirt, generate, pictures
 from volt_assets.seeding.catalogue import build_catalogue
 from volt_assets.seeding.people import build_people
+from volt_assets.seeding.source_schema import (
+    SOURCE_TABLES,
+    drop_source_tables,
+    ensure_source_schema,
+)
 from volt_assets.settings import state_dir
-from volt_assets.source_schema import SOURCE_TABLES, drop_source_tables, ensure_source_schema
 
 UTC = dt.UTC
 MAX_SEED = 2**40  # seeds are multiplied by the salt space inside a bigint

@@ -14,8 +14,8 @@ from typing import Any
 
 from psycopg2 import sql
 
-from volt_assets import stack
-from volt_assets.lib.layout import MANIFEST, remap_version_ids
+from volt_assets.devstack import stack
+from volt_assets.lib.store.layout import MANIFEST, remap_version_ids
 from volt_assets_tests.pipeline import BucketAndDatabase
 
 

@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from volt_assets.lib.layout import RAW_VERSIONS, listed_sidecar, listed_version
-from volt_assets.lib.transform import parquet_bytes
+from volt_assets.lib.staging.transform import parquet_bytes
+from volt_assets.lib.store.layout import RAW_VERSIONS, listed_sidecar, listed_version
 
 MANIFEST = "_manifest.json"
 CAPTURE = re.compile(r"(part|_versions|_deletes)-\d{8}T\d{12}Z")
@@ -317,7 +317,7 @@ def _listed_size(target, key: str, info: dict, objects: dict[str, int]) -> int |
 def _raw_versions_problems(target, folder: str, manifest: dict) -> list[str]:
     """The listed versions index (`_versions-<stamp>.parquet`) must name exactly the (pk, cursor)
     of the lines the listed parts hold."""
-    from volt_assets.lib.table_config import load_tables
+    from volt_assets.lib.config.table_config import load_tables
 
     pk, cursor = (
         load_tables()[manifest["table"]].primary_key,

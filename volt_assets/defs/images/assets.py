@@ -22,9 +22,9 @@ from volt_assets.defs.images.upload import Outcome, upload_picture
 from volt_assets.defs.policies import NETWORK_RETRY, SINGLE_RUN, missing_partition, partitions
 from volt_assets.defs.quality.outcome import MAX_SAMPLES
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import partition_prefix
-from volt_assets.lib.partitions import context_days
-from volt_assets.lib.store import LakeStore
+from volt_assets.lib.config.partitions import context_days
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import partition_prefix
 
 ASSET_KEY = dg.AssetKey(["images", "component_images"])
 STAGING_KEY = dg.AssetKey(["staging", "electrical_components"])

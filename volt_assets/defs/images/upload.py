@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from volt_assets.lib.layout import image_key
+from volt_assets.lib.store.layout import image_key
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP")  # what a browser shows; Pillow opens nothing else here
 THUMB_PREFIX = "thumb_"

@@ -8,7 +8,7 @@ import dagster as dg
 from volt_assets.defs.catalog import linked
 from volt_assets.defs.lake.raw import build_raw_asset
 from volt_assets.defs.lake.staging import build_staging_asset
-from volt_assets.lib.table_config import load_tables
+from volt_assets.lib.config.table_config import load_tables
 
 
 @dg.definitions

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 
 from volt_assets.defs.catalog import ROW_COUNT
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import MANIFEST, layer_prefix, listed_version, partition_prefix
-from volt_assets.lib.partitions import UTC, days_between
-from volt_assets.lib.store import FolderWrite, LakeStore
+from volt_assets.lib.config.partitions import UTC, days_between
+from volt_assets.lib.store.lake_store import FolderWrite, LakeStore
+from volt_assets.lib.store.layout import MANIFEST, layer_prefix, listed_version, partition_prefix
 
 # Folders uploading at once: a small day's cost on S3 is the latency of its requests, not
 # bandwidth, so many days are in flight. Writes queue up to PENDING_WRITES (and

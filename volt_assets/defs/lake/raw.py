@@ -10,9 +10,9 @@ reaching the present (its last day yesterday or later, UTC) notices hard deletes
 lake holds that the source no longer has and no day has tombstoned yet become tombstones of
 its last day; a re-run of an older day notices none, so the past is never rewritten.
 Consecutive days are read from the source in one pass (one snapshot, the stream split by
-day as it arrives) and written day by day. Writer locks (lib/locks.py) keep two runs from
+day as it arrives) and written day by day. Writer locks (lib/store/writer_locks.py) keep two runs from
 writing the same folders at once.
-The capture itself is lib/raw_capture.py's `RawCapture`; this module wires it into Dagster.
+The capture itself is lib/capture/raw_days.py's `RawCapture`; this module wires it into Dagster.
 """
 
 import datetime as dt
@@ -32,14 +32,14 @@ from volt_assets.defs.policies import (
 )
 from volt_assets.defs.quality.raw_checks import RawQuality, raw_check_specs
 from volt_assets.defs.resources import LakeResource, PostgresResource, SourceUnavailable
-from volt_assets.lib import extract as ex
-from volt_assets.lib.layout import layer_prefix, partition_prefix
-from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
-from volt_assets.lib.memory import release_garbage, release_memory
-from volt_assets.lib.partitions import context_days, reaches_present
-from volt_assets.lib.raw_capture import MassDeleteRefused, RawCapture
-from volt_assets.lib.store import FolderWrite, LakeStore, folder_manifest
-from volt_assets.lib.table_config import TableConfig
+from volt_assets.lib.capture import extract as ex
+from volt_assets.lib.capture.raw_days import MassDeleteRefused, RawCapture
+from volt_assets.lib.config.partitions import context_days, reaches_present
+from volt_assets.lib.config.table_config import TableConfig
+from volt_assets.lib.process_memory import release_garbage, release_memory
+from volt_assets.lib.store.lake_store import FolderWrite, LakeStore, folder_manifest
+from volt_assets.lib.store.layout import layer_prefix, partition_prefix
+from volt_assets.lib.store.writer_locks import WriterLocks, application_name, folder_lock
 
 # Days read from the source in one pass (one snapshot, one pair of COPYs split by day as they
 # stream): a 365-day run paid a transaction and two round trips a day. The days' parts wait on

@@ -33,19 +33,19 @@ from volt_assets.defs.policies import (
 )
 from volt_assets.defs.quality.staging_checks import StagingQuality, staging_check_specs
 from volt_assets.defs.resources import PostgresResource
-from volt_assets.lib.layout import RAW_DELETES, listed_sidecar, partition_prefix
-from volt_assets.lib.locks import WriterLocks, application_name, folder_lock
-from volt_assets.lib.memory import release_garbage, release_memory
-from volt_assets.lib.partitions import context_days
-from volt_assets.lib.raw_files import grouped_by_size, read_text_batches
-from volt_assets.lib.store import FolderWrite
-from volt_assets.lib.table_config import TableConfig
-from volt_assets.lib.transform import (
+from volt_assets.lib.config.partitions import context_days
+from volt_assets.lib.config.table_config import TableConfig
+from volt_assets.lib.process_memory import release_garbage, release_memory
+from volt_assets.lib.staging.raw_reader import grouped_by_size, read_text_batches
+from volt_assets.lib.staging.transform import (
     ChunkBuilder,
     StagingDay,
     parquet_bytes,
     staging_slices,
 )
+from volt_assets.lib.store.lake_store import FolderWrite
+from volt_assets.lib.store.layout import RAW_DELETES, listed_sidecar, partition_prefix
+from volt_assets.lib.store.writer_locks import WriterLocks, application_name, folder_lock
 
 PART = "part-00000.parquet"
 PREFETCH_DAYS = 6  # raw days downloading while others are built (a day is two small GETs)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from volt_assets.lib.rules import validate
-from volt_assets.lib.table_config import REASONS_TYPE, TableConfig, is_text
-from volt_assets.lib.transform import latest_per_key
+from volt_assets.lib.config.table_config import REASONS_TYPE, TableConfig, is_text
+from volt_assets.lib.staging.rules import validate
+from volt_assets.lib.staging.transform import latest_per_key
 
 MAX_BYTES = 64 * 1024 * 1024  # hand-made files; bigger extracts belong in the database pipeline
 OTHER_DELIMITERS = (";", "\t", "|")

@@ -30,10 +30,15 @@ from pydantic import Field
 from volt_assets.defs.landing import csv_files as landing
 from volt_assets.defs.policies import NETWORK_RETRY
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import landing_prefix, landing_table_and_name, processed_key, upload_key
-from volt_assets.lib.store import LakeStore, content_type_of, explain
-from volt_assets.lib.table_config import load_tables
-from volt_assets.lib.transform import parquet_bytes
+from volt_assets.lib.config.table_config import load_tables
+from volt_assets.lib.staging.transform import parquet_bytes
+from volt_assets.lib.store.lake_store import LakeStore, content_type_of, explain
+from volt_assets.lib.store.layout import (
+    landing_prefix,
+    landing_table_and_name,
+    processed_key,
+    upload_key,
+)
 
 UTC = dt.UTC
 MAX_FILES_PER_TICK = 20

@@ -25,10 +25,10 @@ from volt_assets.defs.marts.common import mart_asset
 from volt_assets.defs.marts.history import History, duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import layer_prefix, partition_prefix
-from volt_assets.lib.partitions import context_days
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import table
+from volt_assets.lib.config.partitions import context_days
+from volt_assets.lib.config.table_config import table
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import layer_prefix, partition_prefix
 
 NAME = "dim_components"
 COLUMNS = [

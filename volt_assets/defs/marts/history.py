@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from volt_assets.defs.policies import missing_partition
-from volt_assets.lib.layout import layer_prefix, partition_prefix
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import TableConfig
+from volt_assets.lib.config.table_config import TableConfig
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import layer_prefix, partition_prefix
 
 DAY_COLUMN = "_day"
 READERS = 16  # parallel S3 reads: a year of history is ~365 small GETs per table

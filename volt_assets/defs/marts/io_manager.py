@@ -32,11 +32,11 @@ from volt_assets.defs.resources import (
     SourceUnavailable,
     permanent_pg_error,
 )
-from volt_assets.lib.layout import layer_prefix, partition_prefix
-from volt_assets.lib.locks import WriterLocks, application_name
-from volt_assets.lib.partitions import UTC, days_between
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.transform import parquet_options
+from volt_assets.lib.config.partitions import UTC, days_between
+from volt_assets.lib.staging.transform import parquet_options
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import layer_prefix, partition_prefix
+from volt_assets.lib.store.writer_locks import WriterLocks, application_name
 from volt_assets.settings import mask_dsn, project_root
 
 SCHEMA = "marts"

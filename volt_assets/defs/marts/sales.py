@@ -21,9 +21,9 @@ from volt_assets.defs.marts.common import mart_asset
 from volt_assets.defs.marts.history import duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.partitions import context_days, day_window
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import table
+from volt_assets.lib.config.partitions import context_days, day_window
+from volt_assets.lib.config.table_config import table
+from volt_assets.lib.store.lake_store import LakeStore
 
 ORDER_COLUMNS = ["id", "component_id", "quantity", "unit_price", "status", "ordered_at", "_deleted"]
 COMPONENT_COLUMNS = ["id", "category", "updated_at"]

@@ -18,9 +18,9 @@ from volt_assets.defs.marts.common import mart_asset
 from volt_assets.defs.marts.history import duckdb_over, read_history
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.partitions import context_days
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import table
+from volt_assets.lib.config.partitions import context_days
+from volt_assets.lib.config.table_config import table
+from volt_assets.lib.store.lake_store import LakeStore
 
 NAME = "users_mart"
 USER_COLUMNS = ["id", "email", "country", "_deleted"]

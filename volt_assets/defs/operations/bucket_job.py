@@ -1,11 +1,11 @@
 """`bucket_policies_job`: the lake bucket brought to its desired policies from the Dagster UI,
-the same as `volt-assets bucket apply` (volt_assets/bucket.py holds the policies)."""
+the same as `volt-assets bucket apply` (volt_assets/lib/store/bucket_policy.py holds the policies)."""
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
-from volt_assets.bucket import (
+from volt_assets.lib.store.bucket_policy import (
     BucketPolicy,
     BucketPolicyError,
     bucket_name,

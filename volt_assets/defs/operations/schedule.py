@@ -12,7 +12,7 @@ import datetime as dt
 
 import dagster as dg
 
-from volt_assets.lib.partitions import UTC, daily_partitions
+from volt_assets.lib.config.partitions import UTC, daily_partitions
 
 DAILY_JOB = "volt_daily"
 RANGE_START = "dagster/asset_partition_range_start"

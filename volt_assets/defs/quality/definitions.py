@@ -14,7 +14,7 @@ import dagster as dg
 from volt_assets.defs.quality.freshness import build_freshness_checks, freshness_schedule
 from volt_assets.defs.quality.marts import build_mart_checks
 from volt_assets.defs.quality.references import build_reference_checks
-from volt_assets.lib.table_config import load_tables
+from volt_assets.lib.config.table_config import load_tables
 
 # The daily marts, checked for freshness like the lake's layers.
 MART_KEYS = [

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
-from volt_assets.lib.partitions import UTC, day_window
+from volt_assets.lib.config.partitions import UTC, day_window
 
 LAG_VARIABLE = "VOLT_FRESHNESS_LAG_HOURS"
 DEFAULT_LAG_HOURS = 26.0

@@ -12,7 +12,7 @@ import dagster as dg
 
 from volt_assets.defs.quality.outcome import DayOutcome, Sample, judge_share
 from volt_assets.defs.quality.rulebook import RuleHits
-from volt_assets.lib.table_config import TableConfig
+from volt_assets.lib.config.table_config import TableConfig
 
 GATE = "quarantine_share"
 

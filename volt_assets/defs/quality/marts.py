@@ -26,9 +26,9 @@ from volt_assets.defs.lake.io_manager import LakePartitions
 from volt_assets.defs.quality.outcome import ERROR, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import write_report
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import MANIFEST, layer_prefix, partition_prefix
-from volt_assets.lib.partitions import UTC, day_window, days_between
-from volt_assets.lib.store import LakeStore
+from volt_assets.lib.config.partitions import UTC, day_window, days_between
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import MANIFEST, layer_prefix, partition_prefix
 
 MART = "daily_category_sales"
 MART_KEY = dg.AssetKey(["marts", MART])

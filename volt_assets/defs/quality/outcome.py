@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from volt_assets.lib.table_config import Thresholds
+from volt_assets.lib.config.table_config import Thresholds
 
 MAX_SAMPLES = 20  # sample keys a check shows (per run, and per day in the report)
 WARN, ERROR = "WARN", "ERROR"

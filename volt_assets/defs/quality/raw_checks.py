@@ -26,18 +26,18 @@ from psycopg2 import sql
 
 from volt_assets.defs.quality.outcome import ERROR, WARN, DayOutcome, Sample, Tally
 from volt_assets.defs.quality.report import LAYER, ReportWriter
-from volt_assets.lib import extract as ex
-from volt_assets.lib.layout import (
+from volt_assets.lib.capture import extract as ex
+from volt_assets.lib.capture.captured_versions import VersionSet
+from volt_assets.lib.config.partitions import capture_window
+from volt_assets.lib.config.table_config import TableConfig
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import (
     MANIFEST,
     RAW_VERSIONS,
     layer_prefix,
     listed_sidecar,
     partition_prefix,
 )
-from volt_assets.lib.partitions import capture_window
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import TableConfig
-from volt_assets.lib.version_set import VersionSet
 
 RECONCILIATION = "source_reconciliation"
 FILES = "files_present"

@@ -21,10 +21,10 @@ from volt_assets.defs.quality.outcome import MAX_SAMPLES, DayOutcome, Sample, Ta
 from volt_assets.defs.quality.report import write_report
 from volt_assets.defs.quality.rulebook import judge, rule_spec
 from volt_assets.defs.resources import LakeResource
-from volt_assets.lib.layout import layer_prefix
-from volt_assets.lib.partitions import UTC, days_between
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import Rule, TableConfig, table
+from volt_assets.lib.config.partitions import UTC, days_between
+from volt_assets.lib.config.table_config import Rule, TableConfig, table
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import layer_prefix
 
 
 class KnownKeys:

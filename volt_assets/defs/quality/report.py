@@ -16,8 +16,8 @@ import json
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from volt_assets.defs.quality.outcome import DayOutcome
-from volt_assets.lib.layout import layer_prefix, partition_prefix
-from volt_assets.lib.store import LakeError, LakeStore, WriteConflict
+from volt_assets.lib.store.lake_store import LakeError, LakeStore, WriteConflict
+from volt_assets.lib.store.layout import layer_prefix, partition_prefix
 
 REPORT = "report.json"
 LAYER = "quality"

@@ -1,7 +1,7 @@
 """From the table configuration to checks: one check per configured rule, its severity, and
 which quarantine reasons a refuse rule wrote.
 
-Rules are implemented once, in `volt_assets.lib.rules` (`broken_mask`, `describe`); nothing
+Rules are implemented once, in `volt_assets.lib.staging.rules` (`broken_mask`, `describe`); nothing
 here re-implements one. A refuse rule is judged by the quarantine: the rows it refused are the
 rows whose `_reasons` hold a text `describe` writes for it. A `checks` rule runs `broken_mask`
 on the staging rows. `references` is the one rule that needs the lake (known keys) and lives in
@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from volt_assets.defs.quality.outcome import ERROR, MAX_SAMPLES, Sample, capped, judge_share
-from volt_assets.lib.rules import describe
-from volt_assets.lib.table_config import Rule, TableConfig, Thresholds
+from volt_assets.lib.config.table_config import Rule, TableConfig, Thresholds
+from volt_assets.lib.staging.rules import describe
 
 LAKE_RULES = {"references"}  # rules judged outside the staging step (they read other tables)
 _PROBE = "VOLT-PROBE-VALUE"

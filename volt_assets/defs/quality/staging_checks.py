@@ -34,11 +34,11 @@ from volt_assets.defs.quality.rulebook import (
     sample_rows,
     unique_names,
 )
-from volt_assets.lib.layout import layer_prefix
-from volt_assets.lib.rules import broken_mask
-from volt_assets.lib.store import LakeStore
-from volt_assets.lib.table_config import Rule, TableConfig
-from volt_assets.lib.transform import StagingDay, file_duplicates, staging_slices
+from volt_assets.lib.config.table_config import Rule, TableConfig
+from volt_assets.lib.staging.rules import broken_mask
+from volt_assets.lib.staging.transform import StagingDay, file_duplicates, staging_slices
+from volt_assets.lib.store.lake_store import LakeStore
+from volt_assets.lib.store.layout import layer_prefix
 
 ACCOUNTING = "row_accounting"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 
 from volt_assets.defs.catalog import source_specs
-from volt_assets.lib.table_config import load_tables
+from volt_assets.lib.config.table_config import load_tables
 
 
 @dg.definitions

@@ -1,0 +1,77 @@
+"""`volt-assets`: the commands that are not Dagster's own.
+
+Each subcommand lives in its own module, which exposes `configure_parser(parser)` and
+`run(args) -> int`; this file only wires them together and imports them lazily so
+`volt-assets stack status` does not pay for importing Dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "stack": (
+        "volt_assets.devstack.stack",
+        "start, stop or inspect the embedded PostgreSQL + S3 stack",
+    ),
+    "seed": ("volt_assets.cli.seed", "generate the Volt demo shop into the source database"),
+    "demo": (
+        "volt_assets.cli.demo",
+        "stack up, seed, run the whole pipeline over the demo window, summary",
+    ),
+    "presign": (
+        "volt_assets.cli.presign",
+        "print a presigned URL of a component's picture",
+    ),
+    "serve": (
+        "volt_assets.cli.serve",
+        "serve presigned picture URLs over HTTP for the Volt API",
+    ),
+    "bucket": (
+        "volt_assets.cli.bucket",
+        "apply the lake bucket's policies (lifecycle, versioning, encryption)",
+    ),
+    "lake": ("volt_assets.cli.lake_sql", 'query the lake with DuckDB (`lake sql "SELECT ..."`)'),
+}
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("volt_assets")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the installed version of volt_assets and exit",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = load(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure_parser(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from volt_assets.settings import apply_environment
+
+    apply_environment()
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Capture: the source's versions of a day extracted exactly and added to raw."""

@@ -1,0 +1,1 @@
+"""What the lake is told: tables.yaml read and checked, the daily partitions, the catalogue of columns."""

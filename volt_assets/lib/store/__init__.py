@@ -1,0 +1,1 @@
+"""The lake's storage on S3: layout of keys, atomic folder writes, locks, the bucket's policies."""

@@ -1,0 +1,400 @@
+"""The landing-file sensor and job on the real S3 endpoint, and the run-failure alert posted to
+a real HTTP receiver."""
+
+import codecs
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from volt_assets.defs.landing.sensors import (
+    LOOKBACK,
+    LandingCursor,
+    LandingObject,
+    landing_file_job,
+    landing_files_sensor,
+)
+from volt_assets.defs.operations.alerts import run_failure_alert
+from volt_assets.defs.resources import shared_resources
+from volt_assets.devstack import stack
+from volt_assets.lib.config.table_config import table
+
+COMPONENTS = list(table("electrical_components").columns)
+USERS = list(table("users").columns)
+UTC = dt.UTC
+
+
+def component_row(id_: int, **values) -> dict:
+    row = {c: "" for c in COMPONENTS}
+    row.update(
+        id=str(id_),
+        sku=f"SKU-{id_}",
+        name=f" Fuse  {id_} ",
+        category="Fuses",
+        price="12.50",
+        currency="eur",
+        stock_quantity="5",
+        voltage_rating="230",
+        specs='{"amps": 16}',
+        image_filename=f"c{id_}.png",
+        created_at="2026-01-01T00:00:00+00:00",
+        updated_at="2026-01-02 10:00:00+00",
+    )
+    row.update(values)
+    return row
+
+
+def csv_bytes(rows: list[dict], columns: list[str] = COMPONENTS, delimiter: str = ",") -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows([[r.get(c, "") for c in columns] for r in rows])
+    return out.getvalue().encode("utf-8")
+
+
+@pytest.fixture
+def lake(volt_env):
+    return shared_resources()["lake"]
+
+
+def tick(lake, cursor=None, instance=None):
+    with dg.build_sensor_context(
+        instance=instance or dg.DagsterInstance.ephemeral(), cursor=cursor, resources={"lake": lake}
+    ) as context:
+        return landing_files_sensor(context)
+
+
+def run(request, lake):
+    return landing_file_job.execute_in_process(
+        run_config=request.run_config,
+        resources={"lake": lake},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+def put(volt_env, key: str, body: bytes) -> str:
+    """Upload and return the day it was received (its LastModified, UTC)."""
+    volt_env.s3.put_object(Bucket=volt_env.bucket, Key=key, Body=body)
+    head = volt_env.s3.head_object(Bucket=volt_env.bucket, Key=key)
+    return head["LastModified"].astimezone(UTC).date().isoformat()
+
+
+def parquet(volt_env, key: str):
+    return pq.read_table(io.BytesIO(volt_env.read_object(key)))
+
+
+def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt_env, lake):
+    good = [
+        component_row(1),
+        component_row(2),
+        component_row(2, name="Fuse 2b", updated_at="2026-01-02 11:00:00+00"),
+        component_row(3, deleted_at="2026-01-02T12:00:00Z"),
+    ]
+    bad = [component_row(4, price="-1"), component_row(5, name="  ", currency="euro")]
+    body = csv_bytes(good + bad) + b"6,only-three-fields,x\r\n"
+    key = "landing/electrical_components/batch 1.csv"
+    day = put(volt_env, key, body)
+    users = codecs.BOM_UTF8 + csv_bytes(
+        [
+            {
+                "id": "7",
+                "email": " Ann@Example.COM ",
+                "full_name": "Ann",
+                "country": "de",
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-02T00:00:00Z",
+            }
+        ],
+        USERS,
+    )
+    put(volt_env, "landing/users/users.csv", users)
+    for ignored in (
+        "landing/electrical_components/readme.txt",
+        "landing/electrical_components/old/x.csv",
+        "landing/not_a_table/x.csv",
+        "landing/processed/users/dt=2026-01-01/users.csv",
+    ):
+        put(volt_env, ignored, b"id\n1\n")
+
+    first = tick(lake)
+    assert sorted(r.tags["volt/landing_key"] for r in first.run_requests) == [
+        key,
+        "landing/users/users.csv",
+    ]
+    assert len({r.run_key for r in first.run_requests}) == 2
+    second = tick(lake, first.cursor)
+    assert second.run_requests == [] and second.cursor == first.cursor
+
+    [request] = [r for r in first.run_requests if r.tags["volt/landing_key"] == key]
+    result = run(request, lake)
+    assert result.success
+    staged = parquet(volt_env, f"staging/uploads/electrical_components/dt={day}/batch 1.parquet")
+    assert staged.schema == table("electrical_components").staging_schema()
+    rows = {r["id"]: r for r in staged.to_pylist()}
+    assert sorted(rows) == [1, 2, 3]
+    assert (
+        rows[1]["name"] == "Fuse 1"
+        and rows[1]["category"] == "fuses"
+        and rows[1]["currency"] == "EUR"
+    )
+    assert rows[2]["name"] == "Fuse 2b"  # the latest version of a key in the file
+    assert rows[3]["_deleted"] is True and rows[1]["_deleted"] is False
+    quarantined = parquet(
+        volt_env, f"quarantine/uploads/electrical_components/dt={day}/batch 1.parquet"
+    )
+    refused = {r["_line"]: r for r in quarantined.to_pylist()}
+    assert sorted(refused) == [6, 7, 8]
+    assert refused[6]["_reasons"][0].startswith("price: not positive")
+    assert set(refused[7]["_reasons"]) == {
+        "name: blank",
+        "currency: not a three-letter currency code: 'EURO'",
+    }
+    assert refused[8]["_reasons"] == [f"line 8: 3 fields, the header has {len(COMPONENTS)}"]
+    assert {r["_source_key"] for r in refused.values()} == {key}
+    assert volt_env.list_keys("landing/electrical_components/") == [
+        "landing/electrical_components/old/x.csv",
+        "landing/electrical_components/readme.txt",
+    ]
+    assert (
+        volt_env.read_object(f"landing/processed/electrical_components/dt={day}/batch 1.csv")
+        == body
+    )
+
+    [users_request] = [r for r in first.run_requests if r.tags["volt/table"] == "users"]
+    assert run(users_request, lake).success  # a UTF-8 byte order mark is accepted
+    [user] = parquet(volt_env, f"staging/uploads/users/dt={day}/users.parquet").to_pylist()
+    assert (user["id"], user["email"], user["country"]) == (7, "ann@example.com", "DE")
+
+    assert run(request, lake).success  # the same version again: already processed, nothing to do
+
+    put(volt_env, key, csv_bytes([component_row(9)]))  # the same key again: a new version
+    third = tick(lake, second.cursor)
+    [again] = third.run_requests
+    assert again.tags["volt/landing_key"] == key and again.run_key != request.run_key
+    assert tick(lake, third.cursor).run_requests == []
+    assert run(again, lake).success
+    assert parquet(volt_env, f"staging/uploads/electrical_components/dt={day}/batch 1.parquet")[
+        "id"
+    ].to_pylist() == [9]
+    assert volt_env.list_keys(f"quarantine/uploads/electrical_components/dt={day}/") == []
+
+
+BAD_FILES = {
+    "bom-semicolons.csv": (
+        codecs.BOM_UTF8 + csv_bytes([component_row(1)], delimiter=";"),
+        "file: the delimiter is not a comma (the header is ';'-separated)",
+    ),
+    "tabs.csv": (
+        csv_bytes([component_row(1)], delimiter="\t"),
+        "file: the delimiter is not a comma",
+    ),
+    "picture.csv": (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+        "file: binary content (NUL bytes)",
+    ),
+    "empty.csv": (b"", "file: empty"),
+    "blank.csv": (b"\r\n \r\n", "file: empty"),
+    "duplicated.csv": (csv_bytes([], COMPONENTS + ["name"]), "file: duplicated columns: name"),
+    "missing.csv": (
+        csv_bytes([], COMPONENTS[:-1] + ["colour"]),
+        "file: missing columns: deleted_at",
+    ),
+    "latin1.csv": (
+        csv_bytes([component_row(1, name="Schütz")]).decode().encode("latin-1"),
+        "file: not UTF-8",
+    ),
+    "utf16.csv": (csv_bytes([component_row(1)]).decode().encode("utf-16"), "file: UTF-16 text"),
+    "quotes.csv": (csv_bytes([]) + b'1,"SKU"x,a\r\n', "file: malformed CSV at line 2"),
+}
+
+
+def test_bad_files_are_quarantined_whole_and_the_run_succeeds(volt_env, lake):
+    days = {
+        name: put(volt_env, f"landing/electrical_components/{name}", body)
+        for name, (body, _) in BAD_FILES.items()
+    }
+    requests = tick(lake).run_requests
+    assert len(requests) == len(BAD_FILES)
+    for request in requests:
+        assert run(request, lake).success
+    for name, (_, reason) in BAD_FILES.items():
+        stem, day = name.removesuffix(".csv"), days[name]
+        [record] = parquet(
+            volt_env, f"quarantine/uploads/electrical_components/dt={day}/{stem}.parquet"
+        ).to_pylist()
+        assert any(r.startswith(reason) for r in record["_reasons"]), (name, record["_reasons"])
+        assert (
+            record["_source_key"] == f"landing/electrical_components/{name}"
+            and record["_line"] is None
+        )
+        assert record["id"] is None
+    assert volt_env.list_keys("staging/uploads/") == []
+    assert volt_env.list_keys("landing/electrical_components/") == []
+    missing = parquet(
+        volt_env,
+        f"quarantine/uploads/electrical_components/dt={days['missing.csv']}/missing.parquet",
+    )
+    assert "file: unexpected columns: colour" in missing["_reasons"][0].as_py()
+
+
+def test_at_most_twenty_runs_a_tick(volt_env, lake):
+    for i in range(25):
+        put(volt_env, f"landing/users/u{i:02}.csv", csv_bytes([], USERS))
+    first = tick(lake)
+    second = tick(lake, first.cursor)
+    third = tick(lake, second.cursor)
+    assert (len(first.run_requests), len(second.run_requests), len(third.run_requests)) == (
+        20,
+        5,
+        0,
+    )
+    keys = [r.tags["volt/landing_key"] for r in first.run_requests + second.run_requests]
+    assert sorted(keys) == [f"landing/users/u{i:02}.csv" for i in range(25)]
+
+
+def test_cursor_takes_a_late_multipart_upload_within_the_lookback():
+    noon = dt.datetime(2026, 1, 2, 12, tzinfo=UTC)
+    seen_one = LandingObject("users", "landing/users/a.csv", '"e1"', noon)
+    _, cursor = LandingCursor().take([seen_one], 20)
+    late = LandingObject(
+        "users", "landing/users/big.csv", '"e2"', noon - LOOKBACK / 2
+    )  # started before noon
+    ancient = LandingObject("users", "landing/users/old.csv", '"e3"', noon - 2 * LOOKBACK)
+    taken, cursor = cursor.take([seen_one, late, ancient], 20)
+    assert taken == [late]
+    assert cursor.watermark == noon
+    assert LandingCursor.parse(cursor.dump()) == cursor
+    later = LandingObject("users", "landing/users/b.csv", '"e4"', noon + 2 * LOOKBACK)
+    _, cursor = cursor.take([later], 20)
+    assert list(cursor.seen) == [later.version]  # memory stays within the lookback
+
+
+# --- the run-failure alert --------------------------------------------------------------------
+class Receiver:
+    """A webhook on 127.0.0.1 that records what it is sent and answers `status`."""
+
+    def __init__(self, status: int = 200):
+        received, answer = [], status
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.headers["Content-Type"], json.loads(body)))
+                self.send_response(answer)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/volt"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PASSWORD = "hunter2-not-for-alerts"
+
+
+@dg.op
+def explode():
+    raise RuntimeError(
+        f"cannot connect to postgresql://volt:{PASSWORD}@db:5432/volt (password={PASSWORD})"
+    )
+
+
+@dg.job
+def exploding_job():
+    explode()
+
+
+def failure_context():
+    instance = dg.DagsterInstance.ephemeral()
+    result = exploding_job.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+    ).for_run_failure()
+    return context, result.dagster_run.run_id
+
+
+def test_failed_run_is_posted_to_the_webhook_without_secrets(monkeypatch):
+    monkeypatch.setenv("POSTGRES_PASSWORD", PASSWORD)
+    monkeypatch.setenv("VOLT_DAGSTER_URL", "http://dagster.example:3000/")
+    context, run_id = failure_context()
+    with Receiver() as receiver:
+        monkeypatch.setenv("VOLT_ALERT_WEBHOOK_URL", receiver.url)
+        run_failure_alert(context)
+    [(content_type, alert)] = receiver.received
+    assert content_type == "application/json"
+    assert alert["run_id"] == run_id and alert["job"] == "exploding_job"
+    assert alert["failed_steps"] == ["explode"]
+    assert alert["url"] == f"http://dagster.example:3000/runs/{run_id}"
+    assert "RuntimeError" in alert["error"] and "cannot connect" in alert["error"]
+    assert PASSWORD not in json.dumps(alert)
+
+
+class Recorded(logging.Handler):
+    """What the sensor logs through its context's logger (Dagster's sensor log)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+def logged_alert(context) -> Recorded:
+    recorded = Recorded()
+    context.log.addHandler(recorded)
+    run_failure_alert(context)
+    context.log.removeHandler(recorded)
+    return recorded
+
+
+def test_every_failed_run_is_logged_without_a_webhook(monkeypatch):
+    monkeypatch.setenv("POSTGRES_PASSWORD", PASSWORD)
+    monkeypatch.delenv("VOLT_ALERT_WEBHOOK_URL", raising=False)
+    context, run_id = failure_context()
+    recorded = logged_alert(context)
+    [(level, text)] = [(lv, t) for lv, t in recorded.lines if run_id in t]
+    assert level == logging.ERROR and "exploding_job" in text and "cannot connect" in text
+    assert PASSWORD not in json.dumps(recorded.lines)
+
+
+@pytest.mark.parametrize("status", [500, None])
+def test_a_webhook_that_fails_or_is_down_never_fails_the_sensor(monkeypatch, status):
+    """The run is logged and the undelivered alert is a warning naming the run, never an error
+    of the sensor."""
+    context, run_id = failure_context()
+    if status is None:
+        monkeypatch.setenv("VOLT_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{stack.free_port()}/down")
+        recorded = logged_alert(context)
+    else:
+        with Receiver(status) as receiver:
+            monkeypatch.setenv("VOLT_ALERT_WEBHOOK_URL", receiver.url)
+            recorded = logged_alert(context)
+        assert len(receiver.received) == 1
+    logged = [(lv, t) for lv, t in recorded.lines if run_id in t]
+    assert [lv for lv, _ in logged] == [logging.ERROR, logging.WARNING], logged
+    assert f"alert of run {run_id} not delivered" in logged[1][1]
+    if status is not None:
+        assert "500" in logged[1][1]

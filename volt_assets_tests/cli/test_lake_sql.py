@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from volt_assets.cli.lake_sql import duckdb_setup
 from volt_assets.cli import main as cli
+from volt_assets.cli.lake_sql import duckdb_setup
 from volt_assets_tests.pipeline import insert, materialize, root, ts
 
 VOLT_ASSETS = str(Path(sys.executable).parent / "volt-assets")

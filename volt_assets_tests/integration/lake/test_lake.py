@@ -607,8 +607,8 @@ def test_a_part_this_process_uploaded_is_read_back_from_local_disk(volt_env, tmp
     """Staging downloads the parts raw uploaded moments before in the same process: the exact
     version it asks for comes from a local copy, with no GET; another version (the key written
     again by another writer) comes from S3; the oldest copies go past the limit."""
+    from volt_assets.lib.store import upload_copies as local_copies
     from volt_assets.lib.store.lake_store import LakeStore
-    from volt_assets.lib.store.lake_store import upload_copies as local_copies
 
     s3, bucket = volt_env.s3, volt_env.bucket
     gets: list[str] = []

@@ -28,8 +28,12 @@ PACKAGE_DIR = Path(__file__).parent
 
 
 def build_definitions() -> dg.Definitions:
-    """Every definition of the code location, loaded from `volt_assets/defs/`."""
-    return dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
+    """Every definition of the code location, loaded from `volt_assets/defs/`, and the
+    freshness checks of every daily asset among them (derived, never listed by hand)."""
+    from volt_assets.defs.quality.definitions import freshness_definitions
+
+    domains = dg.load_from_defs_folder(path_within_project=PACKAGE_DIR)
+    return dg.Definitions.merge(domains, freshness_definitions(domains))
 
 
 _built: dict[frozenset, dg.Definitions] = {}

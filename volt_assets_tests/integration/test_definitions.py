@@ -58,7 +58,11 @@ CHECKS = {
     "staging/users:email_email",
     "staging/users:email_unique",
     "marts/daily_category_sales:matches_staging",
-    *(f"marts/{m}:freshness" for m in ("dim_components", "daily_category_sales", "users_mart")),
+    *(
+        f"marts/{m}:freshness"
+        for m in ("dim_components", "daily_category_sales", "daily_component_sales", "users_mart")
+    ),
+    "images/component_images:freshness",
     "images/component_images:pictures_valid",
 }
 JOBS = {"__ASSET_JOB", "bucket_policies_job", "landing_file_job", "volt_daily", "volt_freshness"}

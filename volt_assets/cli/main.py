@@ -48,7 +48,11 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
+def build_parser(
+    load=importlib.import_module, only: str | None = None
+) -> argparse.ArgumentParser:
+    """The whole parser; with `only`, just that command's module is imported (the others keep
+    their one-line help), so `volt-assets stack status` never imports Dagster or FastAPI."""
     parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--version",
@@ -58,18 +62,26 @@ def build_parser(load=importlib.import_module) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = load(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
-        module.configure_parser(command)
-        command.set_defaults(_run=module.run)
+        if only is None or name == only:
+            module = load(module_name)
+            module.configure_parser(command)
+            command.set_defaults(_run=module.run)
     return parser
+
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The command named on the line (the first word that is not an option), if it is one."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def main(argv: list[str] | None = None) -> int:
     from volt_assets.settings import apply_environment
 
     apply_environment()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(only=chosen_command(argv) or "").parse_args(argv)
     return int(args._run(args) or 0)
 
 

@@ -95,3 +95,17 @@ def test_seed_reports_progress_before_its_summary(volt_env):
         conn.close()
     assert lines[4] == f"  pictures: writing 120 to {volt_env.images_dir}"
     assert lines[5].startswith("seeded ")
+
+
+def test_a_command_imports_only_its_own_module():
+    """`volt-assets stack status` pays for neither Dagster nor FastAPI; `dagster -m volt_assets`
+    still finds the code location."""
+    probe = (
+        "import sys; from volt_assets.cli import main; main.build_parser(only='stack');"
+        "print(sorted(m for m in ('dagster', 'fastapi', 'duckdb') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    found = "import volt_assets, dagster as dg; print(type(volt_assets.code_location).__name__)"
+    out = subprocess.run([sys.executable, "-c", found], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "LazyDefinitions"

@@ -11,7 +11,7 @@ DAGSTER_PORT ?= 3000
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,devstack]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,7 +46,7 @@ stack-down: $(STAMP)
 ## BENCH_ARGS="--quick" for a smoke run; "--rows 5000000" for a bigger table
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,devstack,bench]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -56,7 +56,7 @@ bench: $(BENCH_STAMP)
 ## needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)
 SCREENSHOTS_STAMP := $(VENV)/.screenshots-installed
 $(SCREENSHOTS_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,screenshots]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,devstack,screenshots]"
 	touch $(SCREENSHOTS_STAMP)
 
 screenshots: $(SCREENSHOTS_STAMP)

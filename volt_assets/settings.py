@@ -48,6 +48,8 @@ POSTGRES_DEFAULTS = {
 }
 # Used only when nothing else names a first partition (no env, no seeded stack).
 FALLBACK_PARTITIONS_START = "2025-01-01"
+# The embedded stack's S3 credentials: moto accepts any; these are the conventional, public dummies.
+S3_DUMMY_KEY = "testing"
 
 
 def project_root() -> Path:

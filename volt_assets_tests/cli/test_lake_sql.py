@@ -1,5 +1,5 @@
 """`volt-assets lake sql`: the lake queried with DuckDB on the embedded stack's S3 endpoint
-(the suite's moto server over HTTP), the README's query as written."""
+(the suite's moto server over HTTP), the query of docs/lake.md as written."""
 
 import csv
 import json
@@ -32,9 +32,9 @@ def order(id_: int, updated: str, quantity: int = 2) -> dict:
 
 
 def readme_duckdb_query() -> str:
-    text = (root() / "README.md").read_text(encoding="utf-8")
+    text = (root() / "docs" / "lake.md").read_text(encoding="utf-8")
     block = re.search(r"```sql\n-- DuckDB\n(SELECT .*?)\n```", text, re.DOTALL)
-    assert block, "the README lost its DuckDB query"
+    assert block, "docs/lake.md lost its DuckDB query"
     return block.group(1)
 
 

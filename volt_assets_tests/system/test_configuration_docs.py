@@ -1,5 +1,5 @@
-"""Every environment variable the code reads is in the README's configuration table and in
-`.env.example`, and neither documents one the code does not read."""
+"""Every environment variable the code reads is in the configuration table of
+docs/configuration.md and in `.env.example`, and neither documents one the code does not read."""
 
 import re
 
@@ -19,9 +19,9 @@ def variables_read_by_the_code() -> set[str]:
     return names
 
 
-def readme_table() -> set[str]:
-    text = (root() / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Configuration") : text.index("### Pointing it at real AWS")]
+def configuration_table() -> set[str]:
+    text = (root() / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text[text.index("# Configuration") : text.index("## Pointing it at real AWS")]
     first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| ")]
     return {name for cell in first_cells for name in re.findall(NAME, cell)}
 
@@ -46,8 +46,8 @@ def test_the_grep_finds_what_the_code_reads():
     assert set(settings.DEFAULTS) <= found
 
 
-def test_the_readme_table_lists_every_variable_and_no_other():
-    assert readme_table() == variables_read_by_the_code()
+def test_the_configuration_table_lists_every_variable_and_no_other():
+    assert configuration_table() == variables_read_by_the_code()
 
 
 def test_env_example_lists_every_variable_and_no_other():

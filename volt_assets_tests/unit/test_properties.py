@@ -1,5 +1,5 @@
 """Property-based tests (hypothesis) of the partition windows, the extraction's window on real
-PostgreSQL, and the cleaning, typing and deduplication rules; test_quality_rules.py covers how
+PostgreSQL, and the cleaning, typing and deduplication rules; test_rules.py covers how
 refused rows are attributed to rules.
 
 | property                                                                  | code                  |

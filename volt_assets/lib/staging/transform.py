@@ -3,7 +3,7 @@
 Streams the raw parts in batches: each batch is cleaned, typed and judged (`rules.validate`);
 refused rows go to quarantine with all their reasons; valid rows are folded into the latest
 version per key, so memory follows the day's distinct keys, not its lines; a day whose keys
-outgrow SPILL_BYTES goes on in a local file (spill.py), so memory stays bounded. Every raw line
+outgrow SPILL_BYTES goes on in a local file (staging/sorted_runs.py), so memory stays bounded. Every raw line
 ends in exactly one of staging, quarantine or "superseded" (an older valid version of a key
 that has a newer valid one), and the counts say so.
 """
@@ -99,7 +99,7 @@ class StagingBuilder:
     """Feed it raw text batches; `finish()` returns the staging and quarantine tables.
 
     With a `spill_dir`, a day whose valid rows outgrow SPILL_BYTES goes on in a local file
-    (spill.py), and its staging is returned as a Parquet file there."""
+    (staging/sorted_runs.py), and its staging is returned as a Parquet file there."""
 
     def __init__(
         self,

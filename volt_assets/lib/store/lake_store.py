@@ -212,7 +212,7 @@ class LakeStore:
         return body, answer["ETag"]
 
     def last_known(self, key: str) -> tuple[str, bytes] | None:
-        """The ETag and body of `key` as this process last wrote or read it (known_objects.py),
+        """The ETag and body of `key` as this process last wrote or read it (store/written_objects.py),
         current or not."""
         return KNOWN_OBJECTS.get(self.bucket, key)
 
@@ -235,7 +235,7 @@ class LakeStore:
     ) -> Path:
         """Stream an object (the version `version_id` when given) to a local file (one GET; a
         connection cut mid-body starts over), or move this process's copy of that version
-        there (`local_copies.py`)."""
+        there (`store/upload_copies.py`)."""
         if version_id and LOCAL_COPIES.take(self.bucket, key, version_id, path):
             return path
         for attempt in range(1, attempts + 1):

@@ -54,16 +54,23 @@ def can_error(config: TableConfig, rule: Rule) -> bool:
     return thresholds is None or thresholds.error_above < 1.0
 
 
+def verdict_rule(config: TableConfig, rule: Rule) -> str:
+    """The verdict a check can reach, as its description says it: the thresholds, capped by the
+    rule's own severity (a WARN rule never says ERROR)."""
+    thresholds = thresholds_of(config, rule)
+    if thresholds is None:
+        return f"{rule.severity} on any broken row"
+    warn = f"WARN above {thresholds.warn_above:.0%} of the day's rows"
+    if rule.severity != ERROR:
+        return f"{warn}, never more (the rule's severity is {rule.severity})"
+    return f"{warn}, ERROR above {thresholds.error_above:.0%}"
+
+
 def rule_spec(
     config: TableConfig, key: dg.AssetKey, rule: Rule, refuse: bool, **kwargs
 ) -> dg.AssetCheckSpec:
     """The check of one configured rule, named like the rule (`price_positive`)."""
-    thresholds = thresholds_of(config, rule)
-    how = (
-        f"WARN above {thresholds.warn_above:.0%} of the day's rows, ERROR above {thresholds.error_above:.0%}"
-        if thresholds
-        else f"{rule.severity} on any broken row"
-    )
+    how = verdict_rule(config, rule)
     what = "rows refused into quarantine by" if refuse else "staging rows breaking"
     blocking = can_error(config, rule)
     return dg.AssetCheckSpec(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import urllib.parse
 from pathlib import Path
 
 # Settings that belong together: a group is taken from stack.env only when none of it is set.
@@ -83,6 +85,31 @@ def parse_env_file(path: Path, interpolate: bool = True) -> dict[str, str]:
 def read_stack_env() -> dict[str, str]:
     """`.volt/stack.env` as written: its values are literal (a `$` in a path stays one)."""
     return parse_env_file(stack_env_path(), interpolate=False)
+
+
+STACK_DOWN_HINT = (
+    "the embedded stack is not running: start it with `volt-assets stack up` (`make dev` does)"
+)
+
+
+def stack_down_hint(
+    endpoint_url: str | None = None, host: str | None = None, port: int | str | None = None
+) -> str | None:
+    """What to run when the address (an S3 endpoint, or a PostgreSQL host and port) is the
+    embedded stack's and nothing listens there; None for any other address or failure."""
+    stack = read_stack_env()
+    if endpoint_url is not None:
+        if endpoint_url.rstrip("/") != stack.get("AWS_ENDPOINT_URL", "").rstrip("/"):
+            return None
+        where = urllib.parse.urlsplit(endpoint_url)
+        host, port = where.hostname, where.port
+    elif (str(host), str(port)) != (stack.get("POSTGRES_HOST"), stack.get("POSTGRES_PORT")):
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=0.5).close()
+    except (OSError, TypeError, ValueError):
+        return STACK_DOWN_HINT
+    return None  # something answers there: the failure is another one
 
 
 # Characters a value may hold and stay unquoted for dotenv, make and a shell alike.

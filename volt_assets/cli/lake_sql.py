@@ -27,6 +27,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from volt_assets.settings import stack_down_hint
+
 LAYERS = ("raw", "staging", "quarantine", "mart")
 # `layer.table` in a query: the views to create (only those named, so a query costs no more).
 TABLE_NAME = re.compile(
@@ -229,6 +231,11 @@ def run(args: argparse.Namespace) -> int:
     if args.lake_command == "duckdb-setup":
         print("\n".join(duckdb_setup(os.environ, args.show_secret)))
         return 0
+    # At once, not after DuckDB's retries, and not as "nothing readable" (an empty lake).
+    down = stack_down_hint(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    if down:
+        print(f"volt-assets lake sql: {down}", file=sys.stderr)
+        return 1
     try:
         names, rows = query_lake(args.query)
     except LakeQueryError as exc:

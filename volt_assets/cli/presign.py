@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from volt_assets.defs.images.upload import THUMB_PREFIX, component_prefix
+from volt_assets.settings import stack_down_hint
 
 DEFAULT_HOURS = 24
 MAX_HOURS = 168
@@ -105,8 +106,11 @@ class Presigner:
                 else ""
             )
             # The S3 error code only: never a URL or credential.
+            down = stack_down_hint(endpoint_url=self.client.meta.endpoint_url)
             raise PresignError(
-                503, f"the picture store is unavailable ({code or type(exc).__name__})"
+                503,
+                f"the picture store is unavailable ({code or type(exc).__name__})"
+                + (f": {down}" if down else ""),
             ) from None
         if not pictures:
             return None

@@ -13,6 +13,7 @@ from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 
 from volt_assets.lib.store.lake_store import LakeStore, send_small_bodies_at_once
+from volt_assets.settings import stack_down_hint
 
 # Connection errors no retry can fix (psycopg2's first line), and what to check for each.
 PERMANENT_PG_ERRORS = {
@@ -75,7 +76,9 @@ class PostgresResource(dg.ConfigurableResource):
                 first_line = (
                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 )
-                hint = permanent_pg_error(first_line)
+                hint = permanent_pg_error(first_line) or stack_down_hint(
+                    host=self.host, port=self.port
+                )
                 if hint:
                     raise SourceUnavailable(
                         f"cannot connect to {self.where}: {first_line}: {hint}", permanent=True

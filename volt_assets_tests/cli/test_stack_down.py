@@ -1,0 +1,74 @@
+"""After `make demo` the stack is down: the commands say so at once, with what to run.
+
+A `.volt/stack.env` left by a stack that is no longer running points every command at closed
+ports; each command fails without retrying and names `volt-assets stack up`."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+HINT = "the embedded stack is not running: start it with `volt-assets stack up`"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stopped_stack(tmp_path: Path) -> dict[str, str]:
+    pg, s3 = closed_port(), closed_port()
+    (tmp_path / "stack.env").write_text(
+        f"POSTGRES_HOST=127.0.0.1\nPOSTGRES_PORT={pg}\nPOSTGRES_DB=volt\nPOSTGRES_USER=volt\n"
+        f"POSTGRES_PASSWORD=pw\nAWS_ENDPOINT_URL=http://127.0.0.1:{s3}\n"
+        "AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n"
+    )
+    keep = ("PATH", "HOME", "PYTHONPATH", "LANG")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    (tmp_path / "dagster_home").mkdir()
+    return {**env, "VOLT_STATE_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+
+
+def run(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return done, time.monotonic() - started
+
+
+def test_the_commands_say_the_stack_is_down(tmp_path):
+    env = stopped_stack(tmp_path)
+    # the fault: nothing listens at the stack's addresses
+    endpoint = [
+        line for line in (tmp_path / "stack.env").read_text().splitlines() if "ENDPOINT" in line
+    ]
+    port = int(endpoint[0].rsplit(":", 1)[1])
+    assert socket.socket().connect_ex(("127.0.0.1", port)) != 0
+
+    lake, seconds = run(
+        [str(BIN / "volt-assets"), "lake", "sql", "SELECT 1 FROM staging.orders"], env, tmp_path
+    )
+    assert lake.returncode == 1
+    assert HINT in lake.stderr and "nothing readable" not in lake.stderr
+    assert seconds < 5
+
+    presign, seconds = run([str(BIN / "volt-assets"), "presign", "1"], env, tmp_path)
+    assert presign.returncode == 1
+    assert HINT in presign.stdout + presign.stderr
+    assert seconds < 5
+
+    materialize, _ = run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "volt_assets"]
+        + ["--select", "raw/orders", "--partition", "2025-01-02"],
+        env,
+        tmp_path,
+    )
+    out = materialize.stdout + materialize.stderr
+    assert materialize.returncode != 0
+    assert HINT in out
+    assert "STEP_UP_FOR_RETRY" not in out  # failed at once: no retry can start a stack

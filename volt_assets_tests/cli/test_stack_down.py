@@ -22,11 +22,17 @@ def closed_port() -> int:
 
 def stopped_stack(tmp_path: Path) -> dict[str, str]:
     pg, s3 = closed_port(), closed_port()
-    (tmp_path / "stack.env").write_text(
-        f"POSTGRES_HOST=127.0.0.1\nPOSTGRES_PORT={pg}\nPOSTGRES_DB=volt\nPOSTGRES_USER=volt\n"
-        f"POSTGRES_PASSWORD=pw\nAWS_ENDPOINT_URL=http://127.0.0.1:{s3}\n"
-        "AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n"
-    )
+    lines = [
+        "POSTGRES_HOST=127.0.0.1",
+        f"POSTGRES_PORT={pg}",
+        "POSTGRES_DB=volt",
+        "POSTGRES_USER=volt",
+        "POSTGRES_PASSWORD=not-for-use",
+        f"AWS_ENDPOINT_URL=http://127.0.0.1:{s3}",
+        "AWS_ACCESS_KEY_ID=testing",
+        "AWS_SECRET_ACCESS_KEY=testing",
+    ]
+    (tmp_path / "stack.env").write_text("\n".join(lines) + "\n")
     keep = ("PATH", "HOME", "PYTHONPATH", "LANG")
     env = {k: v for k, v in os.environ.items() if k in keep}
     (tmp_path / "dagster_home").mkdir()

@@ -105,12 +105,16 @@ def read_history(
     failures = {d: failed for d, _, failed in results if failed}
     gated = sorted(failures)
     for day in required:
-        if day in failures:
-            checks = ", ".join(failures[day])
+        # a day never written says why when a blocking check stopped it (e.g. a dropped column)
+        failed = failures.get(day) or (
+            blocking_failures(store, config, day, None) if day not in days else []
+        )
+        if failed:
             raise dg.Failure(
                 description=f"staging/{name} {day} failed its quality gate: blocking check(s) "
-                f"{checks} in ERROR (see quality/{name}/dt={day}/report.json), so the marts are "
-                f"not built for it. Fix the source rows and re-materialise raw + staging for {day}.",
+                f"{', '.join(failed)} in ERROR (see quality/{name}/dt={day}/report.json), so "
+                f"the marts are not built for it. Fix the source (or tables.yaml) and "
+                f"re-materialise raw + staging for {day}.",
                 allow_retries=False,
             )
         if day not in days:

@@ -65,19 +65,20 @@ def gate_failed(config: TableConfig, manifest: dict) -> bool:
 
 
 def blocking_failures(
-    store: LakeStore, config: TableConfig, day: dt.date, manifest: dict
+    store: LakeStore, config: TableConfig, day: dt.date, manifest: dict | None
 ) -> list[str]:
     """The blocking checks that stop readers of `staging/{name}` day `day` ([]: the day may be
-    read): the gate by the manifest, and every other blocking check the day's report has in
-    ERROR (raw's and staging's; a mart's own checks judge the mart, not this day)."""
-    failed = [GATE] if gate_failed(config, manifest) else []
+    read), each as `name` or `name (its note)`: the gate by the manifest (None: staging D was
+    never written), and every other blocking check the day's report has in ERROR (raw's and
+    staging's; a mart's own checks judge the mart, not this day)."""
+    failed = [GATE] if manifest is not None and gate_failed(config, manifest) else []
     report = read_report(store, config.name, day) or {}
-    failed += sorted(
-        name
-        for name, check in report.get("checks", {}).items()
-        if name != GATE  # recomputed above with the thresholds tables.yaml has now
-        and check.get("blocking")
-        and check.get("verdict") == ERROR
-        and check.get("layer") != "mart"
-    )
+    for name, check in sorted(report.get("checks", {}).items()):
+        if (
+            name != GATE  # recomputed above with the thresholds tables.yaml has now
+            and check.get("blocking")
+            and check.get("verdict") == ERROR
+            and check.get("layer") != "mart"
+        ):
+            failed.append(f"{name} ({check['note']})" if check.get("note") else name)
     return failed

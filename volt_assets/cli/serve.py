@@ -4,18 +4,24 @@ the Volt web shop's API, with OpenAPI documentation at `/docs`.
 `GET /component-image-url/{componentId}?expirationHours=H` with `Authorization: Bearer
 $VOLT_API_TOKEN` answers the same JSON as `volt-assets presign`. The token is compared in
 constant time and checked before anything else, so a caller without it learns nothing (not
-even whether an id is valid). It never reaches a log: uvicorn's access log records the
-method, path and query only, and the URLs answered are not logged either (each is a
-credential for its picture until it expires). Without VOLT_API_TOKEN the command refuses to
-start.
+even whether an id is valid). The token is accepted in that header only: a request carrying
+it in the query string (`?token=`, `?access_token=`, `?api_key=`, ... or any parameter whose
+value is the token) is answered 400, saying to use the header. It never reaches a log:
+uvicorn's access log records the method, path and query only, with the value of every such
+parameter (and the token wherever it appears) written as `[redacted]`, and the URLs answered
+are not logged either (each is a credential for its picture until it expires). Without
+VOLT_API_TOKEN the command refuses to start.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hmac
+import logging
 import os
 import sys
+from urllib.parse import quote, unquote_plus
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +41,62 @@ from volt_assets.cli.presign import (
 )
 
 TOKEN_VARIABLE = "VOLT_API_TOKEN"
+# query parameters a client may put a credential in (compared lower-case, `-` as `_`)
+CREDENTIAL_PARAMS = frozenset(
+    {"token", "access_token", "api_token", "apitoken", "api_key", "apikey", "key", "auth",
+     "authorization", "bearer", "volt_api_token"}
+)  # fmt: skip
+REDACTED = "[redacted]"
+QUERY_TOKEN_ERROR = (
+    "send the token in the `Authorization: Bearer <token>` header, never in the query string "
+    "(URLs end up in logs and histories)"
+)
+
+
+def is_credential(name: str, value: str, token: str) -> bool:
+    """Whether a query parameter carries (or is named for) a credential."""
+    return name.lower().replace("-", "_") in CREDENTIAL_PARAMS or bool(token and value == token)
+
+
+def redacted_path(path: str, token: str) -> str:
+    """A request's path and query as the access log may show it: credential parameters'
+    values and the token itself, wherever it appears, replaced by REDACTED."""
+    where, mark, query = path.partition("?")
+    if mark:
+        parts = []
+        for part in query.split("&"):
+            name, equals, value = part.partition("=")
+            if is_credential(unquote_plus(name), unquote_plus(value), token):
+                part = f"{name}{equals or '='}{REDACTED}"
+            parts.append(part)
+        path = f"{where}?{'&'.join(parts)}"
+    for form in {token, quote(token, safe=""), quote(token)} if token else ():
+        path = path.replace(form, REDACTED)
+    return path
+
+
+class RedactTokens(logging.Filter):
+    """On uvicorn's access logger: the logged path goes through `redacted_path`."""
+
+    def __init__(self, token: str = ""):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redacted_path(args[2], self.token), *args[3:])
+        return True
+
+
+def log_config(token: str) -> dict:
+    """uvicorn's default logging, its access log through `RedactTokens`."""
+    import uvicorn.config
+
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["filters"] = {"redact_tokens": {"()": RedactTokens, "token": token}}
+    config["handlers"]["access"]["filters"] = ["redact_tokens"]
+    return config
 
 
 class ImageUrl(BaseModel):
@@ -76,7 +138,11 @@ def create_app(token: str, presigner: Presigner | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def no_store(request, call_next):
-        response = await call_next(request)
+        # a credential in the query string is refused before anything reads it
+        if any(is_credential(n, v, token) for n, v in request.query_params.multi_items()):
+            response = _error(400, QUERY_TOKEN_ERROR)
+        else:
+            response = await call_next(request)
         response.headers["Cache-Control"] = "no-store"  # answers carry credentials
         return response
 
@@ -140,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     uvicorn.run(
-        create_app(token), host=args.host, port=args.port, log_level="info", server_header=False
+        create_app(token),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        log_config=log_config(token),
+        server_header=False,
     )
     return 0

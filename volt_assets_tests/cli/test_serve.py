@@ -240,10 +240,18 @@ def test_serve_over_real_http_never_logs_the_token(pictures, tmp_path):
             ).status_code
             == 401
         )
+        # a client putting the token in the query string is told to use the header
+        for leaked in (f"token={TOKEN}", f"expirationHours=2&access_token={TOKEN}", f"x={TOKEN}"):
+            refused = httpx.get(f"{base}/component-image-url/42?{leaked}")
+            assert refused.status_code == 400
+            assert "Authorization: Bearer" in refused.json()["error"]
     finally:
         process.terminate()
         output = process.communicate(timeout=20)[0]
     assert "GET /component-image-url/42?expirationHours=3" in output  # the access log is on
+    assert 'GET /component-image-url/42?token=[redacted] HTTP/1.1" 400' in output
+    assert "?expirationHours=2&access_token=[redacted]" in output
+    assert "?x=[redacted]" in output
     assert TOKEN not in output and "X-Amz-Signature" not in output
 
 

@@ -127,6 +127,25 @@ def checked_source_columns(config: TableConfig, session: ex.SourceSession) -> di
     return actual
 
 
+def refuse_lost_keys(config: TableConfig, drift: ex.Drift) -> None:
+    """Fail at once (no retry can help) when the source lost the cursor or primary key column:
+    every read of the table names it, and PostgreSQL would answer UndefinedColumn."""
+    lost = [c for c in (config.cursor, config.primary_key) if c in drift.dropped]
+    if not lost:
+        return
+    role = {config.cursor: "cursor", config.primary_key: "primary key"}
+    named = " and ".join(f"{role[c]} column `{c}`" for c in lost)
+    added = ", ".join(f"`{c}` ({t})" for c, t in drift.added.items())
+    hint = f" It has {added} undeclared: a rename?" if added else ""
+    raise dg.Failure(
+        description=f"source table {config.name!r} has no {named} any more (renamed or dropped "
+        f"by a migration).{hint} Set `cursor` / `primary_key` and the column of "
+        f"`{config.name}` in tables.yaml to the source's new name (or undo the migration), then "
+        "re-run.",
+        allow_retries=False,
+    )
+
+
 def capture_days(
     context: dg.AssetExecutionContext,
     config: TableConfig,
@@ -140,6 +159,7 @@ def capture_days(
     drift = ex.detect_drift(config, actual)
     if drift.any:
         context.log.warning(f"schema drift in {config.name}: {drift.describe()}")
+    refuse_lost_keys(config, drift)
     first = days[0] - dt.timedelta(days=config.lookback_days if config.incremental else 0)
     listed = set(store.list_days_objects(layer_prefix("raw", config.name), first, days[-1]))
     capture = RawCapture(

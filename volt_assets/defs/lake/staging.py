@@ -36,7 +36,11 @@ from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.config.partitions import context_days
 from volt_assets.lib.config.table_config import TableConfig
 from volt_assets.lib.process_memory import release_garbage, release_memory
-from volt_assets.lib.staging.raw_reader import grouped_by_size, read_text_batches
+from volt_assets.lib.staging.raw_reader import (
+    grouped_by_size,
+    missing_declared,
+    read_text_batches,
+)
 from volt_assets.lib.staging.transform import (
     ChunkBuilder,
     StagingDay,
@@ -74,6 +78,7 @@ def fetch_raw_day(
     manifest = raw.manifest(day, etag)
     if manifest is None:
         raise missing_partition(f"raw/{config.name}", day)
+    refuse_drifted(config, day, manifest)
     parts = sorted(n for n in manifest.get("files", {}) if n.endswith((".jsonl.gz", ".jsonl")))
     paths = raw.download(day, parts, workdir, manifest)
     deletes = None
@@ -82,6 +87,23 @@ def fetch_raw_day(
         body = raw.store.read_listed(raw.prefix(day), manifest, deletes_file)
         deletes = pq.read_table(pa.BufferReader(body))
     return RawDay(day, manifest, paths, deletes)
+
+
+def refuse_drifted(config: TableConfig, day: dt.date, manifest: dict) -> None:
+    """Fail for good when raw D was captured without a declared column: staging would fill it
+    with NULL and the marts would take that for a change of every row (SCD2 versions)."""
+    missing, extra = missing_declared(config, manifest)
+    if not missing:
+        return
+    named = ", ".join(f"`{c}`" for c in missing)
+    found = f" (it has {', '.join(f'`{c}`' for c in extra)} undeclared)" if extra else ""
+    raise dg.Failure(
+        description=f"staging/{config.name} {day}: raw holds no declared column {named}: the "
+        f"source table dropped or renamed it{found}. Update `{config.name}` in tables.yaml to "
+        "match the app's migration (rename or remove the column), or undo the migration, then "
+        f"re-materialise raw and staging for {day}. Nothing of staging {day} was written.",
+        allow_retries=False,
+    )
 
 
 def prefetched(

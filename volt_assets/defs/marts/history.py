@@ -8,10 +8,12 @@ complete staging day up to its last day once (only the columns it needs), tags e
 its `_day`, and the mart SQL picks, per day of the run, the row with the greatest `_day <= D`
 (`QUALIFY row_number() OVER (PARTITION BY key ORDER BY _day DESC) = 1`).
 
-Staging days whose quality gate fails (more than the table's `error_above` share refused) never
-reach the marts: the gate is recomputed from the day's manifest counts with the thresholds of
-tables.yaml, a failed day inside the run's window fails the run, and one before it is left out
-of the history (named in the output metadata) until it passes.
+Staging days that fail a blocking check never reach the marts, whether the marts run with
+staging or alone (`quality.gate.blocking_failures`: the quarantine share recomputed from the
+day's manifest counts with the thresholds of tables.yaml, and every other blocking check in
+ERROR in the day's quality report). A failed day inside the run's window fails the run, naming
+the checks; one before it is left out of the history (named in the output metadata) until it
+passes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from volt_assets.defs.policies import missing_partition
+from volt_assets.defs.quality.gate import blocking_failures
 from volt_assets.lib.config.table_config import TableConfig
 from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.layout import layer_prefix, partition_prefix
@@ -53,14 +56,6 @@ class History:
         }
 
 
-def gate_failed(config: TableConfig, manifest: dict) -> bool:
-    """The staging quality gate's verdict for a day, from the counts in its manifest."""
-    counts = manifest.get("counts", {})
-    raw = counts.get("raw_rows", 0)
-    share = counts.get("quarantined_rows", 0) / raw if raw else 0.0
-    return config.thresholds.severity(share) == "ERROR"
-
-
 def read_history(
     store: LakeStore,
     config: TableConfig,
@@ -68,20 +63,22 @@ def read_history(
     through: dt.date,
     required: list[dt.date],
 ) -> History:
-    """Every complete staging day <= `through` of a table whose gate passes, as one table.
+    """Every complete staging day <= `through` of a table that passes its blocking checks, as
+    one table.
 
-    Each day in `required` (the run's own days) must be complete and pass its gate: a mart is
-    never built for a day the gate stopped (dg.Failure, not retried)."""
+    Each day in `required` (the run's own days) must be complete and pass them: a mart is
+    never built for a day a blocking check stopped (dg.Failure, not retried)."""
     name = config.name
     schema = config.staging_schema()
 
-    def read(day: dt.date) -> tuple[dt.date, pa.Table | None, bool]:
+    def read(day: dt.date) -> tuple[dt.date, pa.Table | None, list[str]]:
         prefix = partition_prefix("staging", name, day)
         manifest = store.read_manifest(prefix)
         if manifest is None:
-            return day, None, False  # never completed: not part of what the lake knows
-        if gate_failed(config, manifest):
-            return day, None, True
+            return day, None, []  # never completed: not part of what the lake knows
+        failed = blocking_failures(store, config, day, manifest)
+        if failed:
+            return day, None, failed
         parts = [
             pq.read_table(
                 pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns
@@ -97,7 +94,7 @@ def read_history(
         return (
             day,
             table.append_column(DAY_COLUMN, pa.array([day] * table.num_rows, pa.date32())),
-            False,
+            [],
         )
 
     candidates = [d for d in store.list_days(layer_prefix("staging", name)) if d <= through]
@@ -105,12 +102,19 @@ def read_history(
         results = list(pool.map(read, candidates))
     tables = [t for _, t, _ in results if t is not None]
     days = [d for d, t, _ in results if t is not None]
-    gated = [d for d, _, failed in results if failed]
+    failures = {d: failed for d, _, failed in results if failed}
+    gated = sorted(failures)
     for day in required:
-        if day in gated:
+        # a day never written says why when a blocking check stopped it (e.g. a dropped column)
+        failed = failures.get(day) or (
+            blocking_failures(store, config, day, None) if day not in days else []
+        )
+        if failed:
             raise dg.Failure(
-                description=f"staging/{name} {day} failed its quality gate (quarantine_share): the marts "
-                f"are not built for it. Fix the source rows and re-materialise raw + staging for {day}.",
+                description=f"staging/{name} {day} failed its quality gate: blocking check(s) "
+                f"{', '.join(failed)} in ERROR (see quality/{name}/dt={day}/report.json), so "
+                f"the marts are not built for it. Fix the source (or tables.yaml) and "
+                f"re-materialise raw + staging for {day}.",
                 allow_retries=False,
             )
         if day not in days:

@@ -289,6 +289,9 @@ class RawCapture:
             "rows_read": extract.rows,
             "files": sorted(p.name for p in paths),
             "seconds": round(extract.seconds, 3),
+            # the source's columns as this capture read them: staging refuses a day whose
+            # parts lack a declared column (a rename or drop at the source), never reads NULLs
+            "columns": list(extract.columns),
             # staging reads these parts exactly (exact_json.py)
             "long_numbers": extract.long_numbers,
         }

@@ -22,6 +22,23 @@ import pyarrow as pa
 from volt_assets.lib.capture.exact_json import exact_values
 from volt_assets.lib.config.table_config import TableConfig
 
+
+def missing_declared(config: TableConfig, manifest: dict) -> tuple[list[str], list[str]]:
+    """(declared columns that a capture of raw D's listed parts did not have, the columns those
+    captures had that are not declared): non-empty when the source dropped or renamed a column.
+    A manifest written before captures recorded their columns is judged by its latest capture."""
+    listed = set(manifest.get("files", {}))
+    extractions = manifest.get("extractions", [])
+    seen: list[list[str]] = [
+        e["columns"] for e in extractions if "columns" in e and listed & set(e.get("files", []))
+    ]
+    if not any("columns" in e for e in extractions) and listed and manifest.get("columns"):
+        seen = [manifest["columns"]]
+    missing = {c for cols in seen for c in config.columns if c not in cols}
+    extra = {c for cols in seen for c in cols if c not in config.columns}
+    return [c for c in config.columns if c in missing], sorted(extra)
+
+
 # Rows per batch: validating a batch holds a few copies of it; 14,000 kept the heavy day ~20 MB
 # lower than 20,000 at the same speed
 BATCH_ROWS = 14_000

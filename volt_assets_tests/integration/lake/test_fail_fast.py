@@ -14,6 +14,7 @@ backoff (5 s, 10 s, 20 s ...), and the run must be over within FAIL_FAST_SECONDS
 | missing source table     | a database without the Volt schema                      | POSTGRES_DB, seed  |
 | wrong PostgreSQL password| POSTGRES_PASSWORD not the role's                        | POSTGRES_PASSWORD  |
 | missing database         | POSTGRES_DB of a database that does not exist           | POSTGRES_DB        |
+| renamed cursor column    | the app renames orders.updated_at to changed_at         | updated_at, yaml   |
 """
 
 from __future__ import annotations
@@ -144,3 +145,17 @@ def test_missing_database(shop):
     fails_fast(
         {"POSTGRES_DB": "volt_no_such_db"}, "volt_no_such_db", "does not exist", "POSTGRES_DB"
     )
+
+
+def test_renamed_cursor_column(shop):
+    """The app's migration renamed the cursor: no UndefinedColumn after three retries, but one
+    message naming the table, the column, its likely new name and tables.yaml."""
+    conn = shop.connect()
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE orders RENAME COLUMN updated_at TO changed_at")
+    conn.commit()
+    conn.close()
+    text = fails_fast(
+        {}, "source table 'orders'", "cursor column `updated_at`", "`changed_at`", "tables.yaml"
+    )
+    assert "UndefinedColumn" not in text

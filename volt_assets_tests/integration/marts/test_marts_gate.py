@@ -100,3 +100,38 @@ def test_a_day_stopped_by_the_gate_never_reaches_the_marts(volt_env):
     [failure] = events(result, dg.DagsterEventType.STEP_FAILURE)
     assert "failed its quality gate" in failure.step_failure_data.error.to_string()
     assert not events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
+
+
+def test_marts_run_alone_refuse_a_day_with_any_failed_blocking_check(volt_env):
+    """An order dated 2099 fails `ordered_at_not_in_future` (blocking) in staging's run; the
+    marts asked for that day later, in a run of their own on another instance, refuse it."""
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(conn, "electrical_components", [component(1, "2026-01-01 08:00")])
+    user = {"email": "u1@volt.test", "country": "PL", "created_at": ts("2026-01-01 07:00")}
+    insert(conn, "users", [{"id": 1, **user, "updated_at": ts("2026-01-01 07:00")}])
+    insert(
+        conn,
+        "orders",
+        [
+            order(1, 1, "2026-01-02 10:00"),
+            order(2, 1, "2026-01-02 11:00", ordered_at=ts("2099-01-02 11:00")),
+        ],
+    )
+    materialize(LAKE, "2026-01-02", raise_on_error=False)
+    assert volt_env.list_keys("staging/orders/dt=2026-01-02/")  # staging itself landed
+
+    result = materialize(
+        ["marts/daily_category_sales", "marts/users_mart"], "2026-01-02", raise_on_error=False
+    )
+    assert not result.success
+    failures = events(result, dg.DagsterEventType.STEP_FAILURE)
+    assert {f.step_key for f in failures} == {"marts__daily_category_sales", "marts__users_mart"}
+    for failure in failures:
+        message = failure.step_failure_data.error.to_string()
+        assert "staging/orders 2026-01-02" in message
+        assert "ordered_at_not_in_future" in message
+        assert "quarantine_share" not in message  # no row was refused: the gate itself passed
+    assert not events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert not events(result, dg.DagsterEventType.ASSET_MATERIALIZATION)
+    assert volt_env.list_keys("mart/") == []

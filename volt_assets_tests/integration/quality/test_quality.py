@@ -421,10 +421,6 @@ def test_freshness_allows_26_hours_by_default(volt_env, monkeypatch):
 def test_drift_is_named_before_extraction(volt_env, source, monkeypatch):
     """The source lost the cursor column: the extraction cannot run, and the run has already
     said, column by column, what drifted."""
-    import volt_assets.defs.lake.raw as raw_assets
-
-    # (the failure is retried today, three times with backoff: not what this test is about)
-    monkeypatch.setattr(raw_assets, "NETWORK_RETRY", dg.RetryPolicy(max_retries=0))
     insert(source, "electrical_components", components(3, D))
     with source.cursor() as cur:
         cur.execute("ALTER TABLE electrical_components DROP COLUMN updated_at")

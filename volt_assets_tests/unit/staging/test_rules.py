@@ -127,3 +127,34 @@ def test_severity_from_thresholds_never_above_the_rule():
     assert judge(config, unique, 300, 10_000) == WARN
     assert judge(config, unique, 5_001, 10_000) == ERROR
     assert Rule("c", "not_blank").name == "c_not_blank"
+
+
+INVISIBLE = st.sampled_from(
+    [
+        "\u200b",
+        "\u200c",
+        "\u200d",
+        "\u2060",
+        "\ufeff",
+        "\u00ad",
+        " ",
+        "\t",
+        "\n",
+        "\u00a0",
+        "\u3000",
+    ]
+)
+
+
+@given(st.lists(INVISIBLE, max_size=12).map("".join))
+def test_not_blank_sees_through_zero_width_and_format_characters(text):
+    """A name made only of zero-width / format characters and whitespace shows nothing: blank."""
+    [broken] = broken_mask(Rule("name", "not_blank"), pa.array([text], pa.string())).to_pylist()
+    assert broken is True
+
+
+@given(st.lists(INVISIBLE, max_size=6).map("".join), st.sampled_from(["A", "Ż", "7", "👍", "-"]))
+def test_not_blank_keeps_a_visible_character_among_invisible_ones(padding, visible):
+    text = padding + visible + padding
+    [broken] = broken_mask(Rule("name", "not_blank"), pa.array([text], pa.string())).to_pylist()
+    assert broken is False

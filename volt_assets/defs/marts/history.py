@@ -56,54 +56,42 @@ class History:
         }
 
 
-def read_history(
+def read_day(
+    store: LakeStore, config: TableConfig, columns: list[str], day: dt.date
+) -> tuple[dt.date, pa.Table | None, list[str]]:
+    """One staging day's `columns` with its day, or None and the blocking checks it failed
+    (None and no failures: the day never completed, so it is not part of what the lake knows)."""
+    prefix = partition_prefix("staging", config.name, day)
+    manifest = store.read_manifest(prefix)
+    if manifest is None:
+        return day, None, []
+    failed = blocking_failures(store, config, day, manifest)
+    if failed:
+        return day, None, failed
+    parts = [
+        pq.read_table(pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns)
+        for file in sorted(manifest.get("files", {}))
+        if file.endswith(".parquet")
+    ]
+    schema = config.staging_schema()
+    table = (
+        pa.concat_tables(parts)
+        if parts
+        else pa.schema([schema.field(c) for c in columns]).empty_table()
+    )
+    return day, table.append_column(DAY_COLUMN, pa.array([day] * table.num_rows, pa.date32())), []
+
+
+def refuse_required(
     store: LakeStore,
     config: TableConfig,
-    columns: list[str],
-    through: dt.date,
     required: list[dt.date],
-) -> History:
-    """Every complete staging day <= `through` of a table that passes its blocking checks, as
-    one table.
-
-    Each day in `required` (the run's own days) must be complete and pass them: a mart is
-    never built for a day a blocking check stopped (dg.Failure, not retried)."""
+    days: list[dt.date],
+    failures: dict[dt.date, list[str]],
+) -> None:
+    """A run's own day that a blocking check stopped, or that never completed: dg.Failure, not
+    retried (a mart is never built for it)."""
     name = config.name
-    schema = config.staging_schema()
-
-    def read(day: dt.date) -> tuple[dt.date, pa.Table | None, list[str]]:
-        prefix = partition_prefix("staging", name, day)
-        manifest = store.read_manifest(prefix)
-        if manifest is None:
-            return day, None, []  # never completed: not part of what the lake knows
-        failed = blocking_failures(store, config, day, manifest)
-        if failed:
-            return day, None, failed
-        parts = [
-            pq.read_table(
-                pa.BufferReader(store.read_listed(prefix, manifest, file)), columns=columns
-            )
-            for file in sorted(manifest.get("files", {}))
-            if file.endswith(".parquet")
-        ]
-        table = (
-            pa.concat_tables(parts)
-            if parts
-            else pa.schema([schema.field(c) for c in columns]).empty_table()
-        )
-        return (
-            day,
-            table.append_column(DAY_COLUMN, pa.array([day] * table.num_rows, pa.date32())),
-            [],
-        )
-
-    candidates = [d for d in store.list_days(layer_prefix("staging", name)) if d <= through]
-    with ThreadPoolExecutor(READERS) as pool:
-        results = list(pool.map(read, candidates))
-    tables = [t for _, t, _ in results if t is not None]
-    days = [d for d, t, _ in results if t is not None]
-    failures = {d: failed for d, _, failed in results if failed}
-    gated = sorted(failures)
     for day in required:
         # a day never written says why when a blocking check stopped it (e.g. a dropped column)
         failed = failures.get(day) or (
@@ -119,10 +107,32 @@ def read_history(
             )
         if day not in days:
             raise missing_partition(f"staging/{name}", day)
+
+
+def read_history(
+    store: LakeStore,
+    config: TableConfig,
+    columns: list[str],
+    through: dt.date,
+    required: list[dt.date],
+) -> History:
+    """Every complete staging day <= `through` of a table that passes its blocking checks, as
+    one table.
+
+    Each day in `required` (the run's own days) must be complete and pass them: a mart is
+    never built for a day a blocking check stopped (dg.Failure, not retried)."""
+    candidates = [d for d in store.list_days(layer_prefix("staging", config.name)) if d <= through]
+    with ThreadPoolExecutor(READERS) as pool:
+        results = list(pool.map(lambda day: read_day(store, config, columns, day), candidates))
+    tables = [t for _, t, _ in results if t is not None]
+    days = [d for d, t, _ in results if t is not None]
+    failures = {d: failed for d, _, failed in results if failed}
+    refuse_required(store, config, required, days, failures)
+    schema = config.staging_schema()
     empty = pa.schema(
         [schema.field(c) for c in columns] + [pa.field(DAY_COLUMN, pa.date32())]
     ).empty_table()
-    return History(config, pa.concat_tables(tables) if tables else empty, days, gated)
+    return History(config, pa.concat_tables(tables) if tables else empty, days, sorted(failures))
 
 
 def duckdb_over(**histories: History) -> duckdb.DuckDBPyConnection:

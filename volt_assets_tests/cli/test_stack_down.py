@@ -10,18 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+from volt_assets.devstack import stack
+
 BIN = Path(sys.executable).parent
 HINT = "the embedded stack is not running: start it with `volt-assets stack up`"
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def stopped_stack(tmp_path: Path) -> dict[str, str]:
-    pg, s3 = closed_port(), closed_port()
+    pg = stack.free_port()
+    s3 = stack.free_port(exclude=(pg,))
     lines = [
         "POSTGRES_HOST=127.0.0.1",
         f"POSTGRES_PORT={pg}",

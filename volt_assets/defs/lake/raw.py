@@ -23,6 +23,7 @@ import dagster as dg
 
 from volt_assets.defs import catalog
 from volt_assets.defs.lake.io_manager import LakeOutput
+from volt_assets.defs.lake.state import live_keys, table_states
 from volt_assets.defs.policies import (
     LAKE_IO_MANAGER,
     NETWORK_RETRY,
@@ -37,6 +38,7 @@ from volt_assets.lib.capture.raw_days import MassDeleteRefused, RawCapture
 from volt_assets.lib.config.partitions import context_days, reaches_present
 from volt_assets.lib.config.table_config import TableConfig
 from volt_assets.lib.process_memory import release_garbage, release_memory
+from volt_assets.lib.state.table_state import TableState
 from volt_assets.lib.store.lake_store import FolderWrite, LakeStore, folder_manifest
 from volt_assets.lib.store.layout import layer_prefix, partition_prefix
 from volt_assets.lib.store.writer_locks import WriterLocks, application_name, folder_lock
@@ -103,11 +105,13 @@ def build_raw_asset(config: TableConfig) -> dg.AssetsDefinition:
             context.log,
             f"raw/{config.name}",
         )
+        store = lake.store()
         with (
             locks,
-            ex.SourceSession(source, context.log) as session,
-        ):  # one connection for the reads
-            yield from capture_days(context, config, session, lake.store())
+            ex.SourceSession(source, context.log) as session,  # one connection for the reads
+            table_states(store, source, context.log, context.run_id, [config.name]) as states,
+        ):
+            yield from capture_days(context, config, session, store, states[config.name])
 
     return raw_asset
 
@@ -151,9 +155,10 @@ def capture_days(
     config: TableConfig,
     session: ex.SourceSession,
     store: LakeStore,
+    state: TableState,
 ):
     """The raw asset's body: the output (its writes streamed to the IO manager), then the
-    schema-drift check and the raw checks."""
+    schema-drift check and the raw checks. `state`: the table's, for hard deletes."""
     days = context_days(context)
     actual = checked_source_columns(config, session)
     drift = ex.detect_drift(config, actual)
@@ -170,6 +175,7 @@ def capture_days(
         actual=actual,
         listed=listed,
         notices_deletes=reaches_present(days[-1]),
+        lake_keys=lambda first: live_keys(state, first),
     )
     quality = RawQuality(config, session, store, drift, context.log)
     stats: dict = {"late_rows": 0}

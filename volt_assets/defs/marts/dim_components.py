@@ -7,11 +7,12 @@ moment it was deleted: the `updated_at` that set `deleted_at` (soft delete), or 
 UTC day a hard delete was noticed on (its tombstone's staging day). A deleted component has no
 current row; one that comes back opens a new version. `sku` is type 1 (every version shows the
 latest known sku). The history is a pure function of the staging days, so replaying the days
-gives the same rows.
+gives the same rows; it is kept in the state of `electrical_components`
+(`state/electrical_components/dt=D/type2-*.parquet`), each day's grown from the day before.
 
 Partition D writes `mart/dim_components/dt=D/`: the whole history as of the end of D. The
-PostgreSQL table holds one history, as of the latest day loaded so far: materialising D rebuilds
-it from staging up to max(D, latest day already in `mart/dim_components/`), so re-materialising
+PostgreSQL table holds one history, as of the latest day loaded so far: materialising D loads
+the history as of max(D, latest day already in `mart/dim_components/`), so re-materialising
 an old day never rewinds the table (and picks up a changed staging day). The Parquet copies of
 days after D are not rewritten: re-materialise D..latest to refresh them too.
 """
@@ -22,25 +23,26 @@ import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.defs.marts.history import History, duckdb_over, read_history
+from volt_assets.defs.marts.history import DayStates, day_states
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
-from volt_assets.defs.resources import LakeResource
+from volt_assets.defs.resources import LakeResource, PostgresResource
 from volt_assets.lib.config.partitions import context_days
-from volt_assets.lib.config.table_config import table
 from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.layout import layer_prefix, partition_prefix
 
 NAME = "dim_components"
-COLUMNS = [
-    "id",
+TABLE = "electrical_components"
+# the type 2 history kept in the table's state (defs/lake/state.py: TYPE2)
+HISTORY_COLUMNS = [
+    "component_id",
     "sku",
     "name",
     "category",
     "manufacturer",
     "price",
     "currency",
-    "updated_at",
-    "_deleted",
+    "valid_from",
+    "valid_to",
 ]
 SCHEMA = pa.schema(
     [
@@ -57,37 +59,10 @@ SCHEMA = pa.schema(
     ]
 )
 
-HISTORY_AS_OF = """
-WITH versions AS (      -- one row per component and staging day: its latest valid version that day
-    SELECT id AS component_id, _day, sku, name, category, manufacturer, price, currency, _deleted,
-           -- a tombstone has no updated_at: the lake knows the component was gone by the end of its day
-           coalesce(updated_at, CAST(_day + 1 AS TIMESTAMPTZ)) AS changed_at
-    FROM components WHERE _day <= $day
-), marked AS (
-    SELECT *,
-           lag(_deleted) OVER w AS was_deleted,   -- NULL on a component's first row
-           name IS DISTINCT FROM lag(name) OVER w
-             OR category IS DISTINCT FROM lag(category) OVER w
-             OR manufacturer IS DISTINCT FROM lag(manufacturer) OVER w
-             OR price IS DISTINCT FROM lag(price) OVER w
-             OR currency IS DISTINCT FROM lag(currency) OVER w AS changed
-    FROM versions
-    WINDOW w AS (PARTITION BY component_id ORDER BY _day)
-), events AS (          -- a version opens, or the open version is deleted
-    SELECT * FROM marked
-    WHERE (NOT _deleted AND (was_deleted IS NULL OR was_deleted OR changed))
-       OR (_deleted AND NOT coalesce(was_deleted, TRUE))
-), spans AS (
-    SELECT *, lead(changed_at) OVER (PARTITION BY component_id ORDER BY _day) AS valid_to FROM events
-), latest_sku AS (
-    SELECT component_id, sku FROM versions WHERE sku IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY component_id ORDER BY _day DESC) = 1
-)
-SELECT s.component_id, k.sku, s.name, s.category, s.manufacturer, s.price, s.currency,
-       s.changed_at AS valid_from, s.valid_to, s.valid_to IS NULL AS is_current
-FROM spans s LEFT JOIN latest_sku k USING (component_id)
-WHERE NOT s._deleted
-ORDER BY s.component_id, valid_from
+AS_OF = """
+SELECT component_id, sku, name, category, manufacturer, price, currency, valid_from, valid_to,
+       valid_to IS NULL AS is_current
+FROM history ORDER BY component_id, valid_from, valid_to NULLS LAST
 """
 
 
@@ -99,29 +74,31 @@ def latest_copy(store: LakeStore) -> dt.date | None:
     return None
 
 
-def history_days(history: History, days: list[dt.date], through: dt.date):
+def history_days(states: DayStates, days: list[dt.date], through: dt.date):
     """The run's days as Parquet copies, and the history as of `through` for PostgreSQL (the
     last of the run's days, or a later day already loaded: a re-run never rewinds the table)."""
-    with duckdb_over(components=history) as con:
-        for day in days:
-            snapshot = _as_of(con, day)
-            yield MartDay(day, rows=snapshot if day == through else None, copy=snapshot)
-        if through > days[-1]:
-            yield MartDay(through, rows=_as_of(con, through))
+    for day in days:
+        snapshot = _as_of(states, day)
+        yield MartDay(day, rows=snapshot if day == through else None, copy=snapshot)
+    if through > days[-1]:
+        yield MartDay(through, rows=_as_of(states, through))
 
 
-def _as_of(con, day: dt.date) -> pa.Table:
-    return con.sql(HISTORY_AS_OF, params={"day": day}).to_arrow_table().cast(SCHEMA)
+def _as_of(states: DayStates, day: dt.date) -> pa.Table:
+    states.view("history", TABLE, day, HISTORY_COLUMNS, kind="type2")
+    return states.con.sql(AS_OF).to_arrow_table().cast(SCHEMA)
 
 
 def build_dim_components() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("electrical_components",), __doc__, daily=False)
-    def dim_components(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
+    def dim_components(
+        context: dg.AssetExecutionContext, lake: LakeResource, source: PostgresResource
+    ) -> MartOutput:
         metadata: dict = {}
         # Lazy: the IO manager consumes the days under the mart's writer lock, so `through`
         # (the latest copy) is read after any other run of this mart has finished.
         return MartOutput(
-            days=mart_days(lake.store(), context_days(context), metadata),
+            days=mart_days(context, lake, source, metadata),
             replace="table",
             metadata=metadata,
         )
@@ -129,12 +106,16 @@ def build_dim_components() -> dg.AssetsDefinition:
     return dim_components
 
 
-def mart_days(store: LakeStore, days: list[dt.date], metadata: dict):
+def mart_days(
+    context: dg.AssetExecutionContext, lake: LakeResource, source: PostgresResource, metadata: dict
+):
     """The run's days as of each, then the history as of the latest day loaded when that is later."""
+    store, days = lake.store(), context_days(context)
     loaded = latest_copy(store)
     through = max(days[-1], loaded) if loaded else days[-1]
-    history = read_history(store, table("electrical_components"), COLUMNS, through, required=days)
-    metadata.update(
-        {"history_through": dg.MetadataValue.text(through.isoformat()), **history.metadata()}
-    )
-    yield from history_days(history, days, through)
+    asked = sorted({*days, through})
+    with day_states(store, source, context, [TABLE], days, asked) as states:
+        metadata.update(
+            {"history_through": dg.MetadataValue.text(through.isoformat()), **states.metadata()}
+        )
+        yield from history_days(states, days, through)

@@ -12,21 +12,17 @@ cents: the average price paid per unit sold (weighted by quantity, not a mean of
 Amounts are added in the orders' own currencies (the mart has no currency column, no FX).
 """
 
-import datetime as dt
-
 import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.defs.marts.history import duckdb_over, read_history
+from volt_assets.defs.marts.history import day_states
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
-from volt_assets.defs.resources import LakeResource
+from volt_assets.defs.resources import LakeResource, PostgresResource
 from volt_assets.lib.config.partitions import context_days, day_window
-from volt_assets.lib.config.table_config import table
-from volt_assets.lib.store.lake_store import LakeStore
 
 ORDER_COLUMNS = ["id", "component_id", "quantity", "unit_price", "status", "ordered_at", "_deleted"]
-COMPONENT_COLUMNS = ["id", "category", "updated_at"]
+COMPONENT_COLUMNS = ["id", "category"]
 
 CATEGORY_SCHEMA = pa.schema(
     [
@@ -54,16 +50,11 @@ CENTS_DIV = "CREATE MACRO cents_div(amount, n) AS CAST((CAST(amount * 100 AS HUG
 
 SALES_OF_DAY = """
 CREATE OR REPLACE TEMP TABLE sales AS
-WITH known_orders AS (      -- each order's row in the latest staging day <= $day
-    SELECT * FROM orders WHERE _day <= $day
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _day DESC) = 1
-), known_components AS (    -- tombstones carry no category: the last real version does
-    SELECT id, category FROM components WHERE _day <= $day AND updated_at IS NOT NULL
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _day DESC) = 1
-)
+-- the states of the day: each order's and component's latest version (a hard-deleted
+-- component keeps the category of its last version)
 SELECT o.id, o.component_id, coalesce(nullif(c.category, ''), 'unknown') AS category,
        o.quantity, o.quantity * o.unit_price AS amount
-FROM known_orders o LEFT JOIN known_components c ON c.id = o.component_id
+FROM orders o LEFT JOIN components c ON c.id = o.component_id
 WHERE NOT o._deleted
   AND o.status IS DISTINCT FROM 'cancelled'
   AND o.ordered_at >= $start AND o.ordered_at < $end
@@ -83,31 +74,37 @@ FROM sales WHERE component_id IS NOT NULL GROUP BY component_id ORDER BY compone
 
 
 def sales_days(
-    store: LakeStore, days: list[dt.date], query: str, schema: pa.Schema, metadata: dict
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    source: PostgresResource,
+    query: str,
+    schema: pa.Schema,
+    metadata: dict,
 ):
-    """One MartDay per day of the run: `query` over that day's sales. The staging history is
-    read when the IO manager starts consuming the days, under the mart's writer lock."""
-    orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
-    components = read_history(
-        store, table("electrical_components"), COMPONENT_COLUMNS, days[-1], required=days
-    )
-    metadata.update({**orders.metadata(), **components.metadata()})
-    with duckdb_over(orders=orders, components=components) as con:
-        con.execute(CENTS_DIV)
+    """One MartDay per day of the run: `query` over that day's sales. The states are read when
+    the IO manager starts consuming the days, under the mart's writer lock."""
+    days = context_days(context)
+    names = ["orders", "electrical_components"]
+    with day_states(lake.store(), source, context, names, days) as states:
+        metadata.update(states.metadata())
+        states.con.execute(CENTS_DIV)
         for day in days:
+            states.view("orders", "orders", day, ORDER_COLUMNS)
+            states.view("components", "electrical_components", day, COMPONENT_COLUMNS)
             start, end = day_window(day)
-            con.execute(SALES_OF_DAY, {"day": day, "start": start, "end": end})
-            rows = con.sql(query, params={"day": day}).to_arrow_table().cast(schema)
+            states.con.execute(SALES_OF_DAY, {"start": start, "end": end})
+            rows = states.con.sql(query, params={"day": day}).to_arrow_table().cast(schema)
             yield MartDay(day, rows=rows, copy=rows.drop_columns(["dt"]))  # dt is the copy's folder
 
 
 def build_sales_asset(name: str, query: str, schema: pa.Schema) -> dg.AssetsDefinition:
     @mart_asset(name, ("orders", "electrical_components"), __doc__)
-    def sales_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
+    def sales_mart(
+        context: dg.AssetExecutionContext, lake: LakeResource, source: PostgresResource
+    ) -> MartOutput:
         metadata: dict = {}  # filled as the days are read
         return MartOutput(
-            days=sales_days(lake.store(), context_days(context), query, schema, metadata),
-            metadata=metadata,
+            days=sales_days(context, lake, source, query, schema, metadata), metadata=metadata
         )
 
     return sales_mart

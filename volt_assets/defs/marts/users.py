@@ -9,18 +9,14 @@ biggest spender, ties share a rank, users without orders share the last one. An 
 cancelled on a later day still counts in the snapshots before that day.
 """
 
-import datetime as dt
-
 import dagster as dg
 import pyarrow as pa
 
 from volt_assets.defs.marts.common import mart_asset
-from volt_assets.defs.marts.history import duckdb_over, read_history
+from volt_assets.defs.marts.history import day_states
 from volt_assets.defs.marts.io_manager import MartDay, MartOutput
-from volt_assets.defs.resources import LakeResource
+from volt_assets.defs.resources import LakeResource, PostgresResource
 from volt_assets.lib.config.partitions import context_days
-from volt_assets.lib.config.table_config import table
-from volt_assets.lib.store.lake_store import LakeStore
 
 NAME = "users_mart"
 USER_COLUMNS = ["id", "email", "country", "_deleted"]
@@ -40,16 +36,10 @@ SCHEMA = pa.schema(
 )
 
 SNAPSHOT = """
-WITH known_users AS (       -- each key's row in the latest staging day <= $day
-    SELECT * FROM users WHERE _day <= $day
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _day DESC) = 1
-), known_orders AS (
-    SELECT * FROM orders WHERE _day <= $day
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY _day DESC) = 1
-), spend AS (
+WITH spend AS (            -- over the day's states: each key's latest version
     SELECT user_id, count(*) AS total_orders, sum(quantity * unit_price) AS total_spent,
            min(ordered_at) AS first_order_at, max(ordered_at) AS last_order_at
-    FROM known_orders
+    FROM orders
     WHERE NOT _deleted AND status IS DISTINCT FROM 'cancelled'
     GROUP BY user_id
 )
@@ -58,30 +48,33 @@ SELECT $day AS dt, u.id AS user_id, u.email, u.country,
        coalesce(s.total_spent, 0) AS total_spent,
        s.first_order_at, s.last_order_at,
        RANK() OVER (ORDER BY coalesce(s.total_spent, 0) DESC) AS spend_rank
-FROM known_users u LEFT JOIN spend s ON s.user_id = u.id
+FROM users u LEFT JOIN spend s ON s.user_id = u.id
 WHERE NOT u._deleted
 ORDER BY u.id
 """
 
 
-def snapshots(store: LakeStore, days: list[dt.date], metadata: dict):
-    """The run's days; the staging history is read when the IO manager starts consuming them,
-    under the mart's writer lock, so two runs of the mart end as if one ran after the other."""
-    users = read_history(store, table("users"), USER_COLUMNS, days[-1], required=days)
-    orders = read_history(store, table("orders"), ORDER_COLUMNS, days[-1], required=days)
-    metadata.update({**users.metadata(), **orders.metadata()})
-    with duckdb_over(users=users, orders=orders) as con:
+def snapshots(
+    context: dg.AssetExecutionContext, lake: LakeResource, source: PostgresResource, metadata: dict
+):
+    """The run's days; the states are read when the IO manager starts consuming them, under
+    the mart's writer lock, so two runs of the mart end as if one ran after the other."""
+    days = context_days(context)
+    with day_states(lake.store(), source, context, ["users", "orders"], days) as states:
+        metadata.update(states.metadata())
         for day in days:
-            rows = con.sql(SNAPSHOT, params={"day": day}).to_arrow_table().cast(SCHEMA)
+            states.view("users", "users", day, USER_COLUMNS)
+            states.view("orders", "orders", day, ORDER_COLUMNS)
+            rows = states.con.sql(SNAPSHOT, params={"day": day}).to_arrow_table().cast(SCHEMA)
             yield MartDay(day, rows=rows, copy=rows.drop_columns(["dt"]))  # dt is the copy's folder
 
 
 def build_users_mart() -> dg.AssetsDefinition:
     @mart_asset(NAME, ("users", "orders"), __doc__)
-    def users_mart(context: dg.AssetExecutionContext, lake: LakeResource) -> MartOutput:
+    def users_mart(
+        context: dg.AssetExecutionContext, lake: LakeResource, source: PostgresResource
+    ) -> MartOutput:
         metadata: dict = {}  # filled as the days are read
-        return MartOutput(
-            days=snapshots(lake.store(), context_days(context), metadata), metadata=metadata
-        )
+        return MartOutput(days=snapshots(context, lake, source, metadata), metadata=metadata)
 
     return users_mart

@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import itertools
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -185,11 +186,15 @@ class RawCapture:
         actual: dict[str, str] | None = None,
         listed: set[str] | None = None,
         notices_deletes: bool = False,
+        lake_keys: Callable[[dt.date], pa.Array | None] | None = None,
     ):
         self.config, self.session, self.store, self.log = config, session, store, log
         self.actual, self.listed = actual, listed
         # a run reaching the present looks for hard deletes once its days are captured
         self.notices_deletes = notices_deletes
+        # the keys the lake's state holds (not hard-deleted) at the end of the day before a
+        # day, or None when it cannot say: read instead of every raw day's versions index
+        self.lake_keys = lake_keys
         self.rows_added = 0  # versions this run captured that raw did not have yet
         self.manifests: dict[dt.date, dict] = {}
         self.versions: pa.Table = VERSIONS_SCHEMA.empty_table()
@@ -396,6 +401,36 @@ class RawCapture:
         )
 
     def _live_in_lake(self, day: dt.date) -> pa.Array:
+        """Keys the lake holds up to D that it has not tombstoned: from the lake's state before
+        the run's days and the keys of the days this run captured, when the state can say
+        (no old raw day is read, so one archived or expired never stops the run); else from
+        every raw day's versions index and tombstones."""
+        if self.lake_keys is not None and self.keys_by_day:
+            before = self.lake_keys(min(self.keys_by_day))
+            if before is not None:
+                return self._live_from_state(before, day)
+        return self._live_in_raw(day)
+
+    def _live_from_state(self, before: pa.Array, day: dt.date) -> pa.Array:
+        """`before` (the state's keys) with the keys of the run's days <= D, less the keys
+        those days have tombstoned."""
+        key_type, integer_keys = self._key_type()
+        found = [self._day_keys(d, day) for d in sorted(self.keys_by_day)]
+        known = _merge_keys(
+            [self._keys_of(before)] + [k for k, _ in found if k is not None], key_type, integer_keys
+        )
+        return self._without(known, [g for _, g in found if g is not None], key_type, integer_keys)
+
+    def _without(self, known, gone_parts: list, key_type: pa.DataType, integer_keys: bool):
+        """`known` less every key of `gone_parts` (tombstones)."""
+        if not gone_parts:
+            return known
+        gone = _merge_keys(gone_parts, key_type, integer_keys)
+        if integer_keys:
+            return known[~np.isin(known, gone)]
+        return known.filter(pc.invert(pc.is_in(known, value_set=gone)))
+
+    def _live_in_raw(self, day: dt.date) -> pa.Array:
         """Keys raw holds on days <= D that no day of the lake has tombstoned yet (a tombstone
         stays where it was written, on any day: it is never noticed twice)."""
         key_type, integer_keys = self._key_type()
@@ -408,13 +443,7 @@ class RawCapture:
         with ThreadPoolExecutor(HISTORY_READERS, thread_name_prefix="volt-raw-history") as pool:
             found = list(pool.map(lambda d: self._day_keys(d, day), history))
         known = _merge_keys([k for k, _ in found if k is not None], key_type, integer_keys)
-        gone_parts = [g for _, g in found if g is not None]
-        if not gone_parts:
-            return known
-        gone = _merge_keys(gone_parts, key_type, integer_keys)
-        if integer_keys:
-            return known[~np.isin(known, gone)]
-        return known.filter(pc.invert(pc.is_in(known, value_set=gone)))
+        return self._without(known, [g for _, g in found if g is not None], key_type, integer_keys)
 
     def _find_missing(self, known) -> tuple[list[str], int]:
         """(known keys the source no longer has, as text; how many keys it has)."""

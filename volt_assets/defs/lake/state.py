@@ -24,7 +24,7 @@ from volt_assets.defs.quality.gate import blocking_failures
 from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.config.table_config import table
 from volt_assets.lib.state.merge import Type2Spec
-from volt_assets.lib.state.table_state import StateStale, TableState
+from volt_assets.lib.state.table_state import StateFiles, StateStale, TableState
 from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.writer_locks import WriterLocks, application_name
 
@@ -78,7 +78,7 @@ def table_states(
 
 def state_files(
     state: TableState, days: list[dt.date], first_day: dt.date | None = None
-) -> dict[dt.date, dict[str, Path] | None]:
+) -> dict[dt.date, StateFiles | None]:
     """`TableState.files`, a stale state beyond what the run may rebuild a dg.Failure."""
     try:
         return state.files(days, rebuild_from([first_day or days[0]]))

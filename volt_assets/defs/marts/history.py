@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -28,6 +27,7 @@ from volt_assets.defs.quality.gate import blocking_failures
 from volt_assets.defs.resources import PostgresResource
 from volt_assets.lib.config.table_config import TableConfig, table
 from volt_assets.lib.state.merge import state_schema
+from volt_assets.lib.state.table_state import StateFiles, TableState
 from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.layout import partition_prefix
 
@@ -56,8 +56,10 @@ def require_days(store: LakeStore, config: TableConfig, days: list[dt.date]) -> 
 class DayStates:
     """The state files of some tables for some days, and DuckDB views over one day's."""
 
-    def __init__(self, files: dict[str, dict[dt.date, dict[str, Path] | None]]):
-        self.files = files
+    def __init__(
+        self, states: dict[str, TableState], files: dict[str, dict[dt.date, StateFiles | None]]
+    ):
+        self.states, self.files = states, files
         self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": 2})
         self.con.execute("SET TimeZone = 'UTC'")
 
@@ -73,12 +75,15 @@ class DayStates:
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {listed} FROM {source}")
 
     def metadata(self) -> dict:
-        return {
-            f"{name}_state_days": dg.MetadataValue.int(
-                len({str(f) for f in by_day.values() if f is not None})
+        """Per table, the staging days a blocking check kept out of the states read (up to
+        the run's last day)."""
+        out = {}
+        for name, by_day in self.files.items():
+            last = by_day[max(by_day)]
+            out[f"{name}_gated_days_left_out"] = dg.MetadataValue.json(
+                self.states[name].days_left_out(last)
             )
-            for name, by_day in self.files.items()
-        }
+        return out
 
 
 @contextmanager
@@ -96,7 +101,7 @@ def day_states(
         require_days(store, table(name), days)
     with table_states(store, source, context.log, context.run_id, names) as states:
         files = {name: state_files(states[name], asked or days, days[0]) for name in names}
-        found = DayStates(files)
+        found = DayStates(states, files)
         try:
             yield found
         finally:

@@ -31,6 +31,18 @@ from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.layout import listed_version, partition_prefix
 
 LATEST, TYPE2 = "latest", "type2"
+LEFT_OUT = "days_left_out"  # the manifest's list of staging days a blocking check kept out
+
+
+@dataclass
+class StateFiles:
+    """The local files of the state of staging day `day`, by kind (`latest`, `type2`)."""
+
+    day: dt.date
+    paths: dict[str, Path]
+
+    def __getitem__(self, kind: str) -> Path:
+        return self.paths[kind]
 
 
 class StateStale(Exception):
@@ -60,26 +72,28 @@ class TableState:
     type2: Type2Spec | None = None
     log: Callable[[str], None] = print
     rebuilt: list[dt.date] = field(default_factory=list)
+    # staging day -> the days a blocking check kept out of its state so far (its manifest's)
+    left_out: dict[dt.date, list[str]] = field(default_factory=dict)
 
     def kinds(self) -> list[str]:
         return [LATEST, TYPE2] if self.type2 else [LATEST]
 
     def files(
         self, days: list[dt.date], rebuild_from: dt.date | None = None
-    ) -> dict[dt.date, dict[str, Path] | None]:
+    ) -> dict[dt.date, StateFiles | None]:
         """Per day asked for, the state files as of its end (None: no staging day up to it)."""
         with self.lock():
             chain = read_chain(self.store, self.config, max(days), repr(self.type2))
             stale = chain.first_stale(LATEST)
             if self.type2 and (t := chain.first_stale(TYPE2)) is not None:
                 stale = t if stale is None else min(stale, t)
-            held: dict[dt.date, dict[str, Path]] = {}
+            held: dict[dt.date, StateFiles] = {}
             if stale is not None:
                 first = chain.links[stale].day
                 if rebuild_from is not None and first < rebuild_from:
                     raise StateStale(self.config.name, first, rebuild_from)
                 held = self._rebuild(chain, stale)
-            out: dict[dt.date, dict[str, Path] | None] = {}
+            out: dict[dt.date, StateFiles | None] = {}
             for day in days:
                 link = chain.at(day)
                 out[day] = None if link is None else (held.get(link.day) or self._download(link))
@@ -87,7 +101,19 @@ class TableState:
                     held[link.day] = out[day]
             return out
 
-    def _download(self, link: Link) -> dict[str, Path]:
+    def days_left_out(self, found: StateFiles | None) -> list[str]:
+        """The staging days a blocking check kept out of a state, up to its day (from the
+        state folder's manifest, read once)."""
+        if found is None:
+            return []
+        if found.day not in self.left_out:
+            manifest = self.store.read_manifest(
+                partition_prefix(LAYER, self.config.name, found.day)
+            )
+            self.left_out[found.day] = list((manifest or {}).get(LEFT_OUT, []))
+        return self.left_out[found.day]
+
+    def _download(self, link: Link) -> StateFiles:
         prefix = partition_prefix(LAYER, self.config.name, link.day)
         out = {}
         for kind in self.kinds():
@@ -95,12 +121,12 @@ class TableState:
             if not path.exists():
                 self.store.download(prefix + link.file(kind), path)
             out[kind] = path
-        return out
+        return StateFiles(link.day, out)
 
-    def _rebuild(self, chain: Chain, start: int) -> dict[dt.date, dict[str, Path]]:
+    def _rebuild(self, chain: Chain, start: int) -> dict[dt.date, StateFiles]:
         """States of links[start:], each from the one before; the files of every day built."""
         previous = self._download(chain.links[start - 1]) if start else None
-        built: dict[dt.date, dict[str, Path]] = {}
+        built: dict[dt.date, StateFiles] = {}
         for link in chain.links[start:]:
             previous = built[link.day] = self._build_day(link, previous)
         self.rebuilt += [link.day for link in chain.links[start:]]
@@ -110,12 +136,14 @@ class TableState:
         )
         return built
 
-    def _build_day(self, link: Link, previous: dict[str, Path] | None) -> dict[str, Path]:
+    def _build_day(self, link: Link, previous: StateFiles | None) -> StateFiles:
         """The state of one day: written to the lake, kept in `workdir` for the next."""
         config, day = self.config, link.day
         today, excluded = self._staging_day(day)
         out = {k: self.workdir / f"{config.name}-{link.file(k)}" for k in self.kinds()}
-        prev = previous or {}
+        prev = previous.paths if previous else {}
+        left_out = self.days_left_out(previous) + ([day.isoformat()] if excluded else [])
+        self.left_out[day] = left_out
         rows = merge_latest(
             config, day, prev.get(LATEST), today, out[LATEST], self.workdir, self._sticky()
         )
@@ -139,13 +167,14 @@ class TableState:
             "layer": LAYER,
             "rows": rows,
             "staging_left_out": excluded,  # blocking checks that kept the day's staging out
+            LEFT_OUT: left_out,
         }
         self.store.write_folder(
             partition_prefix(LAYER, config.name, day),
             {link.file(k): p for k, p in out.items()},
             manifest,
         )
-        return out
+        return StateFiles(day, out)
 
     def _sticky(self) -> tuple[str, ...]:
         return self.type2.type1 if self.type2 else ()

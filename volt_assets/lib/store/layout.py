@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 # Every top-level prefix the pipeline reads or writes (the pipeline's IAM policy grants exactly these).
-LAKE_LAYERS = ("raw", "staging", "quarantine", "mart", "quality", "images", "landing")
+LAKE_LAYERS = ("raw", "staging", "quarantine", "mart", "quality", "state", "images", "landing")
 MANIFEST = "_manifest.json"
 # Raw sidecars, `{kind}-{capture stamp}.parquet`: a new name for every rewrite, never an object
 # the current manifest lists, so a run killed before its manifest leaves the listed ones intact.

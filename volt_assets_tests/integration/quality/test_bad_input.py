@@ -864,6 +864,7 @@ def test_pictures_that_are_not_images_or_escape_the_folder_are_refused(corpus):
                 "quarantine/",
                 "mart/",
                 "quality/",
+                "state/",
                 "images/components/",
                 "landing/",
             )

@@ -3,7 +3,8 @@
 `snapshot()` reads a bucket (and the marts schema) into comparable values. Everything a
 capture time makes different between two otherwise identical runs is normalised:
 - raw part names `part-20260102T101112123456Z-00000.jsonl.gz` -> `part-<captured>-00000.jsonl.gz`
-  (and the sidecars `_versions-<stamp>.parquet`, `_deletes-<stamp>.parquet` alike);
+  (and the sidecars `_versions-<stamp>.parquet`, `_deletes-<stamp>.parquet` alike), and state
+  files `latest-<digest>.parquet` (named by their inputs' ETags, which follow those clocks);
 - manifest fields that are clocks (`extracted_at`, `seconds`, `noticed_at`, ...), the S3
   version ids a manifest records for its files (`version_id` -> `<version>`: whether a file
   has one is compared, its value is not), and the sizes it lists for Parquet files (which
@@ -38,6 +39,8 @@ from volt_assets.lib.store.layout import RAW_VERSIONS, listed_sidecar, listed_ve
 
 MANIFEST = "_manifest.json"
 CAPTURE = re.compile(r"(part|_versions|_deletes)-\d{8}T\d{12}Z")
+# state files are named by a digest of their inputs' ETags, which follow the capture clocks
+STATE_DIGEST = re.compile(r"(latest|type2)-[0-9a-f]{20}")
 FOLDER = re.compile(r"^(.*?/dt=\d{4}-\d{2}-\d{2}/)")
 VOLATILE = {
     "extracted_at",
@@ -58,7 +61,7 @@ def jsonl_lines(body: bytes) -> list[str]:
 
 
 def normalise_name(text: str) -> str:
-    return CAPTURE.sub(r"\1-<captured>", text)
+    return STATE_DIGEST.sub(r"\1-<digest>", CAPTURE.sub(r"\1-<captured>", text))
 
 
 def _normalise(value: Any) -> Any:

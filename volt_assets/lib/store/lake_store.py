@@ -111,11 +111,26 @@ class LakeError(dg.Failure):
         super().__init__(description=description, allow_retries=False)
 
 
-def explain(exc: ClientError, bucket: str) -> LakeError | None:
-    code = exc.response.get("Error", {}).get("Code", "")
+def explain(exc: ClientError, bucket: str, key: str | None = None) -> LakeError | None:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
     if code in FATAL_CODES:
         return LakeError(FATAL_CODES[code].format(bucket=bucket) + f" (S3 error {code})")
+    if code == "InvalidObjectState" and key:
+        return archived(bucket, key, error.get("StorageClass"))
     return None
+
+
+def archived(bucket: str, key: str, storage_class: str | None) -> LakeError:
+    """An object moved to an archive storage class (the bucket's lifecycle rule tiers old raw
+    objects to GLACIER): what it is, and how to get it back."""
+    return LakeError(
+        f"s3://{bucket}/{key} is archived in storage class {storage_class or 'GLACIER'} (the "
+        "bucket's lifecycle rule moves old raw objects there) and cannot be read until it is "
+        f"restored: `aws s3api restore-object --bucket {bucket} --key {key} --restore-request "
+        "'{\"Days\": 7}'`, then run again once the restore has finished (hours for GLACIER). "
+        "Only an audit or a re-run of that old day reads it; the daily runs do not."
+    )
 
 
 @dataclass
@@ -130,7 +145,7 @@ class LakeStore:
         try:
             return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
-            raise (explain(exc, self.bucket) or exc) from None
+            raise (explain(exc, self.bucket, kwargs.get("Key")) or exc) from None
 
     # --- reading -------------------------------------------------------------------------
     def list_objects(
@@ -206,7 +221,7 @@ class LakeStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise (explain(exc, self.bucket) or exc) from None
+            raise (explain(exc, self.bucket, key) or exc) from None
         body = answer["Body"].read()
         KNOWN_OBJECTS.keep(self.bucket, key, answer["ETag"], body)
         return body, answer["ETag"]

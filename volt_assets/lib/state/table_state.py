@@ -71,7 +71,6 @@ class TableState:
     workdir: Path
     type2: Type2Spec | None = None
     log: Callable[[str], None] = print
-    rebuilt: list[dt.date] = field(default_factory=list)
     # staging day -> the days a blocking check kept out of its state so far (its manifest's)
     left_out: dict[dt.date, list[str]] = field(default_factory=dict)
 
@@ -129,7 +128,6 @@ class TableState:
         built: dict[dt.date, StateFiles] = {}
         for link in chain.links[start:]:
             previous = built[link.day] = self._build_day(link, previous)
-        self.rebuilt += [link.day for link in chain.links[start:]]
         self.log(
             f"state/{self.config.name}: rebuilt {len(chain.links) - start} day(s), "
             f"{chain.links[start].day} to {chain.links[-1].day}"

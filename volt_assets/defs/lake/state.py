@@ -43,10 +43,10 @@ def state_lock(name: str) -> str:
     return f"volt_assets/state/{name}"
 
 
-def rebuild_from(days: list[dt.date]) -> dt.date:
-    """How far back a run over `days` may rebuild a stale state."""
+def rebuild_from(first_day: dt.date) -> dt.date:
+    """How far back a run whose first day is `first_day` may rebuild a stale state."""
     back = int(os.environ.get("VOLT_STATE_REBUILD_DAYS", DEFAULT_REBUILD_DAYS))
-    return days[0] - dt.timedelta(days=back)
+    return first_day - dt.timedelta(days=back)
 
 
 @contextmanager
@@ -81,7 +81,7 @@ def state_files(
 ) -> dict[dt.date, StateFiles | None]:
     """`TableState.files`, a stale state beyond what the run may rebuild a dg.Failure."""
     try:
-        return state.files(days, rebuild_from([first_day or days[0]]))
+        return state.files(days, rebuild_from(first_day or days[0]))
     except StateStale as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
@@ -92,7 +92,7 @@ def live_keys(state: TableState, before: dt.date):
     beyond what may be rebuilt): the caller then reads raw's own history."""
     day = before - dt.timedelta(days=1)
     try:
-        files = state.files([day], rebuild_from([before]))[day]
+        files = state.files([day], rebuild_from(before))[day]
     except StateStale:
         return None
     if files is None:

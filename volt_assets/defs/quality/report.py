@@ -17,9 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from volt_assets.defs.quality.outcome import DayOutcome
 from volt_assets.lib.store.lake_store import LakeError, LakeStore, WriteConflict
-from volt_assets.lib.store.layout import layer_prefix, partition_prefix
+from volt_assets.lib.store.layout import QUALITY_REPORT, layer_prefix, partition_prefix
 
-REPORT = "report.json"
+REPORT = QUALITY_REPORT
 LAYER = "quality"
 WRITE_ATTEMPTS = 8
 

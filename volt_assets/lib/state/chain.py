@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 from volt_assets.lib.config.table_config import TableConfig
 from volt_assets.lib.store.lake_store import LakeStore
-from volt_assets.lib.store.layout import MANIFEST, day_of_prefix, layer_prefix
+from volt_assets.lib.store.layout import MANIFEST, QUALITY_REPORT, day_of_prefix, layer_prefix
 
 STATE_FORMAT = "volt-state-1"  # a change of what a state file holds renames every state
 LAYER = "state"
-REPORT = "report.json"
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,6 @@ def read_chain(store: LakeStore, config: TableConfig, through: dt.date, extra: s
     links: list[Link] = []
     current = root(config, extra)
     for day in sorted(d for d, files in staging.items() if d <= through and MANIFEST in files):
-        current = digest(current, staging[day][MANIFEST], reports.get(day, {}).get(REPORT))
+        current = digest(current, staging[day][MANIFEST], reports.get(day, {}).get(QUALITY_REPORT))
         links.append(Link(day, current))
     return Chain(links, listed_by_day(store, LAYER, config.name))

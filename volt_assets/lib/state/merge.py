@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from volt_assets.lib.config.partitions import UTC
 from volt_assets.lib.config.table_config import TableConfig
+from volt_assets.lib.staging.raw_reader import duckdb_connect
 from volt_assets.lib.staging.transform import ROW_GROUP_ROWS, parquet_options
 
 DAY_COLUMN = "_day"
@@ -54,9 +55,7 @@ def state_schema(config: TableConfig) -> pa.Schema:
 
 
 def connect(workdir: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": str(workdir)}
-    )
+    con = duckdb_connect(MEMORY_LIMIT, workdir)
     con.execute("SET TimeZone = 'UTC'")
     return con
 

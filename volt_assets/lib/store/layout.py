@@ -8,6 +8,7 @@ import datetime as dt
 # Every top-level prefix the pipeline reads or writes (the pipeline's IAM policy grants exactly these).
 LAKE_LAYERS = ("raw", "staging", "quarantine", "mart", "quality", "state", "images", "landing")
 MANIFEST = "_manifest.json"
+QUALITY_REPORT = "report.json"  # quality/{table}/dt=D/: every check's verdict of the day
 # Raw sidecars, `{kind}-{capture stamp}.parquet`: a new name for every rewrite, never an object
 # the current manifest lists, so a run killed before its manifest leaves the listed ones intact.
 RAW_VERSIONS = "_versions"  # (primary key, cursor, capture) of every captured line

@@ -13,32 +13,11 @@ import dagster as dg
 import pytest
 
 from volt_assets.lib.store.lake_store import LakeError, LakeStore
+from volt_assets_tests.integration.marts.test_marts import LAKE
+from volt_assets_tests.integration.marts.test_marts_gate import order
 from volt_assets_tests.pipeline import component, create_source_schema, insert, materialize, ts
 
-LAKE = [
-    "raw/electrical_components",
-    "raw/users",
-    "raw/orders",
-    "staging/electrical_components",
-    "staging/users",
-    "staging/orders",
-]
 MARTS = ["marts/daily_category_sales", "marts/users_mart", "marts/dim_components"]
-
-
-def order(id_: int, at: str, **values) -> dict:
-    row = {
-        "id": id_,
-        "user_id": 1,
-        "component_id": 1,
-        "quantity": 2,
-        "unit_price": "10.00",
-        "currency": "EUR",
-        "status": "paid",
-        "ordered_at": ts(at),
-        "updated_at": ts(at),
-    }
-    return {**row, **values}
 
 
 def shop(volt_env):
@@ -47,9 +26,9 @@ def shop(volt_env):
     insert(conn, "electrical_components", [component(1, "2026-01-01 08:00")])
     user = {"email": "u1@volt.test", "country": "PL", "created_at": ts("2026-01-01 07:00")}
     insert(conn, "users", [{"id": 1, **user, "updated_at": ts("2026-01-01 07:00")}])
-    insert(conn, "orders", [order(1, "2026-01-01 10:00"), order(2, "2026-01-03 10:00")])
+    insert(conn, "orders", [order(1, 1, "2026-01-01 10:00"), order(2, 1, "2026-01-03 10:00")])
     # orders of day 2: one hard delete among a dozen known orders stays under max_delete_share
-    insert(conn, "orders", [order(i, "2026-01-02 10:00") for i in range(10, 20)])
+    insert(conn, "orders", [order(i, 1, "2026-01-02 10:00") for i in range(10, 20)])
     materialize(LAKE + MARTS, ("2026-01-01", "2026-01-03"))
     return conn
 
@@ -138,7 +117,7 @@ def test_a_daily_run_succeeds_with_an_old_raw_day_archived_to_glacier(volt_env):
     with conn.cursor() as cur:  # a hard delete the daily run must notice from the state
         cur.execute("DELETE FROM orders WHERE id = 1")
     conn.commit()
-    insert(conn, "orders", [order(3, "2026-01-04 09:00")])
+    insert(conn, "orders", [order(3, 1, "2026-01-04 09:00")])
     materialize(LAKE + MARTS, ("2026-01-03", "2026-01-04"))
 
     deletes = [k for k in volt_env.list_keys("raw/orders/dt=2026-01-04/") if "_deletes-" in k]

@@ -32,7 +32,6 @@ from volt_assets.lib.store.layout import partition_prefix
 CONFIG = table("electrical_components")
 SPEC = TYPE2["electrical_components"]
 DAY0 = dt.date(2026, 3, 1)
-TRACKED = ("name", "category", "manufacturer", "price", "currency")
 
 row_kind = st.sampled_from(["live", "live", "live", "soft", "tomb"])
 version = st.fixed_dictionaries(

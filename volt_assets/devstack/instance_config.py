@@ -6,10 +6,16 @@ before Dagster starts. `prepare_dagster_home(path)` copies into `path/dagster.ya
 - `deploy/dagster.postgres.yaml` when DAGSTER_POSTGRES_HOST is set; its credentials are `env:`
   references resolved by Dagster at start, so no secret is written to disk.
 
+For SQLite it also creates the instance's storage, once, under a file lock: Dagster creates its
+SQLite tables on first use, and two processes doing that at the same moment (two cron lines, the
+demo's run and its progress reader) leave a broken instance ("table runs already exists", or two
+alembic heads).
+
 `make dev` runs `python -m volt_assets.devstack.instance_config "$DAGSTER_HOME"`. The file in
 DAGSTER_HOME is generated: edit the templates in the repository instead.
 """
 
+import fcntl
 import os
 import sys
 from collections.abc import Mapping
@@ -26,6 +32,8 @@ POSTGRES_VARS = (
 )
 LOCAL_TEMPLATE = "dagster.yaml"
 POSTGRES_TEMPLATE = "deploy/dagster.postgres.yaml"
+# What Dagster's default SQLite storage creates under DAGSTER_HOME on first use.
+LOCAL_DATABASES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
 
 
 def uses_postgres(environ: Mapping[str, str] | None = None) -> bool:
@@ -69,7 +77,20 @@ def prepare_dagster_home(
         tmp = target.with_suffix(".yaml.tmp")
         tmp.write_text(content, encoding="utf-8")
         tmp.replace(target)  # atomic: a starting daemon never reads half a file
+    if template.name == LOCAL_TEMPLATE:
+        create_local_storage(home)
     return target
+
+
+def create_local_storage(home: Path) -> None:
+    """Create the SQLite storage under `home` unless it exists; one process at a time."""
+    with open(home / ".storage.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if all((home / db).is_file() for db in LOCAL_DATABASES):
+            return
+        import dagster as dg
+
+        dg.DagsterInstance.from_config(str(home)).dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import sqlite3
 import subprocess
 import sys
 import time
@@ -229,6 +230,22 @@ def test_the_local_instance_is_sqlite_with_a_run_queue(tmp_path, monkeypatch):
         assert {"key": "dagster/backfill", "limit": 2} in queue.tag_concurrency_limits
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert not instance.telemetry_enabled
+    finally:
+        instance.dispose()
+
+
+def test_processes_preparing_a_new_home_at_once_leave_one_working_instance(tmp_path):
+    """Two cron lines on a new machine: Dagster's SQLite tables are created once, not raced."""
+    env = {k: v for k, v in os.environ.items() if k not in POSTGRES_VARS}
+    env["DAGSTER_HOME"] = str(tmp_path)
+    command = [sys.executable, "-m", "volt_assets.devstack.instance_config", str(tmp_path)]
+    procs = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    with sqlite3.connect(tmp_path / "history" / "runs.db") as db:
+        assert len(db.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.get_runs_count() == 0
     finally:
         instance.dispose()
 

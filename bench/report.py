@@ -410,6 +410,41 @@ def marts_section(results: dict) -> list[str]:
     ]
 
 
+def age_section(results: dict) -> list[str]:
+    age = results.get("age") or {}
+    if not any(t.startswith("daily_") for t in age):
+        return []
+    setup = results.get("age_setup") or {}
+    lines = [
+        "## The daily job at two lake ages (60 and 730 days)",
+        "",
+        f"One shop, the same traffic every day for {setup.get('days', 0)} days (100 components "
+        "changed, 50 users and 500 orders a day); a lake opened 60 days before the end and one "
+        "730 days before, each built with one-run backfills, then `volt_daily` for [D-1, D] on "
+        "each through the counting S3 proxy, interleaved. Wall seconds, peak RSS and S3 requests "
+        "are medians over the repetitions.",
+        "",
+        "| lake age | daily job s | steps s | peak RSS MB | S3 requests | by kind |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for tool in ("daily_60", "daily_730"):
+        e = age.get(tool) or {}
+        reps = [r for r in e.get("reps", []) if r.get("ok")] or [{}]
+        kinds = reps[-1].get("requests") or {}
+        by_kind = ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items()))
+        lines.append(
+            f"| {tool.split('_')[1]} | {_f(e.get('seconds'), 1)} | {_f(reps[-1].get('step_seconds'), 1)} "
+            f"| {_mb(e.get('peak_rss_median'))} | {sum(kinds.values()):,} | {by_kind} |"
+        )
+    lines += ["", "Setup runs (once each):", ""]
+    for tool, e in age.items():
+        if not tool.startswith("daily_"):
+            lines.append(
+                f"- {tool}: {_f(e.get('seconds'), 1)} s, peak RSS {_mb(e.get('peak_rss'))} MB"
+            )
+    return [*lines, ""]
+
+
 SECTIONS = (
     "backfill",
     "heavy_day",
@@ -420,6 +455,7 @@ SECTIONS = (
     "runs",
     "daily",
     "marts",
+    "age",
 )
 
 
@@ -464,6 +500,7 @@ def write(results: dict, path: Path) -> None:
         *runs_section(results),
         *daily_section(results),
         *marts_section(results),
+        *age_section(results),
         *failures_section(results),
     ]
     analysis = ROOT / "bench" / "ANALYSIS.md"

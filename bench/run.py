@@ -48,7 +48,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import report
+from bench import age, report
 from bench.common import OUT, ROOT, TABLE, Measure, empty_bucket, median, prefix_bytes, run_measured
 from bench.project import LAKE_ASSETS, materialize, run_job
 from bench.s3_proxy import DelayProxy
@@ -89,6 +89,7 @@ class Bench:
             "runs": {},
             "daily": {},
             "marts": {},
+            "age": {},
             "errors": [],
         }
         self.last = START + dt.timedelta(days=364)
@@ -142,12 +143,14 @@ class Bench:
         self.client.delete_bucket(Bucket=name)
 
     def results_path(self) -> Path:
-        # a --quick smoke run never overwrites the committed results
-        return OUT / "RESULTS-quick.md" if self.args.quick else ROOT / "bench" / "RESULTS.md"
+        # a --quick smoke run or a single phase never overwrites the committed results
+        if self.args.quick or self.args.only:
+            return OUT / f"RESULTS-{'quick' if self.args.quick else self.args.only}.md"
+        return ROOT / "bench" / "RESULTS.md"
 
     def save(self) -> None:
         self.results["elapsed_minutes"] = round(self.minutes(), 1)
-        name = "results-quick.json" if self.args.quick else "results.json"
+        name = self.results_path().stem.lower() + ".json"  # results.json, results-quick.json, ...
         (OUT / name).write_text(json.dumps(self.results, indent=1, default=str), encoding="utf-8")
         report.write(self.results, self.results_path())
 
@@ -659,6 +662,27 @@ class Bench:
     def run(self) -> int:
         a = self.args
         self.start_stack()
+        steps = self.steps() if a.only != "age" else []
+        if not a.no_age:
+            steps.append(("lake age", lambda: age.phase_age(self, self.last)))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                self.results["errors"].append(f"{name}: {traceback.format_exc()[-2000:]}")
+                self.log(f"{name} failed:\n{traceback.format_exc()}")
+                self.save()
+        self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.results["load_at_end"] = list(os.getloadavg())
+        self.save()
+        self.log(
+            f"done: {self.results_path().relative_to(ROOT)}, bench/out/ ({len(self.results['errors'])} errors)"
+        )
+        return 1 if self.results["errors"] else 0
+
+    def steps(self) -> list:
+        """Every phase but the lake's age, after seeding the big bench table."""
+        a = self.args
         self.seed_db("bench", a.rows, a.heavy_rows)
         self.explain("bench")
         steps = [
@@ -675,20 +699,7 @@ class Bench:
         ]
         if not a.no_daily:
             steps.append(("daily job", self.phase_daily))
-        for name, step in steps:
-            try:
-                step()
-            except Exception:
-                self.results["errors"].append(f"{name}: {traceback.format_exc()[-2000:]}")
-                self.log(f"{name} failed:\n{traceback.format_exc()}")
-                self.save()
-        self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        self.results["load_at_end"] = list(os.getloadavg())
-        self.save()
-        self.log(
-            f"done: {self.results_path().relative_to(ROOT)}, bench/out/ ({len(self.results['errors'])} errors)"
-        )
-        return 1 if self.results["errors"] else 0
+        return steps
 
 
 def seed_users_orders(conn, users: int, orders: int, components: int) -> dict:
@@ -851,6 +862,13 @@ def add_sizes_and_phases(p: argparse.ArgumentParser) -> None:
         "--latency-reps", type=int, default=1, help="repetitions of the runs through the proxy"
     )
     p.add_argument("--no-daily", action="store_true", help="skip the daily job")
+    p.add_argument("--no-age", action="store_true", help="skip the lake's age phase")
+    p.add_argument(
+        "--only",
+        choices=("age",),
+        default=None,
+        help="run only this phase (age: the daily run on a 60- and a 730-day lake)",
+    )
     p.add_argument(
         "--marts",
         default="",

@@ -21,6 +21,10 @@ BIG_BACKFILL_RATIO = 1.1  # the 5x table's backfill peak vs the table's
 FLAT_RATIO = 1.3  # a partition of the 5x table vs the same partition
 RUNS_SPEEDUP = 20.0  # one 365-day run vs 365 runs
 ASSETS = 2  # raw and staging
+AGE_TIME_RATIO = 1.15  # the daily job on a 730-day lake vs a 60-day one
+AGE_REQUESTS_RATIO = 1.1  # its S3 requests, same comparison
+AGE_MEMORY_OVER = 50 * MB  # its peak RSS over the 60-day lake's
+MARTS_LINEAR_RATIO = 2.2  # the marts' 365-day one-run backfill vs a 180-day one
 
 
 def f(value, digits: int = 1) -> str:
@@ -238,6 +242,56 @@ def daily_job(results: dict) -> list[str]:
     ]
 
 
+def requests_total(results: dict, tool: str) -> int | None:
+    """The median over repetitions of a run's S3 requests, every kind summed."""
+    reps = [r for r in entry(results, "age", tool).get("reps", []) if r.get("ok")]
+    totals = sorted(sum((r.get("requests") or {}).values()) for r in reps)
+    return totals[len(totals) // 2] if totals else None
+
+
+def lake_age(results: dict) -> list[str]:
+    """The daily job at 730 days against 60 days: time, S3 requests, peak RSS."""
+    young, old = seconds(results, "age", "daily_60"), seconds(results, "age", "daily_730")
+    target = f"the daily job on a 730-day lake ≤ {f(AGE_TIME_RATIO, 2)}x the job on a 60-day one"
+    if young is None or old is None:
+        return [row(target, "not measured in this run", None)]
+    req_young, req_old = requests_total(results, "daily_60"), requests_total(results, "daily_730")
+    peak_young, peak_old = peak(results, "age", "daily_60"), peak(results, "age", "daily_730")
+    return [
+        row(
+            target,
+            f"{f(old)} s vs {f(young)} s = **{f(old / young, 2)}x**",
+            old <= AGE_TIME_RATIO * young,
+        ),
+        row(
+            f"its S3 requests ≤ {f(AGE_REQUESTS_RATIO, 2)}x",
+            f"{req_old:,} vs {req_young:,} = **{f(req_old / req_young, 2)}x**",
+            req_old <= AGE_REQUESTS_RATIO * req_young,
+        ),
+        row(
+            f"its peak RSS ≤ the 60-day lake's + {mb(AGE_MEMORY_OVER)} MB",
+            f"{mb(peak_old)} MB vs {mb(peak_young)} MB = **{mb(peak_old - peak_young)} MB** more",
+            peak_old <= peak_young + AGE_MEMORY_OVER,
+        ),
+    ]
+
+
+def marts_linear(results: dict) -> list[str]:
+    short, long = (
+        seconds(results, "age", "marts_180_days"),
+        seconds(results, "age", "marts_365_days"),
+    )
+    target = f"the marts' 365-day one-run backfill ≤ {f(MARTS_LINEAR_RATIO, 1)}x a 180-day one"
+    if short is None or long is None:
+        return [row(target, "not measured in this run", None)]
+    ratio = long / short
+    return [
+        row(
+            target, f"{f(long)} s vs {f(short)} s = **{f(ratio, 2)}x**", ratio <= MARTS_LINEAR_RATIO
+        )
+    ]
+
+
 def rows(results: dict) -> list[str]:
     return [
         *over_floor(results, "backfill", "365-day backfill (one run)"),
@@ -251,4 +305,6 @@ def rows(results: dict) -> list[str]:
         *flat_partition(results),
         *one_run(results),
         *daily_job(results),
+        *lake_age(results),
+        *marts_linear(results),
     ]

@@ -10,19 +10,23 @@ plain `> watermark` would miss it. At most `MAX_FILES_PER_TICK` runs a tick; the
 for the next one.
 
 `landing_file_job` validates one file (`landing.judge`) and writes
-`staging/uploads/{table}/dt={day received}/{stem}.parquet` and the refused rows (or the whole
-refused file, as one record) to `quarantine/uploads/...`, then moves the CSV to
-`landing/processed/{table}/dt={day received}/` (the bucket lifecycle expires that prefix).
-A refused file is a successful run: retrying cannot fix it.
+`staging/uploads/{table}/dt={day received}/{stem}-{digest}.parquet` and the refused rows (or
+the whole refused file, as one record) to `quarantine/uploads/...`, then moves the CSV to
+`landing/processed/{table}/dt={day received}/{stem}-{digest}.csv` (the bucket lifecycle
+expires that prefix). The digest is of the object version (key, ETag, LastModified): two
+uploads of one name never replace each other's rows. Keys a file stages that another upload
+file of the same day staged too are named in the run (a warning and `keys_in_other_uploads`);
+both files' rows are kept. A refused file is a successful run: retrying cannot fix it.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's config/resource annotations.
 import datetime as dt
+import io
 import json
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import dagster as dg
+import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 from dagster_aws.s3.sensor import get_objects
 from pydantic import Field
@@ -38,6 +42,8 @@ from volt_assets.lib.store.layout import (
     landing_table_and_name,
     processed_key,
     upload_key,
+    upload_name,
+    uploads_prefix,
 )
 
 UTC = dt.UTC
@@ -168,18 +174,18 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
     received_at = obj["LastModified"].astimezone(UTC)
     with obj["Body"] as body:
         data = body.read(landing.MAX_BYTES + 1)  # bounded: a bigger file is refused whole
-    judged = landing.judge(tables[table], data, key, received_at)
+    config = tables[table]
+    judged = landing.judge(config, data, key, received_at)
 
-    day, stem = received_at.date(), PurePosixPath(filename).stem
+    day, name = received_at.date(), upload_name(filename, key, etag, received_at)
     written = {}
     for layer, rows in (("staging", judged.staging), ("quarantine", judged.quarantine)):
-        out_key = upload_key(layer, table, day, stem)
         if rows is not None and rows.num_rows:
+            out_key = upload_key(layer, table, day, name)
             store.put(out_key, parquet_bytes(rows), content_type_of(out_key))
             written[f"{layer}_key"] = out_key
-        else:
-            store.delete([out_key])  # an earlier upload of the same name may have left one
-    moved_to = processed_key(table, day, filename)
+    shared = shared_keys_report(store, config, day, written.get("staging_key"), judged.staging)
+    moved_to = processed_key(table, day, name, filename)
     client.copy_object(
         Bucket=bucket,
         Key=moved_to,
@@ -200,8 +206,31 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
         "file_reasons": judged.file_reasons,
         **judged.counts,
         **written,
+        "keys_in_other_uploads": shared,
         "processed_key": moved_to,
     }
+
+
+def shared_keys_report(
+    store: LakeStore, config, day: dt.date, own_key: str | None, staged
+) -> dict[str, dict]:
+    """The other staging upload files of the table and day that hold keys this file staged:
+    other key -> {"keys": how many, "sample": up to 20 keys}. Each file keeps its rows as sent
+    (the audit of what was uploaded); this is what a reader folding by key must know. Listed
+    after this file's own write, so of two files processed at once the later one names both."""
+    if own_key is None or staged is None:
+        return {}
+    key = config.primary_key
+    mine = staged.select([key])
+    found = {}
+    for obj in store.list_objects(uploads_prefix("staging", config.name, day)):
+        if obj["Key"] == own_key:
+            continue
+        theirs = pq.read_table(io.BytesIO(store.get_bytes(obj["Key"])), columns=[key])
+        both = mine.join(theirs, keys=key, join_type="inner").sort_by(key)[key]
+        if len(both):
+            found[obj["Key"]] = {"keys": len(both), "sample": both.slice(0, 20).to_pylist()}
+    return found
 
 
 @dg.op(name=LANDING_OP, out=dg.Out(dg.Nothing), retry_policy=NETWORK_RETRY)
@@ -223,10 +252,17 @@ def process_landing_file(
             f"{config.key}: {summary['staged_rows']} rows staged, "
             f"{summary['quarantined_rows']} quarantined"
         )
+    for other, shared in summary.get("keys_in_other_uploads", {}).items():
+        context.log.warning(
+            f"{config.key}: {shared['keys']} key(s) also staged from another landing file of "
+            f"the day, {other} (e.g. {shared['sample'][:5]}): both files' rows are kept; "
+            "the latest by the table's cursor is the current one"
+        )
     return dg.Output(
         None,
         metadata={
-            k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in summary.items()
+            k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v
+            for k, v in summary.items()
         },
     )
 

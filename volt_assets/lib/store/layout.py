@@ -4,6 +4,8 @@ spells a prefix by hand (README: "The data lake")."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from pathlib import PurePosixPath
 
 # Every top-level prefix the pipeline reads or writes (the pipeline's IAM policy grants exactly these).
 LAKE_LAYERS = ("raw", "staging", "quarantine", "mart", "quality", "state", "images", "landing")
@@ -101,10 +103,25 @@ def landing_table_and_name(key: str) -> tuple[str, str] | None:
 LANDING_PROCESSED = "landing/processed/"
 
 
-def processed_key(table: str, day: dt.date, filename: str) -> str:
-    return f"{LANDING_PROCESSED}{table}/dt={day.isoformat()}/{filename}"
+def upload_name(filename: str, key: str, etag: str, received_at: dt.datetime) -> str:
+    """`batch-3f2a9c1b7d`: the file's stem and a digest of the object version (key, ETag,
+    LastModified), so every upload has outputs of its own: the same name uploaded twice on one
+    day, or `report.CSV` beside `report.csv`, never replaces the other's."""
+    version = f"{key}@{etag.strip(chr(34))}@{received_at.isoformat()}"
+    return f"{PurePosixPath(filename).stem}-{hashlib.sha256(version.encode()).hexdigest()[:10]}"
 
 
-def upload_key(layer: str, table: str, day: dt.date, stem: str) -> str:
-    """Landing files once validated: `staging/uploads/{table}/dt={day}/{stem}.parquet`."""
-    return f"{layer}/uploads/{table}/dt={day.isoformat()}/{stem}.parquet"
+def processed_key(table: str, day: dt.date, name: str, filename: str) -> str:
+    """`landing/processed/{table}/dt={day}/{name}.csv`: `name` from `upload_name`, the suffix as
+    the file had it."""
+    return f"{LANDING_PROCESSED}{table}/dt={day.isoformat()}/{name}{PurePosixPath(filename).suffix}"
+
+
+def uploads_prefix(layer: str, table: str, day: dt.date) -> str:
+    return f"{layer}/uploads/{table}/dt={day.isoformat()}/"
+
+
+def upload_key(layer: str, table: str, day: dt.date, name: str) -> str:
+    """Landing files once validated: `staging/uploads/{table}/dt={day}/{name}.parquet`, `name`
+    from `upload_name`."""
+    return f"{uploads_prefix(layer, table, day)}{name}.parquet"

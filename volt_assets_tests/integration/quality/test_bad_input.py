@@ -898,9 +898,9 @@ def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
         summary = corpus.landing[name]
         stem = name.removesuffix(".csv")
         day = summary["received_day"]
-        assert (
-            summary["processed_key"] == f"landing/processed/electrical_components/dt={day}/{name}"
-        )
+        processed = summary["processed_key"]
+        assert processed.startswith(f"landing/processed/electrical_components/dt={day}/{stem}-")
+        assert processed.endswith(".csv")
         assert (
             corpus.twin.read_object(summary["processed_key"]) == LANDING[name][0]
         )  # nothing is lost
@@ -908,22 +908,20 @@ def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
             assert summary["outcome"] == "accepted", name
             continue
         assert summary["outcome"] == "refused", name
-        [record] = corpus.parquet(
-            f"quarantine/uploads/electrical_components/dt={day}/{stem}.parquet"
-        ).to_pylist()
+        quarantined = summary["quarantine_key"]
+        assert quarantined.startswith(f"quarantine/uploads/electrical_components/dt={day}/{stem}-")
+        [record] = corpus.parquet(quarantined).to_pylist()
         assert any(r.startswith(reason) for r in record["_reasons"]), (name, record["_reasons"])
-        assert (
-            f"staging/uploads/electrical_components/dt={day}/{stem}.parquet"
-            not in corpus.twin.list_keys("staging/uploads/")
+        assert "staging_key" not in summary
+        assert not any(
+            k.rsplit("/", 1)[-1].startswith(f"{stem}-")
+            for k in corpus.twin.list_keys("staging/uploads/")
         )
 
 
 def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
     summary = corpus.landing["bom-mixed.csv"]
-    day = summary["received_day"]
-    staged = by_id(
-        corpus.parquet(f"staging/uploads/electrical_components/dt={day}/bom-mixed.parquet")
-    )
+    staged = by_id(corpus.parquet(summary["staging_key"]))
     assert sorted(staged) == [601, 602, 605]
     assert (
         staged[602]["name"] == LONG
@@ -931,10 +929,7 @@ def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
         and staged[605]["currency"] == "EUR"
     )
     quarantined = {
-        r["_line"]: r["_reasons"]
-        for r in corpus.parquet(
-            f"quarantine/uploads/electrical_components/dt={day}/bom-mixed.parquet"
-        ).to_pylist()
+        r["_line"]: r["_reasons"] for r in corpus.parquet(summary["quarantine_key"]).to_pylist()
     }
     assert quarantined == {
         4: ["price: not a numeric(12,2): 'Infinity'"],
@@ -952,8 +947,7 @@ def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
 
 def test_a_landing_csv_of_fifty_thousand_versions_of_five_keys(corpus):
     summary = corpus.landing["churn.csv"]
-    day = summary["received_day"]
-    staged = by_id(corpus.parquet(f"staging/uploads/electrical_components/dt={day}/churn.parquet"))
+    staged = by_id(corpus.parquet(summary["staging_key"]))
     assert {
         k: {"name": v["name"], "price": v["price"]} for k, v in staged.items()
     } == corpus.churn_csv_expected

@@ -101,6 +101,35 @@ def landing_table_and_name(key: str) -> tuple[str, str] | None:
 
 # Landing files once taken, kept for a while (the bucket lifecycle expires the prefix).
 LANDING_PROCESSED = "landing/processed/"
+# Objects dropped in landing/ that are no landing file, moved aside with the reason.
+LANDING_REJECTED = "landing/rejected/"
+
+
+def landing_refusal(key: str, tables) -> str | None:
+    """Why an object under `landing/` is no landing file `landing/{table}/{name}.csv` of one of
+    `tables`, or None when it is one (the pipeline's own `processed/` and `rejected/` are
+    neither: callers leave them alone)."""
+    parts = key.removeprefix(top_prefix("landing")).split("/")
+    if any(p in ("", ".", "..") for p in parts) or not key.isprintable():
+        return "an unsafe key (an empty, `.` or `..` path segment, or a control character)"
+    if len(parts) == 1:
+        return "not in a table's folder: landing files go in landing/{table}/"
+    if parts[0] not in tables:
+        return f"`{parts[0]}` is not a configured table ({', '.join(tables)})"
+    if len(parts) > 2:
+        return f"in a sub-folder: landing files lie directly in landing/{parts[0]}/"
+    if not parts[1].lower().endswith(".csv"):
+        return "not a .csv file"
+    return None
+
+
+def rejected_key(key: str, day: dt.date, etag: str) -> str:
+    """`landing/rejected/dt={day}/{digest}-{key with every unsafe character as _}`: one flat,
+    safe name per object version, its original suffix last."""
+    rest = key.removeprefix(top_prefix("landing"))
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in rest)
+    digest = hashlib.sha256(f"{key}@{etag.strip(chr(34))}".encode()).hexdigest()[:10]
+    return f"{LANDING_REJECTED}dt={day.isoformat()}/{digest}-{safe}"
 
 
 def upload_name(filename: str, key: str, etag: str, received_at: dt.datetime) -> str:

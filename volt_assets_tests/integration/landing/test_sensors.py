@@ -137,13 +137,6 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
         USERS,
     )
     put(volt_env, "landing/users/users.csv", users)
-    for ignored in (
-        "landing/electrical_components/readme.txt",
-        "landing/electrical_components/old/x.csv",
-        "landing/not_a_table/x.csv",
-        "landing/processed/users/dt=2026-01-01/users.csv",
-    ):
-        put(volt_env, ignored, b"id\n1\n")
 
     first = tick(lake)
     assert sorted(r.tags["volt/landing_key"] for r in first.run_requests) == [
@@ -180,10 +173,7 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
     }
     assert refused[8]["_reasons"] == [f"line 8: 3 fields, the header has {len(COMPONENTS)}"]
     assert {r["_source_key"] for r in refused.values()} == {key}
-    assert volt_env.list_keys("landing/electrical_components/") == [
-        "landing/electrical_components/old/x.csv",
-        "landing/electrical_components/readme.txt",
-    ]
+    assert volt_env.list_keys("landing/electrical_components/") == []
     processed = f"landing/processed/electrical_components/dt={day}/"
     assert volt_env.list_keys(processed) == [processed + staged_name.replace(".parquet", ".csv")]
     assert volt_env.read_object(processed + staged_name.replace(".parquet", ".csv")) == body
@@ -261,6 +251,65 @@ def test_files_of_one_stem_on_one_day_keep_every_version_and_shared_keys_are_nam
     kept = [k.rsplit("/", 1)[-1] for k in volt_env.list_keys(f"landing/processed/{table_}/")]
     assert sorted(k.rsplit(".", 1)[-1] for k in kept if k.startswith("report-")) == ["CSV", "csv"]
     assert volt_env.list_keys(f"landing/{table_}/") == []
+
+
+OUTSIDE = {
+    "landing/electrical_components/sub/x.csv": "in a sub-folder: landing files lie directly in "
+    "landing/electrical_components/",
+    "landing/unknown_table/x.csv": "`unknown_table` is not a configured table (",
+    "landing/users/../orders/x.csv": "an unsafe key (an empty, `.` or `..` path segment",
+    "landing/../landing/users/evil.csv": "an unsafe key",
+    "landing/electrical_components/readme.txt": "not a .csv file",
+    "landing/loose.csv": "not in a table's folder: landing files go in landing/{table}/",
+}
+OURS = ["landing/processed/users/dt=2026-01-01/users.csv", "landing/rejected/dt=2026-01-01/a.csv"]
+
+
+def test_objects_outside_the_pattern_are_reported_once_and_moved_aside(volt_env, lake):
+    bodies = {key: f"id\n{i}\n".encode() for i, key in enumerate([*OUTSIDE, *OURS])}
+    days = {key: put(volt_env, key, body) for key, body in bodies.items()}
+    put(volt_env, "landing/users/", b"")  # a folder made in a console
+    recorded = Recorded()
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"lake": lake}
+    ) as context:
+        context.log.addHandler(recorded)
+        first = landing_files_sensor(context)
+    requested = {r.tags["volt/landing_key"]: r for r in first.run_requests}
+    assert sorted(requested) == sorted(OUTSIDE)
+    sensor_warnings = [t for lv, t in recorded.lines if lv == logging.WARNING]
+    assert len(sensor_warnings) == len(OUTSIDE)
+    for key, reason in OUTSIDE.items():
+        [line] = [t for t in sensor_warnings if t.startswith(repr(key))]
+        assert reason in line and "landing/rejected/" in line
+        assert requested[key].tags["volt/landing_rejected"] == "true"
+
+    for key, reason in OUTSIDE.items():
+        instance = dg.DagsterInstance.ephemeral()
+        result = run(requested[key], lake, instance)
+        assert result.success
+        summary = summary_of(result)
+        assert summary["outcome"] == "rejected" and summary["reason"].startswith(reason)
+        moved = summary["rejected_key"]
+        assert moved.startswith(f"landing/rejected/dt={days[key]}/") and "/.." not in moved
+        assert moved.rsplit("/", 1)[-1].endswith(key.rsplit("/", 1)[-1])
+        assert volt_env.read_object(moved) == bodies[key]
+        head = volt_env.s3.head_object(Bucket=volt_env.bucket, Key=moved)
+        assert head["Metadata"] == {"rejected-reason": summary["reason"], "original-key": key}
+        [warning] = warnings_of(instance, result)
+        assert warning.startswith(repr(key)) and reason in warning and moved in warning
+    left = volt_env.list_keys("landing/")
+    assert [k for k in left if not k.startswith("landing/rejected/dt=20")] == [
+        OURS[0],
+        "landing/users/",
+    ]
+    assert OURS[1] in left and len(left) == 2 + 1 + len(OUTSIDE)
+    assert tick(lake, first.cursor).run_requests == []  # reported once each
+    assert staged_nothing(volt_env)
+
+
+def staged_nothing(volt_env) -> bool:
+    return volt_env.list_keys("staging/") == volt_env.list_keys("quarantine/") == []
 
 
 BAD_FILES = {

@@ -262,12 +262,9 @@ def reconcile_query(config: TableConfig, day: dt.date, as_of: dt.datetime) -> sq
             where.append(
                 sql.SQL("{c} >= {s}").format(c=sql.Identifier(config.cursor), s=sql.Literal(start))
             )
-    return sql.SQL(
-        "SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}"
-    ).format(
+    return sql.SQL("SELECT {pk}::text, {c} FROM {t} WHERE {w}").format(
         pk=sql.Identifier(config.primary_key),
-        c=sql.Identifier(config.cursor),
-        fmt=sql.Literal(ex.ISO_UTC),  # exactly how extraction renders the cursor
+        c=ex.exact_timestamp(sql.Identifier(config.cursor)),  # as extraction renders the cursor
         t=sql.Identifier(config.name),
         w=sql.SQL(" AND ").join(where),
     )

@@ -2,7 +2,8 @@
 
 PostgreSQL writes the lines itself (`row_to_json`) and `COPY ... TO STDOUT` streams them to
 gzip part files on local disk, so memory stays bounded whatever the day's size; parts roll
-over at a byte limit. Timestamps are rendered as ISO-8601 UTC with microseconds, numerics
+over at a byte limit. Timestamps are rendered as ISO-8601 UTC with microseconds (`infinity`,
+`-infinity` and ` BC` after a date before the year 1 spelled out: `exact_timestamp`), numerics
 keep every digit, jsonb stays JSON, and columns the source added since the table was
 configured are kept (schema drift is reported, not dropped).
 """
@@ -87,6 +88,18 @@ class MissingSourceTable(RuntimeError):
     pass
 
 
+def exact_timestamp(column: sql.Composable) -> sql.Composed:
+    """A timestamptz as text that says what it is: ISO-8601 UTC with microseconds
+    (`2026-01-02T10:00:00.000000Z`), ` BC` after a date before the year 1
+    (`0044-03-15T12:00:00.000000Z BC`, as PostgreSQL writes it), and `infinity` / `-infinity`
+    (to_char alone gives NULL for those, and drops the era)."""
+    return sql.SQL(
+        "CASE WHEN NOT isfinite({c}) THEN {c}::text"
+        " ELSE to_char({c} AT TIME ZONE 'UTC', {fmt})"
+        " || CASE WHEN {c} < {year_1} THEN ' BC' ELSE '' END END"
+    ).format(c=column, fmt=sql.Literal(ISO_UTC), year_1=sql.Literal("0001-01-01 00:00:00+00"))
+
+
 def _select_list(
     config: TableConfig, actual: dict[str, str], columns: list[str] | None = None
 ) -> sql.Composed:
@@ -98,11 +111,7 @@ def _select_list(
             continue  # dropped at the source: nothing to read, drift says so
         ident = sql.Identifier(column)
         if actual[column] == "timestamp with time zone":
-            items.append(
-                sql.SQL("to_char({c} AT TIME ZONE 'UTC', {fmt}) AS {c}").format(
-                    c=ident, fmt=sql.Literal(ISO_UTC)
-                )
-            )
+            items.append(sql.SQL("{t} AS {c}").format(t=exact_timestamp(ident), c=ident))
         else:
             items.append(ident)
     return sql.SQL(", ").join(items)

@@ -140,9 +140,10 @@ class RawQuality:
             }
             if self.drift is not None:
                 outcomes[DRIFT] = drift_outcome(self.config, self.drift)
-            # a dropped (or renamed) column stops staging (lake/staging.py refuse_drifted) and
-            # every reader of the day; an added or retyped one does not
-            blocking = {FILES, DRIFT} if self.drift is not None and self.drift.dropped else {FILES}
+            # a dropped (or renamed) column or a rescaled numeric stops staging
+            # (lake/staging.py refuse_drifted) and every reader of the day; an added column or
+            # another retype does not
+            blocking = {FILES, DRIFT} if self.drift is not None and self.drift.blocking else {FILES}
             reports.submit(self.config.name, day, "raw", outcomes, blocking=frozenset(blocking))
             for name, tally in tallies.items():
                 tally.add(day, outcomes[name])

@@ -72,3 +72,30 @@ def test_infinite_and_bc_timestamps_are_exact_in_raw_and_refused_by_staging(volt
         "created_at: '0044-03-15T12:00:00.000000Z BC' lies outside the years 1 to 9999 the lake"
         " holds"
     ]
+
+
+def test_quarantine_quotes_a_refused_numeric_as_the_source_wrote_it(volt_env):
+    conn = volt_env.connect()
+    create_source_schema(conn)
+    insert(
+        conn,
+        "electrical_components",
+        [
+            component(1, "2026-01-01 08:00", price="-1.50"),
+            component(2, "2026-01-01 08:00", price="0.00"),
+            component(3, "2026-01-01 08:00", price="12.30"),
+        ],
+    )
+    materialize(LAKE, D1, raise_on_error=False)
+    assert {r["id"]: r["price"] for r in raw_lines(volt_env).values()} == {
+        1: "-1.50",
+        2: "0.00",
+        3: "12.30",
+    }
+    quarantined = read_parquet(volt_env, f"quarantine/{PREFIX}part-00000.parquet").to_pylist()
+    assert {r["id"]: (r["price"], r["_reasons"]) for r in quarantined} == {
+        "1": ("-1.50", ["price: not positive: '-1.50'"]),
+        "2": ("0.00", ["price: not positive: '0.00'"]),
+    }
+    [staged] = read_parquet(volt_env, f"staging/{PREFIX}part-00000.parquet").to_pylist()
+    assert str(staged["price"]) == "12.30"

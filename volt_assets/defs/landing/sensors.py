@@ -219,10 +219,9 @@ def process_landing_object(store: LakeStore, key: str, etag: str = "") -> dict:
     table, filename = landing_table_and_name(key)
     etag = obj["ETag"]
     received_at = obj["LastModified"].astimezone(UTC)
-    with obj["Body"] as body:
-        data = body.read(landing.MAX_BYTES + 1)  # bounded: a bigger file is refused whole
     config = tables[table]
-    judged = landing.judge(config, data, key, received_at)
+    with obj["Body"] as body:  # checked as it streams: a bigger file is refused at the cap
+        judged = landing.judge(config, body, key, received_at)
 
     day, name = received_at.date(), upload_name(filename, key, etag, received_at)
     written = {}

@@ -40,6 +40,7 @@ from volt_assets.lib.staging.raw_reader import (
     grouped_by_size,
     missing_declared,
     read_text_batches,
+    rescaled_declared,
 )
 from volt_assets.lib.staging.transform import (
     ChunkBuilder,
@@ -92,6 +93,7 @@ def fetch_raw_day(
 def refuse_drifted(config: TableConfig, day: dt.date, manifest: dict) -> None:
     """Fail for good when raw D was captured without a declared column: staging would fill it
     with NULL and the marts would take that for a change of every row (SCD2 versions)."""
+    refuse_rescaled(config, day, manifest)
     missing, extra = missing_declared(config, manifest)
     if not missing:
         return
@@ -102,6 +104,23 @@ def refuse_drifted(config: TableConfig, day: dt.date, manifest: dict) -> None:
         f"source table dropped or renamed it{found}. Update `{config.name}` in tables.yaml to "
         "match the app's migration (rename or remove the column), or undo the migration, then "
         f"re-materialise raw and staging for {day}. Nothing of staging {day} was written.",
+        allow_retries=False,
+    )
+
+
+def refuse_rescaled(config: TableConfig, day: dt.date, manifest: dict) -> None:
+    """Fail for good when raw D was captured with a numeric's precision or scale other than
+    declared: staging would round values into the old type or refuse those that do not fit."""
+    found = rescaled_declared(config, manifest)
+    if not found:
+        return
+    changes = "; ".join(f"`{c}` is {a} at the source, declared {d}" for c, (d, a) in found.items())
+    edits = ", ".join(f"`{c}: {{type: {a}}}`" for c, (_, a) in found.items())
+    raise dg.Failure(
+        description=f"staging/{config.name} {day}: the source changed a numeric's precision or "
+        f"scale: {changes}. Set {edits} under `{config.name}` in tables.yaml (or undo the "
+        f"migration), then re-materialise raw and staging for {day}. Nothing of staging {day} "
+        "was written.",
         allow_retries=False,
     )
 

@@ -140,9 +140,10 @@ class RawQuality:
             }
             if self.drift is not None:
                 outcomes[DRIFT] = drift_outcome(self.config, self.drift)
-            # a dropped (or renamed) column stops staging (lake/staging.py refuse_drifted) and
-            # every reader of the day; an added or retyped one does not
-            blocking = {FILES, DRIFT} if self.drift is not None and self.drift.dropped else {FILES}
+            # a dropped (or renamed) column or a rescaled numeric stops staging
+            # (lake/staging.py refuse_drifted) and every reader of the day; an added column or
+            # another retype does not
+            blocking = {FILES, DRIFT} if self.drift is not None and self.drift.blocking else {FILES}
             reports.submit(self.config.name, day, "raw", outcomes, blocking=frozenset(blocking))
             for name, tally in tallies.items():
                 tally.add(day, outcomes[name])
@@ -262,12 +263,9 @@ def reconcile_query(config: TableConfig, day: dt.date, as_of: dt.datetime) -> sq
             where.append(
                 sql.SQL("{c} >= {s}").format(c=sql.Identifier(config.cursor), s=sql.Literal(start))
             )
-    return sql.SQL(
-        "SELECT {pk}::text, to_char({c} AT TIME ZONE 'UTC', {fmt}) FROM {t} WHERE {w}"
-    ).format(
+    return sql.SQL("SELECT {pk}::text, {c} FROM {t} WHERE {w}").format(
         pk=sql.Identifier(config.primary_key),
-        c=sql.Identifier(config.cursor),
-        fmt=sql.Literal(ex.ISO_UTC),  # exactly how extraction renders the cursor
+        c=ex.exact_timestamp(sql.Identifier(config.cursor)),  # as extraction renders the cursor
         t=sql.Identifier(config.name),
         w=sql.SQL(" AND ").join(where),
     )

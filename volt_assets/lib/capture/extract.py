@@ -2,9 +2,10 @@
 
 PostgreSQL writes the lines itself (`row_to_json`) and `COPY ... TO STDOUT` streams them to
 gzip part files on local disk, so memory stays bounded whatever the day's size; parts roll
-over at a byte limit. Timestamps are rendered as ISO-8601 UTC with microseconds, numerics
-keep every digit, jsonb stays JSON, and columns the source added since the table was
-configured are kept (schema drift is reported, not dropped).
+over at a byte limit. Timestamps are rendered as ISO-8601 UTC with microseconds (`infinity`,
+`-infinity` and ` BC` after a date before the year 1 spelled out: `exact_timestamp`),
+numerics as JSON strings of their exact text (`"0.0010"`), jsonb stays JSON, and columns the
+source added since the table was configured are kept (schema drift is reported, not dropped).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from volt_assets.lib.capture.exact_json import may_hold_long_numbers
-from volt_assets.lib.config.table_config import TableConfig, arrow_type, postgres_type_family
+from volt_assets.lib.config.table_config import (
+    TableConfig,
+    arrow_type,
+    is_numeric,
+    postgres_type_family,
+    rescaled,
+)
 
 # Uncompressed bytes per raw part file. Staging's DuckDB holds memory in proportion to the JSON
 # one query reads (bench/ANALYSIS.md), and it reads a big day a few parts at a time.
@@ -51,6 +58,16 @@ class Drift:
     def any(self) -> bool:
         return bool(self.added or self.dropped or self.retyped)
 
+    @property
+    def rescaled(self) -> dict[str, tuple[str, str]]:
+        """The retyped numeric columns whose precision or scale changed."""
+        return {c: (d, a) for c, (d, a) in self.retyped.items() if rescaled(d, a)}
+
+    @property
+    def blocking(self) -> bool:
+        """A dropped (or renamed) column or a rescaled numeric stops the day's staging."""
+        return bool(self.dropped or self.rescaled)
+
     def describe(self) -> str:
         parts = [f"column added: {c} ({t})" for c, t in self.added.items()]
         parts += [f"column dropped: {c}" for c in self.dropped]
@@ -62,10 +79,13 @@ class Drift:
 
 
 def source_columns(conn, table: str) -> dict[str, str]:
-    """Column -> information_schema data_type of a source table (empty if it is missing)."""
+    """Column -> information_schema data_type of a source table (empty if it is missing), a
+    numeric with its precision and scale (`numeric(12,2)`): a change of either is drift."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns"
+            "SELECT column_name, CASE WHEN data_type = 'numeric' AND numeric_precision IS NOT NULL"
+            " THEN format('numeric(%%s,%%s)', numeric_precision, numeric_scale) ELSE data_type END"
+            " FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
             (table,),
         )
@@ -87,6 +107,18 @@ class MissingSourceTable(RuntimeError):
     pass
 
 
+def exact_timestamp(column: sql.Composable) -> sql.Composed:
+    """A timestamptz as text that says what it is: ISO-8601 UTC with microseconds
+    (`2026-01-02T10:00:00.000000Z`), ` BC` after a date before the year 1
+    (`0044-03-15T12:00:00.000000Z BC`, as PostgreSQL writes it), and `infinity` / `-infinity`
+    (to_char alone gives NULL for those, and drops the era)."""
+    return sql.SQL(
+        "CASE WHEN NOT isfinite({c}) THEN {c}::text"
+        " ELSE to_char({c} AT TIME ZONE 'UTC', {fmt})"
+        " || CASE WHEN {c} < {year_1} THEN ' BC' ELSE '' END END"
+    ).format(c=column, fmt=sql.Literal(ISO_UTC), year_1=sql.Literal("0001-01-01 00:00:00+00"))
+
+
 def _select_list(
     config: TableConfig, actual: dict[str, str], columns: list[str] | None = None
 ) -> sql.Composed:
@@ -98,11 +130,11 @@ def _select_list(
             continue  # dropped at the source: nothing to read, drift says so
         ident = sql.Identifier(column)
         if actual[column] == "timestamp with time zone":
-            items.append(
-                sql.SQL("to_char({c} AT TIME ZONE 'UTC', {fmt}) AS {c}").format(
-                    c=ident, fmt=sql.Literal(ISO_UTC)
-                )
-            )
+            items.append(sql.SQL("{t} AS {c}").format(t=exact_timestamp(ident), c=ident))
+        elif is_numeric(actual[column]):
+            # a JSON string: as a JSON number DuckDB would read it through a double (0.0010
+            # became 0.001), and quarantine quotes the source's exact text
+            items.append(sql.SQL("{c}::text AS {c}").format(c=ident))
         else:
             items.append(ident)
     return sql.SQL(", ").join(items)
@@ -313,6 +345,7 @@ class Extract:
     long_numbers: bool = False  # a line may hold a number DuckDB would round (exact_json.py)
     # (pk, cursor) text of every line, read in the same snapshot: the captured versions' identity
     versions: pa.Table = field(default_factory=VERSIONS_CSV_SCHEMA.empty_table)
+    types: dict[str, str] = field(default_factory=dict)  # column -> the source's type (read)
 
 
 def extract(
@@ -361,6 +394,7 @@ def extract(
         list(dict.fromkeys(columns)),
         writer.long_numbers,
         versions,
+        {c: actual[c] for c in columns},
     )
 
 
@@ -414,6 +448,7 @@ def extract_days(
             columns,
             writer.long_numbers,
             day_versions,
+            {c: actual[c] for c in columns},
         )
     return found
 

@@ -297,6 +297,9 @@ class RawCapture:
             # the source's columns as this capture read them: staging refuses a day whose
             # parts lack a declared column (a rename or drop at the source), never reads NULLs
             "columns": list(extract.columns),
+            # and their types: staging refuses a day captured with a numeric's precision or
+            # scale other than the declared one
+            "column_types": dict(extract.types),
             # staging reads these parts exactly (exact_json.py)
             "long_numbers": extract.long_numbers,
         }

@@ -72,10 +72,11 @@ def is_text(declared: str) -> bool:
 
 
 def postgres_type_family(declared: str) -> str:
-    """How information_schema names the type (for schema-drift comparison)."""
+    """How the source names the type (for schema-drift comparison): information_schema's
+    `data_type`, and a numeric's precision and scale as `numeric(12,2)` (`source_columns`)."""
     t = declared.strip().lower()
     if t.startswith("numeric"):
-        return "numeric"
+        return t.replace(" ", "")
     if t.startswith("char(") or t == "char":
         return "character"
     return {
@@ -92,6 +93,20 @@ def postgres_type_family(declared: str) -> str:
         "jsonb": "jsonb",
         "json": "json",
     }.get(t, t)
+
+
+def is_numeric(source_type: str) -> bool:
+    return source_type == "numeric" or source_type.startswith("numeric(")
+
+
+def rescaled(declared: str, actual: str) -> bool:
+    """A numeric column whose precision or scale changed (`numeric(12,2)` -> `numeric(14,4)`):
+    staging would round or refuse values it used to take, so the day stops (not just warns)."""
+    return (
+        is_numeric(postgres_type_family(declared))
+        and is_numeric(actual)
+        and (postgres_type_family(declared) != actual)
+    )
 
 
 # Types a primary key or cursor may have: their text is the same however it is read (raw's

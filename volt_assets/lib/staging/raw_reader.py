@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from volt_assets.lib.capture.exact_json import exact_values
-from volt_assets.lib.config.table_config import TableConfig
+from volt_assets.lib.config.table_config import TableConfig, rescaled
 
 
 def missing_declared(config: TableConfig, manifest: dict) -> tuple[list[str], list[str]]:
@@ -37,6 +37,21 @@ def missing_declared(config: TableConfig, manifest: dict) -> tuple[list[str], li
     missing = {c for cols in seen for c in config.columns if c not in cols}
     extra = {c for cols in seen for c in cols if c not in config.columns}
     return [c for c in config.columns if c in missing], sorted(extra)
+
+
+def rescaled_declared(config: TableConfig, manifest: dict) -> dict[str, tuple[str, str]]:
+    """Declared numeric columns a capture of raw D's listed parts read with another precision
+    or scale: column -> (declared, the source's type then)."""
+    listed = set(manifest.get("files", {}))
+    found = {}
+    for extraction in manifest.get("extractions", []):
+        if not listed & set(extraction.get("files", [])):
+            continue
+        for column, actual in extraction.get("column_types", {}).items():
+            declared = config.columns.get(column)
+            if declared is not None and rescaled(declared, actual):
+                found[column] = (declared, actual)
+    return found
 
 
 # Rows per batch: validating a batch holds a few copies of it; 14,000 kept the heavy day ~20 MB

@@ -107,6 +107,16 @@ def _quote(value) -> str:
     return repr(text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + "…")
 
 
+def _not_a(column: str, declared: str, text, target: pa.DataType) -> str:
+    """The reason for a value that does not cast; PostgreSQL's infinite and BC timestamps
+    (raw spells them `infinity`, `-infinity`, `... BC`) are named as such."""
+    if pa.types.is_timestamp(target) and (
+        str(text).strip().lower() in ("infinity", "-infinity") or str(text).endswith(" BC")
+    ):
+        return f"{column}: {_quote(text)} lies outside the years 1 to 9999 the lake holds"
+    return f"{column}: not a {declared}: {_quote(text)}"
+
+
 def coerce(config: TableConfig, strings: pa.Table, verdicts: Verdicts) -> pa.Table:
     """Cast each declared column from text to its Arrow type; a value that does not fit becomes
     null and its row gets a reason (`price: not a numeric(12,2): 'NaN'`)."""
@@ -144,7 +154,7 @@ def coerce(config: TableConfig, strings: pa.Table, verdicts: Verdicts) -> pa.Tab
         bad_rows = set(bad)
         verdicts.add(
             pa.array([i in bad_rows for i in range(len(raw))], pa.bool_()),
-            lambda i, c=column, d=declared, r=raw: f"{c}: not a {d}: {_quote(r[i])}",
+            lambda i, c=column, d=declared, r=raw, t=target: _not_a(c, d, r[i], t),
         )
         verdicts.uncastable[column] = bad_rows
         arrays.append(pa.array(out, target))

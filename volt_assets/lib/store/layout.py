@@ -4,6 +4,8 @@ spells a prefix by hand (README: "The data lake")."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from pathlib import PurePosixPath
 
 # Every top-level prefix the pipeline reads or writes (the pipeline's IAM policy grants exactly these).
 LAKE_LAYERS = ("raw", "staging", "quarantine", "mart", "quality", "state", "images", "landing")
@@ -99,12 +101,56 @@ def landing_table_and_name(key: str) -> tuple[str, str] | None:
 
 # Landing files once taken, kept for a while (the bucket lifecycle expires the prefix).
 LANDING_PROCESSED = "landing/processed/"
+# Objects dropped in landing/ that are no landing file, moved aside with the reason.
+LANDING_REJECTED = "landing/rejected/"
 
 
-def processed_key(table: str, day: dt.date, filename: str) -> str:
-    return f"{LANDING_PROCESSED}{table}/dt={day.isoformat()}/{filename}"
+def landing_refusal(key: str, tables) -> str | None:
+    """Why an object under `landing/` is no landing file `landing/{table}/{name}.csv` of one of
+    `tables`, or None when it is one (the pipeline's own `processed/` and `rejected/` are
+    neither: callers leave them alone)."""
+    parts = key.removeprefix(top_prefix("landing")).split("/")
+    if any(p in ("", ".", "..") for p in parts) or not key.isprintable():
+        return "an unsafe key (an empty, `.` or `..` path segment, or a control character)"
+    if len(parts) == 1:
+        return "not in a table's folder: landing files go in landing/{table}/"
+    if parts[0] not in tables:
+        return f"`{parts[0]}` is not a configured table ({', '.join(tables)})"
+    if len(parts) > 2:
+        return f"in a sub-folder: landing files lie directly in landing/{parts[0]}/"
+    if not parts[1].lower().endswith(".csv"):
+        return "not a .csv file"
+    return None
 
 
-def upload_key(layer: str, table: str, day: dt.date, stem: str) -> str:
-    """Landing files once validated: `staging/uploads/{table}/dt={day}/{stem}.parquet`."""
-    return f"{layer}/uploads/{table}/dt={day.isoformat()}/{stem}.parquet"
+def rejected_key(key: str, day: dt.date, etag: str) -> str:
+    """`landing/rejected/dt={day}/{digest}-{key with every unsafe character as _}`: one flat,
+    safe name per object version, its original suffix last."""
+    rest = key.removeprefix(top_prefix("landing"))
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in rest)
+    digest = hashlib.sha256(f"{key}@{etag.strip(chr(34))}".encode()).hexdigest()[:10]
+    return f"{LANDING_REJECTED}dt={day.isoformat()}/{digest}-{safe}"
+
+
+def upload_name(filename: str, key: str, etag: str, received_at: dt.datetime) -> str:
+    """`batch-3f2a9c1b7d`: the file's stem and a digest of the object version (key, ETag,
+    LastModified), so every upload has outputs of its own: the same name uploaded twice on one
+    day, or `report.CSV` beside `report.csv`, never replaces the other's."""
+    version = f"{key}@{etag.strip(chr(34))}@{received_at.isoformat()}"
+    return f"{PurePosixPath(filename).stem}-{hashlib.sha256(version.encode()).hexdigest()[:10]}"
+
+
+def processed_key(table: str, day: dt.date, name: str, filename: str) -> str:
+    """`landing/processed/{table}/dt={day}/{name}.csv`: `name` from `upload_name`, the suffix as
+    the file had it."""
+    return f"{LANDING_PROCESSED}{table}/dt={day.isoformat()}/{name}{PurePosixPath(filename).suffix}"
+
+
+def uploads_prefix(layer: str, table: str, day: dt.date) -> str:
+    return f"{layer}/uploads/{table}/dt={day.isoformat()}/"
+
+
+def upload_key(layer: str, table: str, day: dt.date, name: str) -> str:
+    """Landing files once validated: `staging/uploads/{table}/dt={day}/{name}.parquet`, `name`
+    from `upload_name`."""
+    return f"{uploads_prefix(layer, table, day)}{name}.parquet"

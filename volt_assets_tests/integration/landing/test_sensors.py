@@ -71,12 +71,34 @@ def tick(lake, cursor=None, instance=None):
         return landing_files_sensor(context)
 
 
-def run(request, lake):
+def run(request, lake, instance=None):
     return landing_file_job.execute_in_process(
         run_config=request.run_config,
         resources={"lake": lake},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
     )
+
+
+def summary_of(result) -> dict:
+    """The landing op's output metadata, as plain values."""
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    return {k: getattr(v, "value", v) for k, v in event.step_output_data.metadata.items()}
+
+
+def warnings_of(instance, result) -> list[str]:
+    return [
+        e.user_message
+        for e in instance.all_logs(result.run_id)
+        if e.level == logging.WARNING and not e.is_dagster_event
+    ]
+
+
+def uploads(volt_env, layer: str, table: str, day: str) -> dict[str, list[dict]]:
+    """File name -> rows of every upload file of the table and day in `layer`."""
+    prefix = f"{layer}/uploads/{table}/dt={day}/"
+    return {
+        k.removeprefix(prefix): parquet(volt_env, k).to_pylist() for k in volt_env.list_keys(prefix)
+    }
 
 
 def put(volt_env, key: str, body: bytes) -> str:
@@ -115,13 +137,6 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
         USERS,
     )
     put(volt_env, "landing/users/users.csv", users)
-    for ignored in (
-        "landing/electrical_components/readme.txt",
-        "landing/electrical_components/old/x.csv",
-        "landing/not_a_table/x.csv",
-        "landing/processed/users/dt=2026-01-01/users.csv",
-    ):
-        put(volt_env, ignored, b"id\n1\n")
 
     first = tick(lake)
     assert sorted(r.tags["volt/landing_key"] for r in first.run_requests) == [
@@ -135,7 +150,9 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
     [request] = [r for r in first.run_requests if r.tags["volt/landing_key"] == key]
     result = run(request, lake)
     assert result.success
-    staged = parquet(volt_env, f"staging/uploads/electrical_components/dt={day}/batch 1.parquet")
+    [staged_name] = uploads(volt_env, "staging", "electrical_components", day)
+    assert staged_name.startswith("batch 1-") and staged_name.endswith(".parquet")
+    staged = parquet(volt_env, f"staging/uploads/electrical_components/dt={day}/{staged_name}")
     assert staged.schema == table("electrical_components").staging_schema()
     rows = {r["id"]: r for r in staged.to_pylist()}
     assert sorted(rows) == [1, 2, 3]
@@ -146,10 +163,8 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
     )
     assert rows[2]["name"] == "Fuse 2b"  # the latest version of a key in the file
     assert rows[3]["_deleted"] is True and rows[1]["_deleted"] is False
-    quarantined = parquet(
-        volt_env, f"quarantine/uploads/electrical_components/dt={day}/batch 1.parquet"
-    )
-    refused = {r["_line"]: r for r in quarantined.to_pylist()}
+    [quarantined] = uploads(volt_env, "quarantine", "electrical_components", day).values()
+    refused = {r["_line"]: r for r in quarantined}
     assert sorted(refused) == [6, 7, 8]
     assert refused[6]["_reasons"][0].startswith("price: not positive")
     assert set(refused[7]["_reasons"]) == {
@@ -158,18 +173,14 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
     }
     assert refused[8]["_reasons"] == [f"line 8: 3 fields, the header has {len(COMPONENTS)}"]
     assert {r["_source_key"] for r in refused.values()} == {key}
-    assert volt_env.list_keys("landing/electrical_components/") == [
-        "landing/electrical_components/old/x.csv",
-        "landing/electrical_components/readme.txt",
-    ]
-    assert (
-        volt_env.read_object(f"landing/processed/electrical_components/dt={day}/batch 1.csv")
-        == body
-    )
+    assert volt_env.list_keys("landing/electrical_components/") == []
+    processed = f"landing/processed/electrical_components/dt={day}/"
+    assert volt_env.list_keys(processed) == [processed + staged_name.replace(".parquet", ".csv")]
+    assert volt_env.read_object(processed + staged_name.replace(".parquet", ".csv")) == body
 
     [users_request] = [r for r in first.run_requests if r.tags["volt/table"] == "users"]
     assert run(users_request, lake).success  # a UTF-8 byte order mark is accepted
-    [user] = parquet(volt_env, f"staging/uploads/users/dt={day}/users.parquet").to_pylist()
+    [[user]] = uploads(volt_env, "staging", "users", day).values()
     assert (user["id"], user["email"], user["country"]) == (7, "ann@example.com", "DE")
 
     assert run(request, lake).success  # the same version again: already processed, nothing to do
@@ -180,10 +191,125 @@ def test_one_run_per_file_version_and_the_run_writes_staging_and_quarantine(volt
     assert again.tags["volt/landing_key"] == key and again.run_key != request.run_key
     assert tick(lake, third.cursor).run_requests == []
     assert run(again, lake).success
-    assert parquet(volt_env, f"staging/uploads/electrical_components/dt={day}/batch 1.parquet")[
-        "id"
-    ].to_pylist() == [9]
-    assert volt_env.list_keys(f"quarantine/uploads/electrical_components/dt={day}/") == []
+    staged_again = uploads(volt_env, "staging", "electrical_components", day)
+    assert sorted([r["id"] for r in rows] for rows in staged_again.values()) == [[1, 2, 3], [9]]
+    assert len(uploads(volt_env, "quarantine", "electrical_components", day)) == 1
+
+
+def test_files_of_one_stem_on_one_day_keep_every_version_and_shared_keys_are_named(volt_env, lake):
+    """`batch.csv` uploaded twice with other rows, then `report.CSV` and `report.csv` in one
+    tick: each version's staged and refused rows, and its processed CSV, survive side by side."""
+    table_ = "electrical_components"
+    key = f"landing/{table_}/batch.csv"
+    first_body = csv_bytes([component_row(1), component_row(2), component_row(3, price="-1")])
+    day = put(volt_env, key, first_body)
+    first = tick(lake)
+    assert run(first.run_requests[0], lake).success
+    second_body = csv_bytes(
+        [component_row(2, name="Fuse 2b"), component_row(4), component_row(5, price="0")]
+    )
+    put(volt_env, key, second_body)
+    second = tick(lake, first.cursor)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(second.run_requests[0], lake, instance)
+    assert result.success
+    staged = uploads(volt_env, "staging", table_, day)
+    assert len(staged) == 2 and all(n.startswith("batch-") for n in staged)
+    assert sorted([r["id"] for r in rows] for rows in staged.values()) == [[1, 2], [2, 4]]
+    refused = uploads(volt_env, "quarantine", table_, day)
+    assert sorted(r["id"] for rows in refused.values() for r in rows) == ["3", "5"]
+    processed = {
+        k: volt_env.read_object(k) for k in volt_env.list_keys(f"landing/processed/{table_}/")
+    }
+    assert sorted(processed.values()) == sorted([first_body, second_body])
+    [(other, shared)] = summary_of(result)["keys_in_other_uploads"].items()
+    first_name = next(n for n, rows in staged.items() if [r["id"] for r in rows] == [1, 2])
+    assert other == f"staging/uploads/{table_}/dt={day}/{first_name}"
+    assert shared == {"keys": 1, "sample": [2]}
+    [warning] = warnings_of(instance, result)
+    assert "1 key(s) also staged from another landing file" in warning and other in warning
+
+    upper, lower = f"landing/{table_}/report.CSV", f"landing/{table_}/report.csv"
+    put(volt_env, upper, csv_bytes([component_row(6)]))
+    put(volt_env, lower, csv_bytes([component_row(7), component_row(8, currency="euro")]))
+    third = tick(lake, second.cursor)
+    assert sorted(r.tags["volt/landing_key"] for r in third.run_requests) == [upper, lower]
+    for request in third.run_requests:
+        assert run(request, lake).success
+    reports = {
+        n: [r["id"] for r in rows]
+        for n, rows in uploads(volt_env, "staging", table_, day).items()
+        if n.startswith("report-")
+    }
+    assert sorted(reports.values()) == [[6], [7]]
+    [[refused_8]] = [
+        rows
+        for n, rows in uploads(volt_env, "quarantine", table_, day).items()
+        if n.startswith("report-")
+    ]
+    assert refused_8["id"] == "8" and refused_8["_source_key"] == lower
+    kept = [k.rsplit("/", 1)[-1] for k in volt_env.list_keys(f"landing/processed/{table_}/")]
+    assert sorted(k.rsplit(".", 1)[-1] for k in kept if k.startswith("report-")) == ["CSV", "csv"]
+    assert volt_env.list_keys(f"landing/{table_}/") == []
+
+
+OUTSIDE = {
+    "landing/electrical_components/sub/x.csv": "in a sub-folder: landing files lie directly in "
+    "landing/electrical_components/",
+    "landing/unknown_table/x.csv": "`unknown_table` is not a configured table (",
+    "landing/users/../orders/x.csv": "an unsafe key (an empty, `.` or `..` path segment",
+    "landing/../landing/users/evil.csv": "an unsafe key",
+    "landing/electrical_components/readme.txt": "not a .csv file",
+    "landing/loose.csv": "not in a table's folder: landing files go in landing/{table}/",
+}
+OURS = ["landing/processed/users/dt=2026-01-01/users.csv", "landing/rejected/dt=2026-01-01/a.csv"]
+
+
+def test_objects_outside_the_pattern_are_reported_once_and_moved_aside(volt_env, lake):
+    bodies = {key: f"id\n{i}\n".encode() for i, key in enumerate([*OUTSIDE, *OURS])}
+    days = {key: put(volt_env, key, body) for key, body in bodies.items()}
+    put(volt_env, "landing/users/", b"")  # a folder made in a console
+    recorded = Recorded()
+    with dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), resources={"lake": lake}
+    ) as context:
+        context.log.addHandler(recorded)
+        first = landing_files_sensor(context)
+    requested = {r.tags["volt/landing_key"]: r for r in first.run_requests}
+    assert sorted(requested) == sorted(OUTSIDE)
+    sensor_warnings = [t for lv, t in recorded.lines if lv == logging.WARNING]
+    assert len(sensor_warnings) == len(OUTSIDE)
+    for key, reason in OUTSIDE.items():
+        [line] = [t for t in sensor_warnings if t.startswith(repr(key))]
+        assert reason in line and "landing/rejected/" in line
+        assert requested[key].tags["volt/landing_rejected"] == "true"
+
+    for key, reason in OUTSIDE.items():
+        instance = dg.DagsterInstance.ephemeral()
+        result = run(requested[key], lake, instance)
+        assert result.success
+        summary = summary_of(result)
+        assert summary["outcome"] == "rejected" and summary["reason"].startswith(reason)
+        moved = summary["rejected_key"]
+        assert moved.startswith(f"landing/rejected/dt={days[key]}/") and "/.." not in moved
+        assert moved.rsplit("/", 1)[-1].endswith(key.rsplit("/", 1)[-1])
+        assert volt_env.read_object(moved) == bodies[key]
+        head = volt_env.s3.head_object(Bucket=volt_env.bucket, Key=moved)
+        assert head["Metadata"] == {"rejected-reason": summary["reason"], "original-key": key}
+        [warning] = warnings_of(instance, result)
+        assert warning.startswith(repr(key)) and reason in warning and moved in warning
+    left = volt_env.list_keys("landing/")
+    assert [k for k in left if not k.startswith("landing/rejected/dt=20")] == [
+        OURS[0],
+        "landing/users/",
+    ]
+    assert OURS[1] in left and len(left) == 2 + 1 + len(OUTSIDE)
+    assert tick(lake, first.cursor).run_requests == []  # reported once each
+    assert staged_nothing(volt_env)
+
+
+def staged_nothing(volt_env) -> bool:
+    return volt_env.list_keys("staging/") == volt_env.list_keys("quarantine/") == []
 
 
 BAD_FILES = {
@@ -224,24 +350,21 @@ def test_bad_files_are_quarantined_whole_and_the_run_succeeds(volt_env, lake):
     assert len(requests) == len(BAD_FILES)
     for request in requests:
         assert run(request, lake).success
+    refused = {
+        record["_source_key"].rsplit("/", 1)[-1]: (name, record)
+        for day in set(days.values())
+        for name, [record] in uploads(volt_env, "quarantine", "electrical_components", day).items()
+    }
+    assert sorted(refused) == sorted(BAD_FILES)
     for name, (_, reason) in BAD_FILES.items():
-        stem, day = name.removesuffix(".csv"), days[name]
-        [record] = parquet(
-            volt_env, f"quarantine/uploads/electrical_components/dt={day}/{stem}.parquet"
-        ).to_pylist()
+        file_name, record = refused[name]
+        assert file_name.startswith(name.removesuffix(".csv") + "-")
         assert any(r.startswith(reason) for r in record["_reasons"]), (name, record["_reasons"])
-        assert (
-            record["_source_key"] == f"landing/electrical_components/{name}"
-            and record["_line"] is None
-        )
-        assert record["id"] is None
+        assert record["_line"] is None and record["id"] is None
     assert volt_env.list_keys("staging/uploads/") == []
     assert volt_env.list_keys("landing/electrical_components/") == []
-    missing = parquet(
-        volt_env,
-        f"quarantine/uploads/electrical_components/dt={days['missing.csv']}/missing.parquet",
-    )
-    assert "file: unexpected columns: colour" in missing["_reasons"][0].as_py()
+    missing = refused["missing.csv"][1]
+    assert "file: unexpected columns: colour" in missing["_reasons"]
 
 
 def test_at_most_twenty_runs_a_tick(volt_env, lake):

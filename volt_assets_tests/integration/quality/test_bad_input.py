@@ -23,7 +23,7 @@ the marts hold exactly the valid rows.
 | one day with 50,000 updates of 5 keys             | orders (two captures)       | staging: the last version of each|
 | a CSV of 50,000 rows of 5 keys                    | landing                     | 5 staged, the rest superseded or quarantined |
 | CSV with BOM, `;` delimiter, no header, duplicated columns, binary garbage, Latin-1 | landing | accepted (BOM) or quarantined whole with the reason |
-| landing keys with `../`                           | landing                     | never taken by the sensor; a clear error if processed |
+| landing keys with `../`                           | landing                     | moved to landing/rejected/ with the reason, never staged |
 | pictures that are not images, names with `../`    | images folder               | refused with the reason, nothing uploaded |
 
 The source holds one row per key (the app updates in place), so the lake sees as many versions
@@ -482,9 +482,11 @@ def run_landing(twin: Twin):
     summaries = {}
     for request in requests:
         key = request.run_config["ops"]["process_landing_file"]["config"]["key"]
-        summaries[key.rsplit("/", 1)[-1]] = process_landing_object(store, key)
+        summaries[key if key in ESCAPING else key.rsplit("/", 1)[-1]] = process_landing_object(
+            store, key
+        )
     errors = {}
-    for key in ESCAPING:
+    for key in ("staging/electrical_components/evil.csv", "landing/processed/users/x.csv"):
         try:
             process_landing_object(store, key)
         except dg.Failure as exc:
@@ -876,7 +878,7 @@ def test_pictures_that_are_not_images_or_escape_the_folder_are_refused(corpus):
 # --- landing files ------------------------------------------------------------------------------------
 
 
-def test_landing_keys_with_dot_dot_are_never_taken_and_fail_clearly(corpus):
+def test_landing_keys_with_dot_dot_are_moved_aside_and_other_keys_fail_clearly(corpus):
     taken = sorted(
         r.run_config["ops"]["process_landing_file"]["config"]["key"]
         for r in corpus.landing_requests
@@ -884,13 +886,22 @@ def test_landing_keys_with_dot_dot_are_never_taken_and_fail_clearly(corpus):
     assert taken == sorted(
         [f"landing/electrical_components/{n}" for n in LANDING]
         + ["landing/electrical_components/churn.csv"]
+        + ESCAPING
     )
-    assert set(corpus.escaping_errors) == set(ESCAPING)
+    for key in ESCAPING:
+        summary = corpus.landing[key]
+        assert summary["outcome"] == "rejected" and "an unsafe key" in summary["reason"]
+        moved = summary["rejected_key"]
+        assert moved.startswith("landing/rejected/dt=") and moved.count("/") == 3
+        assert corpus.twin.read_object(moved) == csv_bytes([csv_row(666)])
+    assert not set(ESCAPING) & set(corpus.twin.list_keys("landing/"))
+    assert not any("666" in k for k in corpus.twin.list_keys("staging/"))
+    assert set(corpus.escaping_errors) == {
+        "staging/electrical_components/evil.csv",
+        "landing/processed/users/x.csv",
+    }
     for key, message in corpus.escaping_errors.items():
-        assert "is not a landing file" in message and key in message
-    assert set(ESCAPING) <= set(
-        corpus.twin.list_keys("landing/")
-    )  # left alone, not processed, not moved
+        assert "is not an object dropped in landing/" in message and key in message
 
 
 def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
@@ -898,9 +909,9 @@ def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
         summary = corpus.landing[name]
         stem = name.removesuffix(".csv")
         day = summary["received_day"]
-        assert (
-            summary["processed_key"] == f"landing/processed/electrical_components/dt={day}/{name}"
-        )
+        processed = summary["processed_key"]
+        assert processed.startswith(f"landing/processed/electrical_components/dt={day}/{stem}-")
+        assert processed.endswith(".csv")
         assert (
             corpus.twin.read_object(summary["processed_key"]) == LANDING[name][0]
         )  # nothing is lost
@@ -908,22 +919,20 @@ def test_bad_landing_files_are_quarantined_whole_with_the_reason(corpus):
             assert summary["outcome"] == "accepted", name
             continue
         assert summary["outcome"] == "refused", name
-        [record] = corpus.parquet(
-            f"quarantine/uploads/electrical_components/dt={day}/{stem}.parquet"
-        ).to_pylist()
+        quarantined = summary["quarantine_key"]
+        assert quarantined.startswith(f"quarantine/uploads/electrical_components/dt={day}/{stem}-")
+        [record] = corpus.parquet(quarantined).to_pylist()
         assert any(r.startswith(reason) for r in record["_reasons"]), (name, record["_reasons"])
-        assert (
-            f"staging/uploads/electrical_components/dt={day}/{stem}.parquet"
-            not in corpus.twin.list_keys("staging/uploads/")
+        assert "staging_key" not in summary
+        assert not any(
+            k.rsplit("/", 1)[-1].startswith(f"{stem}-")
+            for k in corpus.twin.list_keys("staging/uploads/")
         )
 
 
 def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
     summary = corpus.landing["bom-mixed.csv"]
-    day = summary["received_day"]
-    staged = by_id(
-        corpus.parquet(f"staging/uploads/electrical_components/dt={day}/bom-mixed.parquet")
-    )
+    staged = by_id(corpus.parquet(summary["staging_key"]))
     assert sorted(staged) == [601, 602, 605]
     assert (
         staged[602]["name"] == LONG
@@ -931,10 +940,7 @@ def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
         and staged[605]["currency"] == "EUR"
     )
     quarantined = {
-        r["_line"]: r["_reasons"]
-        for r in corpus.parquet(
-            f"quarantine/uploads/electrical_components/dt={day}/bom-mixed.parquet"
-        ).to_pylist()
+        r["_line"]: r["_reasons"] for r in corpus.parquet(summary["quarantine_key"]).to_pylist()
     }
     assert quarantined == {
         4: ["price: not a numeric(12,2): 'Infinity'"],
@@ -952,8 +958,7 @@ def test_bad_rows_of_a_landing_file_are_quarantined_and_the_rest_staged(corpus):
 
 def test_a_landing_csv_of_fifty_thousand_versions_of_five_keys(corpus):
     summary = corpus.landing["churn.csv"]
-    day = summary["received_day"]
-    staged = by_id(corpus.parquet(f"staging/uploads/electrical_components/dt={day}/churn.parquet"))
+    staged = by_id(corpus.parquet(summary["staging_key"]))
     assert {
         k: {"name": v["name"], "price": v["price"]} for k, v in staged.items()
     } == corpus.churn_csv_expected

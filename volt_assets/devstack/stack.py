@@ -327,8 +327,10 @@ def start_postgres(
     port: int | None = None,
     password: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    server_settings: dict[str, str] | None = None,
 ) -> PgHandle:
-    """Start PostgreSQL on 127.0.0.1:`port` (a free one when None) with its files in `data_dir`.
+    """Start PostgreSQL on 127.0.0.1:`port` (a free one when None) with its files in `data_dir`,
+    its server settings PG_SERVER_SETTINGS with `server_settings` over them.
 
     `data_dir` holds PGDATA (`data/`, created by initdb the first time), the log and the
     socket. The superuser `postgres` gets `password` (a random one when None). The server is
@@ -346,7 +348,8 @@ def start_postgres(
     port = port or free_port()
     sock_dir = _socket_dir(pg_dir, owner)
     _clear_stale_socket_locks(sock_dir)
-    settings_options = " ".join(f"-c {k}={v}" for k, v in PG_SERVER_SETTINGS.items())
+    given = {**PG_SERVER_SETTINGS, **(server_settings or {})}
+    settings_options = " ".join(f"-c {k}={v}" for k, v in given.items())
     server_options = f"-h {HOST} -p {port} -k {shlex.quote(str(sock_dir))} {settings_options}"
     error = _run_pg_tool(
         "pg_ctl",

@@ -5,6 +5,8 @@ UTC instants."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import random
 from decimal import Decimal
 
 import pytest
@@ -155,3 +157,53 @@ def test_a_walsender_in_another_time_zone_still_gives_utc_and_numerics_stay_exac
     commit = dt.datetime.fromisoformat(lines[0]["commit_at"])
     assert lines[0]["commit_at"].endswith("Z")
     assert abs(commit - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+
+
+def test_an_unchanged_toasted_value_a_key_change_a_truncate_and_a_new_column(
+    volt_env, source, tmp_path
+) -> None:
+    """pgoutput leaves an unchanged TOASTed value out of an update: raw takes it from the old
+    row. A primary-key change keeps the old key in `before`; a truncate is one line; a column
+    added at the source appears in the rows after it."""
+    make_ready(source, ["electrical_components"])
+    capture = cdc_capture(volt_env, ["electrical_components"])
+    capture.run(tmp_path / "open")
+    long_text = "".join(random.Random(5).choice("abcdefghij ") for _ in range(40_000))
+    insert(source, "electrical_components", [component(1, description=long_text)])
+    with source.cursor() as cur:  # the description lives out of line, in the TOAST table
+        cur.execute(
+            "SELECT reltoastrelid::regclass FROM pg_class WHERE relname = %s",
+            ("electrical_components",),
+        )
+        cur.execute(f"SELECT count(*) FROM {cur.fetchone()[0]}")
+        assert cur.fetchone()[0] > 0
+    source.commit()
+    execute(source, "UPDATE electrical_components SET stock_quantity = 9 WHERE id = 1")
+    execute(source, "UPDATE electrical_components SET id = 2 WHERE id = 1")
+    execute(source, "ALTER TABLE electrical_components ADD COLUMN warranty_months integer")
+    execute(source, "UPDATE electrical_components SET warranty_months = 24")
+    execute(source, "TRUNCATE electrical_components")
+    capture.drain(tmp_path / "one")
+
+    lines = raw_lines(volt_env, "electrical_components")
+    assert [(x["op"], x["key"]) for x in lines] == [
+        ("insert", 1),
+        ("update", 1),
+        ("update", 2),
+        ("update", 2),
+        ("truncate", None),
+    ]
+    assert lines[1]["after"]["description"] == long_text  # not null, not left out
+    assert lines[1]["after"]["stock_quantity"] == 9
+    assert lines[2]["before"]["id"] == 1 and lines[2]["after"]["id"] == 2
+    assert "warranty_months" not in lines[2]["after"]
+    assert (
+        lines[3]["after"]["warranty_months"] == 24 and lines[3]["before"]["warranty_months"] is None
+    )
+    assert lines[4]["before"] is None and lines[4]["after"] is None
+    manifest_columns = json.loads(
+        volt_env.read_object(
+            f"raw/electrical_components/dt={dt.datetime.now(dt.UTC).date()}/_manifest.json"
+        )
+    )["columns"]
+    assert manifest_columns[-1] == "warranty_months"

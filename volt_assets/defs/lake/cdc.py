@@ -122,9 +122,11 @@ def drain_cdc_slot(
     except (SourceNotReady, CaptureError) as exc:
         # retrying cannot fix a source that lacks setup or a lost slot: say so at once
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+    behind = "" if result.lag_seconds is None else f", {result.lag_seconds:.0f} s since the last"
     context.log.info(
         f"{result.changes} changes added to raw ({result.replayed} replayed and dropped); "
-        f"read up to the heartbeat of {result.heartbeat_at}"
+        f"read up to the heartbeat of {result.heartbeat_at}; the slot was "
+        f"{result.lag_bytes} WAL bytes behind when the drain began{behind}"
     )
     report(context, store, tables, result)
 

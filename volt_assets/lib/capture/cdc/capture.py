@@ -62,6 +62,10 @@ class DrainResult:
     confirmed_lsn: str | None = None
     heartbeat_at: str | None = None  # every commit before this instant is in raw
     opened: dict | None = None  # the opening snapshot, when this run took it
+    # how far behind the slot was when the drain began: WAL bytes, and seconds since the
+    # heartbeat of the drain before (None after the opening)
+    lag_bytes: int | None = None
+    lag_seconds: float | None = None
 
 
 class CdcCapture:
@@ -225,6 +229,7 @@ class CdcCapture:
                     f"the lake has no position for slot {self.slot!r}: run() opens the capture"
                 )
             self._check_slot(conn, position)
+            lag = self._lag(conn, position)
             token = uuid.uuid4().hex
             with conn.cursor() as c:
                 c.execute(HEARTBEAT_SQL, (HEARTBEAT_PREFIX, token))
@@ -242,7 +247,22 @@ class CdcCapture:
         days: dict[str, list[dt.date]] = {}
         for table, day in sorted(written):
             days.setdefault(table, []).append(day)
-        return DrainResult(reader.changes, spool.replayed, days, lsn_text(lsn), at)
+        return DrainResult(reader.changes, spool.replayed, days, lsn_text(lsn), at, None, *lag)
+
+    def _lag(self, conn, position: dict) -> tuple[int, float | None]:
+        """(WAL bytes the slot is behind the server, seconds since the last drain's heartbeat)."""
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                "FROM pg_replication_slots WHERE slot_name = %s",
+                (self.slot,),
+            )
+            behind = int(cur.fetchone()[0])
+        last = position.get("heartbeat_at")
+        since = None
+        if last:
+            since = (ex.utc_now() - dt.datetime.fromisoformat(last)).total_seconds()
+        return behind, since
 
     def _recovery(self, lake_lsn: str | None) -> str:
         return (

@@ -58,6 +58,7 @@ def test_three_updates_between_two_drains_are_three_lines_and_a_delete_keeps_the
     execute(source, "DELETE FROM electrical_components WHERE id = 1")
     second = capture.run(tmp_path / "two")
     assert second.changes == 4 and second.opened is None
+    assert second.lag_bytes > 0 and second.lag_seconds > 0  # four commits behind, a while ago
 
     lines = raw_lines(volt_env, "electrical_components")
     assert [(x["op"], x["key"]) for x in lines] == [("snapshot", 1)] + [("update", 1)] * 3 + [

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from volt_assets.definitions import build_definitions
+from volt_assets.defs.lake.cdc import last_closed_day
 from volt_assets.lib.config import table_config
 from volt_assets_tests.pipeline import create_source_schema, insert, materialize, ts
 from volt_assets_tests.unit.capture.cdc.cdc_lake import make_ready, raw_lines
@@ -92,3 +93,11 @@ def test_materialising_a_cdc_table_by_its_window_is_refused(cdc_users):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "users is `sync: cdc`" in failure.step_failure_data.error.message
+
+
+def test_a_day_closes_only_once_a_heartbeat_after_its_midnight_is_read() -> None:
+    opening = dt.date(2026, 1, 1)
+    assert last_closed_day(opening, "2026-01-03T00:00:00.500000Z") == dt.date(2026, 1, 1)
+    assert last_closed_day(opening, "2026-01-03T00:00:01.000001Z") == dt.date(2026, 1, 2)
+    assert last_closed_day(opening, "2026-01-01T12:00:00.000000Z") is None
+    assert last_closed_day(opening, None) is None

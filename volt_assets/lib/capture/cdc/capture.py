@@ -296,10 +296,19 @@ class CdcCapture:
                 f"the replication slot {self.slot!r} was invalidated ({reason or 'wal_status lost'}"
                 "): PostgreSQL removed WAL it had not delivered." + self._recovery(lake_lsn)
             )
-        if lake_lsn and self.log and lsn_of(confirmed) < lsn_of(lake_lsn):
+        if not (lake_lsn and self.log):
+            return
+        if lsn_of(confirmed) < lsn_of(lake_lsn):
             self.log.info(
                 f"slot {self.slot} is at {confirmed}, the lake at {lake_lsn}: the changes in "
                 "between are replayed and dropped"
+            )
+        elif lsn_of(confirmed) > lsn_of(lake_lsn):
+            # psycopg2 confirms WAL that held no published change by itself (keepalives), so
+            # ahead is no proof of loss; another reader of the slot would be
+            self.log.warning(
+                f"slot {self.slot} is at {confirmed}, ahead of the lake at {lake_lsn}: fine "
+                "if only this capture reads the slot; anything else reading it loses changes"
             )
 
     def _confirm(self, cursor, conn, lsn: int) -> None:

@@ -42,7 +42,8 @@ SLOT = "volt_assets_cdc"
 # The walsender renders dates as ISO with a numeric offset (values.py reads any TimeZone)
 # and floats with every digit.
 SESSION_OPTIONS = "-c DateStyle=ISO,YMD -c extra_float_digits=3"
-DRAIN_SECONDS = 600.0  # a drain that has not read its heartbeat by then fails (and replays)
+# a drain still reading by then stops at the next transaction boundary and writes what it read
+DRAIN_SECONDS = 300.0
 CONFIRM_SECONDS = 10.0
 HEARTBEAT_SQL = (
     "SELECT pg_logical_emit_message(false, %s, json_build_object('drain', %s::text, 'at', "
@@ -60,7 +61,7 @@ class DrainResult:
     replayed: int = 0  # lines dropped as raw held them already
     days: dict[str, list[dt.date]] = field(default_factory=dict)  # table -> days written
     confirmed_lsn: str | None = None
-    heartbeat_at: str | None = None  # every commit before this instant is in raw
+    heartbeat_at: str | None = None  # the last heartbeat read (this drain's, or an earlier one)
     opened: dict | None = None  # the opening snapshot, when this run took it
     # how far behind the slot was when the drain began: WAL bytes, and seconds since the
     # heartbeat of the drain before (None after the opening)
@@ -239,7 +240,9 @@ class CdcCapture:
             spool.close()
             written = spool.written()
             lake_days.write_days(self.store, written, self._manifests, extracted_at)
-            lsn, at = reader.heartbeat
+            lsn = reader.done_through
+            # a drain stopped before its heartbeat closes no day: the last heartbeat stays
+            at = reader.heartbeat[1] if reader.heartbeat else position.get("heartbeat_at")
             new_position = self._position(lsn_text(lsn), at, position.get("opened"))
             lake_days.write_position(self.store, self.slot, new_position)
             self._confirm(cur, conn, lsn)  # only now: raw and the position are written
@@ -247,7 +250,15 @@ class CdcCapture:
         days: dict[str, list[dt.date]] = {}
         for table, day in sorted(written):
             days.setdefault(table, []).append(day)
-        return DrainResult(reader.changes, spool.replayed, days, lsn_text(lsn), at, None, *lag)
+        return DrainResult(
+            changes=reader.changes,
+            replayed=spool.replayed,
+            days=days,
+            confirmed_lsn=lsn_text(lsn),
+            heartbeat_at=at,
+            lag_bytes=lag[0],
+            lag_seconds=lag[1],
+        )
 
     def _lag(self, conn, position: dict) -> tuple[int, float | None]:
         """(WAL bytes the slot is behind the server, seconds since the last drain's heartbeat)."""

@@ -63,27 +63,40 @@ class StreamReader:
         self.position = 0  # the next change's position in its transaction
         self.changes = 0  # lines spooled (replays not counted)
         self.heartbeat: tuple[int, str] | None = None  # (LSN, instant) of the token's message
+        self.last_end: int | None = None  # end LSN of the last whole transaction read
+
+    @property
+    def done_through(self) -> int | None:
+        """The LSN raw is complete before once the spool is written: the heartbeat's, else
+        the end of the last whole transaction."""
+        return self.heartbeat[0] if self.heartbeat else self.last_end
 
     def read(self, cursor, deadline: float) -> None:
+        """Read until the heartbeat, or past `deadline` until the next transaction boundary
+        (a slot far behind is drained in several runs, each writing what it read). A stream
+        silent for as long again after the deadline fails."""
+        give_up = deadline + max(60.0, deadline - time.monotonic())
         while self.heartbeat is None:
+            now = time.monotonic()
+            if now >= deadline and self.tx is None and self.last_end is not None:
+                return
             message = cursor.read_message()
             if message is not None:
                 self.handle(message.payload)
                 continue
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if now >= give_up:
                 raise CaptureError(
-                    "the drain did not reach its heartbeat in time: the slot is far behind "
-                    "(pg_replication_slots shows its lag); run the capture again to go on"
+                    "the replication stream went silent before the drain's heartbeat arrived; "
+                    "nothing was confirmed: run the capture again"
                 )
-            select.select([cursor], [], [], min(1.0, left))
+            select.select([cursor], [], [], 1.0)
 
     def handle(self, payload: bytes) -> None:
         message = self.decoder.decode(payload)
         if isinstance(message, po.Begin):
             self.tx, self.position = message, 0
         elif isinstance(message, po.Commit):
-            self.tx = None
+            self.tx, self.last_end = None, message.end_lsn
         elif isinstance(message, po.RowChange):
             self._row(message)
         elif isinstance(message, po.Truncate):

@@ -208,3 +208,21 @@ def test_an_unchanged_toasted_value_a_key_change_a_truncate_and_a_new_column(
         )
     )["columns"]
     assert manifest_columns[-1] == "warranty_months"
+
+
+def test_a_drain_out_of_time_stops_at_a_transaction_boundary_and_the_next_goes_on(
+    volt_env, source, tmp_path
+) -> None:
+    """A slot far behind is drained in several runs: each writes what it read up to a whole
+    transaction and confirms that; no day closes before a heartbeat is read."""
+    make_ready(source, ["electrical_components"])
+    capture = cdc_capture(volt_env, ["electrical_components"])
+    first = capture.run(tmp_path / "open")
+    for id_ in (1, 2, 3):
+        insert(source, "electrical_components", [component(id_)])
+    short = capture.drain(tmp_path / "short", seconds=0)
+    assert short.changes == 1 and short.heartbeat_at == first.heartbeat_at
+    rest = capture.drain(tmp_path / "rest")
+    assert rest.changes == 2 and rest.heartbeat_at > short.heartbeat_at
+    keys = [x["key"] for x in raw_lines(volt_env, "electrical_components")]
+    assert keys == [1, 2, 3]

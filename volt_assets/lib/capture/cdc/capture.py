@@ -212,6 +212,8 @@ class CdcCapture:
         spool = ChangeSpool(workdir, f"part-{capture_stamp(extracted_at)}", self._through)
         with closing(self.connect()) as conn, closing(self._replication()) as replication:
             conn.autocommit = True
+            # every drain: a table's replica identity or the publication may change meanwhile
+            check_source(conn, sorted(self.tables), self.publication)
             self._check_slot(conn, None)  # before START_REPLICATION fails on a lost slot
             cur = replication.cursor()
             cur.start_replication(

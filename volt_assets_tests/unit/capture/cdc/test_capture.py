@@ -226,3 +226,16 @@ def test_a_drain_out_of_time_stops_at_a_transaction_boundary_and_the_next_goes_o
     assert rest.changes == 2 and rest.heartbeat_at > short.heartbeat_at
     keys = [x["key"] for x in raw_lines(volt_env, "electrical_components")]
     assert keys == [1, 2, 3]
+
+
+def test_a_replica_identity_changed_after_the_opening_is_refused_at_the_next_drain(
+    volt_env, source, tmp_path
+) -> None:
+    make_ready(source, ["users"])
+    capture = cdc_capture(volt_env, ["users"])
+    capture.run(tmp_path / "open")
+    execute(source, "ALTER TABLE users REPLICA IDENTITY DEFAULT")
+    with pytest.raises(SourceNotReady, match=r'ALTER TABLE "users" REPLICA IDENTITY FULL;'):
+        capture.drain(tmp_path / "drain")
+    execute(source, 'ALTER TABLE "users" REPLICA IDENTITY FULL')
+    assert capture.drain(tmp_path / "again").changes == 0

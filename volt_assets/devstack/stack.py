@@ -62,6 +62,17 @@ PG_MAJOR = 18  # the major of the bundled server; data of another major is upgra
 S3_REGION = "eu-central-1"
 S3_DUMMY_KEY = settings.S3_DUMMY_KEY
 DEFAULT_TIMEOUT = 60.0
+# Server settings given on every start (so a data directory made before them gets them too).
+# wal_level=logical: tables with `sync: cdc` are read from logical replication (docs/cdc.md);
+# slots and senders leave room for the stack's slot beside the test suite's, one per test
+# database; a slot nobody drains is invalidated (wal_status `lost`) before its WAL fills a
+# laptop's disk, and the capture then fails loudly with the recovery steps.
+PG_SERVER_SETTINGS = {
+    "wal_level": "logical",
+    "max_replication_slots": "32",
+    "max_wal_senders": "32",
+    "max_slot_wal_keep_size": "2GB",
+}
 EXIT_NOT_RUNNING = 3
 # Object headers kept by the S3 snapshot, besides the user metadata.
 SNAPSHOT_HEADERS = (
@@ -316,8 +327,10 @@ def start_postgres(
     port: int | None = None,
     password: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    server_settings: dict[str, str] | None = None,
 ) -> PgHandle:
-    """Start PostgreSQL on 127.0.0.1:`port` (a free one when None) with its files in `data_dir`.
+    """Start PostgreSQL on 127.0.0.1:`port` (a free one when None) with its files in `data_dir`,
+    its server settings PG_SERVER_SETTINGS with `server_settings` over them.
 
     `data_dir` holds PGDATA (`data/`, created by initdb the first time), the log and the
     socket. The superuser `postgres` gets `password` (a random one when None). The server is
@@ -335,7 +348,9 @@ def start_postgres(
     port = port or free_port()
     sock_dir = _socket_dir(pg_dir, owner)
     _clear_stale_socket_locks(sock_dir)
-    server_options = f"-h {HOST} -p {port} -k {shlex.quote(str(sock_dir))}"
+    given = {**PG_SERVER_SETTINGS, **(server_settings or {})}
+    settings_options = " ".join(f"-c {k}={v}" for k, v in given.items())
+    server_options = f"-h {HOST} -p {port} -k {shlex.quote(str(sock_dir))} {settings_options}"
     error = _run_pg_tool(
         "pg_ctl",
         [
@@ -531,11 +546,33 @@ def ensure_database(pg: PgHandle, name: str) -> bool:
 
 
 def drop_database(pg: PgHandle, name: str) -> None:
-    """Drop database `name` if it exists, ending the sessions still on it (PostgreSQL 13+ FORCE)."""
+    """Drop database `name` if it exists, ending the sessions still on it (PostgreSQL 13+ FORCE)
+    and dropping its logical replication slots first (FORCE does not, and a slot blocks the drop)."""
     from psycopg2 import sql
 
     with pg.admin_cursor() as cur:
+        _drop_slots_of(cur, name)
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _drop_slots_of(cur, name: str, timeout: float = 10.0) -> None:
+    """Drop the replication slots of database `name`, ending the walsenders that hold them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cur.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE database = %s AND active_pid IS NOT NULL",
+            (name,),
+        )
+        cur.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE database = %s AND NOT active",
+            (name,),
+        )
+        cur.execute("SELECT count(*) FROM pg_replication_slots WHERE database = %s", (name,))
+        if not cur.fetchone()[0] or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)  # a terminated walsender releases its slot as it exits
 
 
 # --------------------------------------------------------------------------- S3 (moto)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import psycopg2
+import psycopg2.extras
 import pytest
 
 from volt_assets.devstack import stack
@@ -126,6 +127,8 @@ def test_up_starts_postgres_and_s3(cli: StackCli) -> None:
     with cli.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW server_version_num")
         assert int(cur.fetchone()[0]) // 10000 == 18
+        cur.execute("SHOW wal_level")  # `sync: cdc` tables read logical replication
+        assert cur.fetchone() == ("logical",)
     conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password"):
         psycopg2.connect(
@@ -238,6 +241,48 @@ def test_volt_env_gives_a_fresh_database_and_bucket(volt_env) -> None:
     volt_env.s3.put_object(Bucket=volt_env.bucket, Key="raw/x/dt=2026-01-01/a.jsonl", Body=b"{}\n")
     assert volt_env.list_keys("raw/") == ["raw/x/dt=2026-01-01/a.jsonl"]
     assert volt_env.read_object("raw/x/dt=2026-01-01/a.jsonl") == b"{}\n"
+
+
+def test_suite_postgres_serves_logical_replication(pg_server: stack.PgHandle) -> None:
+    """The suite's server runs as the stack's does: logical WAL, room for a slot per test
+    database, a slot's kept WAL bounded."""
+    with pg_server.admin_cursor() as cur:
+        found = {}
+        for name in ("wal_level", "max_replication_slots", "max_wal_senders"):
+            cur.execute(f"SHOW {name}")
+            found[name] = cur.fetchone()[0]
+        cur.execute("SELECT setting, unit FROM pg_settings WHERE name = 'max_slot_wal_keep_size'")
+        keep = cur.fetchone()
+    assert found == {"wal_level": "logical", "max_replication_slots": "32", "max_wal_senders": "32"}
+    assert keep == ("2048", "MB")
+
+
+def test_drop_database_drops_its_replication_slots(pg_server: stack.PgHandle) -> None:
+    """A database with a logical slot (one a walsender holds, too) is dropped, slot and all."""
+    stack.ensure_database(pg_server, "volt_slotted")
+    conn = pg_server.connect("volt_slotted")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_create_logical_replication_slot('volt_slotted_a', 'pgoutput')")
+    replication = psycopg2.connect(
+        pg_server.dsn("volt_slotted"),
+        connection_factory=psycopg2.extras.LogicalReplicationConnection,
+    )
+    rcur = replication.cursor()
+    rcur.create_replication_slot("volt_slotted_b", output_plugin="pgoutput")
+    rcur.start_replication(
+        slot_name="volt_slotted_b",
+        options={"proto_version": "1", "publication_names": "none"},
+        decode=False,
+    )
+    conn.close()
+    stack.drop_database(pg_server, "volt_slotted")
+    with pg_server.admin_cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_database WHERE datname = 'volt_slotted'")
+        assert cur.fetchone() == (0,)
+        cur.execute("SELECT slot_name FROM pg_replication_slots WHERE database = 'volt_slotted'")
+        assert cur.fetchall() == []
+    replication.close()
 
 
 def test_postgres_starts_over_the_socket_lock_of_a_killed_server_left_a_zombie(

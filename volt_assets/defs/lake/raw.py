@@ -159,6 +159,12 @@ def capture_days(
 ):
     """The raw asset's body: the output (its writes streamed to the IO manager), then the
     schema-drift check and the raw checks. `state`: the table's, for hard deletes."""
+    if config.cdc:  # its changes come from logical replication, never from a window's read
+        raise dg.Failure(
+            description=f"{config.name} is `sync: cdc`: its raw days are written by the change "
+            "capture draining the replication slot (docs/cdc.md), not by reading the table",
+            allow_retries=False,
+        )
     days = context_days(context)
     actual = checked_source_columns(config, session)
     drift = ex.detect_drift(config, actual)

@@ -243,6 +243,12 @@ def build_staging_asset(config: TableConfig) -> dg.AssetsDefinition:
 def build_days(config: TableConfig, raw: LakePartitions, days: list[dt.date]):
     """The staging asset's body: the output (its writes streamed to the IO manager), then the
     quality checks judged on the days as they streamed past."""
+    if config.cdc:  # its raw days hold change lines, which staging does not read yet
+        raise dg.Failure(
+            description=f"{config.name} is `sync: cdc`: staging of change lines is not built "
+            "yet (docs/cdc.md); its raw days are complete in the lake",
+            allow_retries=False,
+        )
     quality = StagingQuality(config, raw.store, days)
     stats: dict = {}
     writes = staging_writes(config, raw, days, quality, stats)

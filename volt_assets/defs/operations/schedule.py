@@ -13,6 +13,7 @@ import datetime as dt
 import dagster as dg
 
 from volt_assets.lib.config.partitions import UTC, daily_partitions
+from volt_assets.lib.config.table_config import load_tables
 
 DAILY_JOB = "volt_daily"
 RANGE_START = "dagster/asset_partition_range_start"
@@ -21,9 +22,13 @@ CRON = "30 1 * * *"  # 01:30 UTC: yesterday is closed and late commits had 90 mi
 
 
 def daily_job() -> dg.UnresolvedAssetJobDefinition:
+    selection = dg.AssetSelection.all()
+    cdc_raw = [["raw", t.name] for t in load_tables().values() if t.cdc]
+    if cdc_raw:  # a cdc table's raw days are the change capture's (defs/lake/cdc.py)
+        selection = selection - dg.AssetSelection.assets(*cdc_raw)
     return dg.define_asset_job(
         DAILY_JOB,
-        selection=dg.AssetSelection.all(),
+        selection=selection,
         partitions_def=daily_partitions(),
         description="Every layer (raw, staging, marts, pictures) for a day or a range, in one run.",
     )

@@ -19,6 +19,9 @@ import yaml
 CONFIG_PATH = Path(__file__).parents[2] / "tables.yaml"  # the package root: where a table is added
 
 TEXT_TYPES = ("text", "varchar", "char", "character varying", "character")
+# How a table is read: a daily window on its cursor, a snapshot per partition, or every committed
+# change from PostgreSQL's logical replication (docs/cdc.md).
+SYNC_MODES = ("incremental", "full", "cdc")
 # Columns every staging table adds after the source's own (contract: names start with `_`).
 # `_reasons` of a quarantined row. The list's child is named `element` as Parquet's LIST spec
 # names it, so a file read back has exactly the schema it was written with.
@@ -178,6 +181,11 @@ class TableConfig:
     def incremental(self) -> bool:
         return self.sync == "incremental"
 
+    @property
+    def cdc(self) -> bool:
+        """Read from logical replication: every committed change, deletes included."""
+        return self.sync == "cdc"
+
     def cleaning_of(self, column: str) -> tuple[str, ...]:
         """Cleaning steps of a column: as configured, else `squish` for text."""
         if column in self.clean:
@@ -267,8 +275,8 @@ def parse_config(document: dict) -> dict[str, TableConfig]:
                     f"{where}: {key} {raw[key]!r} is {columns[raw[key]]}; a key or cursor must be "
                     f"one of {', '.join(sorted(KEY_TYPES))} (its text must be exact)"
                 )
-        if raw.get("sync", "incremental") not in ("incremental", "full"):
-            raise ValueError(f"{where}: sync must be incremental or full")
+        if raw.get("sync", "incremental") not in SYNC_MODES:
+            raise ValueError(f"{where}: sync must be one of {', '.join(SYNC_MODES)}")
         refuse = tuple(_rule(r, "ERROR") for r in raw.get("refuse", ()))
         checks = tuple(_rule(r, "ERROR") for r in raw.get("checks", ()))
         for r in refuse:

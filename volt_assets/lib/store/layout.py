@@ -17,6 +17,16 @@ RAW_VERSIONS = "_versions"  # (primary key, cursor, capture) of every captured l
 RAW_DELETES = "_deletes"  # hard deletes noticed while this day ran
 
 
+CDC_POSITIONS = (
+    "raw/_cdc/"  # where each replication slot's position lives, beside the raw it covers
+)
+
+
+def cdc_position_key(slot: str) -> str:
+    """`raw/_cdc/volt_assets_cdc.json`: the slot's position in the lake (docs/cdc.md)."""
+    return f"{CDC_POSITIONS}{slot}.json"
+
+
 def sidecar_name(kind: str, stamp: str) -> str:
     """`_versions-20260102T101112123456Z.parquet`."""
     return f"{kind}-{stamp}.parquet"

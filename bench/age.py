@@ -20,7 +20,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from bench.common import OUT
-from bench.project import materialize, run_job
+from bench.project import DAILY_JOB, materialize, run_job
 from bench.s3_proxy import DelayProxy
 from volt_assets.seeding.source_schema import drop_source_tables, ensure_source_schema
 
@@ -35,7 +35,6 @@ MARTS = ",".join(
     for m in ("dim_components", "daily_category_sales", "daily_component_sales", "users_mart")
 )
 LAKE_TABLES = ("electrical_components", "users", "orders")
-DAILY_JOB = "volt_daily"
 MARTS_SPANS = (180, 365)  # the old lake's first two marts runs, timed against each other
 
 SHOP = """

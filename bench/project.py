@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.common import Measure, run_measured
 
 LAKE_ASSETS = "raw/electrical_components,staging/electrical_components"
+DAILY_JOB = "volt_daily"  # defs/operations/schedule.py: every layer, the tick's [D-1, D]
 
 
 # Run config asking for a process per step (the project's executor runs steps in the

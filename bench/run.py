@@ -50,7 +50,7 @@ from pathlib import Path
 
 from bench import age, report
 from bench.common import OUT, ROOT, TABLE, Measure, empty_bucket, median, prefix_bytes, run_measured
-from bench.project import LAKE_ASSETS, materialize, run_job
+from bench.project import DAILY_JOB, LAKE_ASSETS, materialize, run_job
 from bench.s3_proxy import DelayProxy
 from bench.seed import seed
 
@@ -61,7 +61,6 @@ START = dt.date(2025, 11, 1)  # 365 days: 2025-11-01 .. 2026-10-31, all in the p
 HEAVY_DAY = 300  # 2026-08-28
 NORMAL_DAY = 100
 IDLE_DAY = 370  # 2026-11-06: after the table's last day, so no row has its cursor on it
-DAILY_JOB = "volt_daily"  # defs/operations/schedule.py: every layer, the tick's [D-1, D]
 
 
 class Bench:

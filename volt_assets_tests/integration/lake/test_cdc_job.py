@@ -12,8 +12,8 @@ import pytest
 from volt_assets.definitions import build_definitions
 from volt_assets.defs.lake.cdc import last_closed_day
 from volt_assets.lib.config import table_config
-from volt_assets_tests.pipeline import create_source_schema, insert, materialize, ts
-from volt_assets_tests.unit.capture.cdc.cdc_lake import make_ready, raw_lines
+from volt_assets_tests.pipeline import create_source_schema, insert, materialize
+from volt_assets_tests.unit.capture.cdc.cdc_lake import make_ready, raw_lines, user
 
 USERS = "  users:\n    primary_key: id\n    cursor: updated_at\n    sync: incremental\n"
 
@@ -31,15 +31,6 @@ def cdc_users(volt_env, tmp_path, monkeypatch):
     make_ready(conn, ["users"])
     yield conn
     conn.close()
-
-
-def user(id_: int) -> dict:
-    return {
-        "id": id_,
-        "email": f"u{id_}@volt.example",
-        "created_at": ts("2026-01-02 08:00"),
-        "updated_at": ts("2026-01-02 08:00"),
-    }
 
 
 def test_the_job_drains_the_slot_and_closes_the_days_it_read_past(cdc_users, volt_env):

@@ -13,8 +13,19 @@ from volt_assets.lib.capture.cdc.capture import CdcCapture
 from volt_assets.lib.config import table_config
 from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.layout import MANIFEST
+from volt_assets_tests.pipeline import ts
 
 OPENING_DAY = dt.date(2026, 1, 1)  # VOLT_PARTITIONS_START of the suite (conftest)
+
+
+def user(id_: int) -> dict:
+    """A users row as the app inserts it (the cdc tests' table)."""
+    return {
+        "id": id_,
+        "email": f"u{id_}@volt.example",
+        "created_at": ts("2026-01-02 08:00"),
+        "updated_at": ts("2026-01-02 08:00"),
+    }
 
 
 def make_ready(conn, tables: list[str]) -> None:

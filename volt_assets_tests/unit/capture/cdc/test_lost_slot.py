@@ -15,22 +15,14 @@ from volt_assets.lib.capture.cdc.capture import CdcCapture, SlotLost
 from volt_assets.lib.config import table_config
 from volt_assets.lib.store.lake_store import LakeStore
 from volt_assets.lib.store.layout import cdc_position_key
-from volt_assets_tests.pipeline import create_source_schema, insert, ts
+from volt_assets_tests.pipeline import create_source_schema, insert
 from volt_assets_tests.unit.capture.cdc.cdc_lake import (
     OPENING_DAY,
     cdc_capture,
     make_ready,
     raw_lines,
+    user,
 )
-
-
-def user(id_: int) -> dict:
-    return {
-        "id": id_,
-        "email": f"u{id_}@volt.example",
-        "created_at": ts("2026-01-02 08:00"),
-        "updated_at": ts("2026-01-02 08:00"),
-    }
 
 
 def execute(conn, statement: str, args=()) -> None:
